@@ -110,7 +110,7 @@ def read_frossard_npz(path):
     try:
         with np.load(path) as npz:
             raw = {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, EOFError) as err:
+    except Exception as err:  # any failure to parse means a corrupt or foreign file
         raise read_error(path, err, "Frossard's vgg16_weights.npz (a NumPy .npz archive)") from err
     names = {f"conv{b}_{i}": f"block{b}_conv{i}" for b, n, _ in BLOCKS for i in range(1, n + 1)}
     names.update({"fc6": "fc1", "fc7": "fc2", "fc8": "predictions"})

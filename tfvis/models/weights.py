@@ -243,7 +243,7 @@ def read_keras_weights(path):
             if "layer_names" in root.attrs:
                 return _read_legacy_groups(root)
             return _read_keras3_groups(f)
-    except (OSError, KeyError, ValueError) as err:
+    except Exception as err:  # any failure to parse means a corrupt or foreign file
         raise read_error(path, err, "a Keras weight file (.weights.h5, .keras or legacy .h5)") from err
 
 

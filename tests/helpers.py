@@ -1,0 +1,70 @@
+"""Independent NumPy references and file writers shared by the tests."""
+import numpy as np
+
+
+def conv2d_nhwc(x, kernel, bias=None, stride=1, padding="SAME", groups=1):
+    """Plain NumPy convolution (cross-correlation, as TensorFlow), TF's SAME/VALID padding, grouped."""
+    n, h, w, c = x.shape
+    kh, kw, cin, cout = kernel.shape
+    if padding == "SAME":
+        out_h, out_w = -(-h // stride), -(-w // stride)
+        pad_h = max((out_h - 1) * stride + kh - h, 0)
+        pad_w = max((out_w - 1) * stride + kw - w, 0)
+        x = np.pad(x, ((0, 0), (pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2), (0, 0)))
+    out_h = (x.shape[1] - kh) // stride + 1
+    out_w = (x.shape[2] - kw) // stride + 1
+    group_out = cout // groups
+    outputs = []
+    for g in range(groups):
+        xs = x[..., g * cin : (g + 1) * cin]
+        ks = kernel[..., g * group_out : (g + 1) * group_out]
+        windows = np.lib.stride_tricks.sliding_window_view(xs, (kh, kw), axis=(1, 2))
+        windows = windows[:, : (out_h - 1) * stride + 1 : stride, : (out_w - 1) * stride + 1 : stride]
+        outputs.append(np.einsum("nhwcij,ijco->nhwo", windows, ks, optimize=True))
+    y = np.concatenate(outputs, axis=-1)
+    return y + bias if bias is not None else y
+
+
+def max_pool_nhwc(x, size, stride):
+    """VALID max pooling in NumPy."""
+    windows = np.lib.stride_tricks.sliding_window_view(x, (size, size), axis=(1, 2))
+    return windows[:, ::stride, ::stride].max(axis=(-1, -2))
+
+
+def relu(x):
+    return np.maximum(x, 0.0)
+
+
+def write_legacy_keras_h5(path, arrays, layer_names=None):
+    """Write ``{layer: [kernel, bias]}`` in the Keras 2 HDF5 layout of the keras.applications files.
+
+    Root attribute ``layer_names`` lists every layer (weightless ones too, with empty
+    ``weight_names``); each layer group's ``weight_names`` names its datasets (``<layer>_W_1:0``,
+    ``<layer>_b_1:0`` as in the VGG16 files of that era).
+    """
+    import h5py
+
+    layer_names = layer_names or list(arrays)
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = [n.encode("utf8") for n in layer_names]
+        f.attrs["backend"] = b"tensorflow"
+        f.attrs["keras_version"] = b"2.0.8"
+        for name in layer_names:
+            group = f.create_group(name)
+            values = arrays.get(name, [])
+            weight_names = [f"{name}_{suffix}_1:0" for suffix in ("W", "b")][: len(values)]
+            group.attrs["weight_names"] = [w.encode("utf8") for w in weight_names]
+            for weight_name, value in zip(weight_names, values):
+                group.create_dataset(weight_name, data=value)
+
+
+def random_arrays(shapes, seed=0, scale=0.05):
+    """``{layer: [kernel, bias]}`` of float32 normal values for ``{layer: (kernel_shape, bias_shape)}``."""
+    rng = np.random.default_rng(seed)
+    return {
+        name: [
+            (rng.standard_normal(k, dtype=np.float32) * scale),
+            (rng.standard_normal(b, dtype=np.float32) * scale),
+        ]
+        for name, (k, b) in shapes.items()
+    }

@@ -1,0 +1,78 @@
+"""Layer activations of a model over images, in memory or streamed over a dataset."""
+import numpy as np
+import tensorflow as tf
+
+from .images import iter_batches
+from .layers import feature_model
+
+
+def _compiled_features(model, layers):
+    extractor = feature_model(model, layers)
+
+    @tf.function(reduce_retracing=True)
+    def run(images):
+        outputs = extractor(images, training=False)
+        return outputs if isinstance(outputs, (list, tuple)) else [outputs]
+
+    return run
+
+
+def stream_activations(model, layers, source, batch_size=32, size=None):
+    """Yield ``(ids, {layer: activations})`` batch by batch, for datasets that do not fit in memory.
+
+    Parameters
+    ----------
+    model : keras.Model
+    layers : list of str
+        Layer names.
+    source : ndarray, list of files, directory or tf.data.Dataset
+        Images, see :func:`tfvis.images.iter_images`.
+    batch_size : int
+    size : int, optional
+        Resize and centre-crop every image to ``size`` x ``size`` (needed for folders of mixed sizes).
+
+    Yields
+    ------
+    ids : list of str
+    activations : dict of str to ndarray
+        One array per layer, first axis the batch.
+    """
+    layers = [layers] if isinstance(layers, str) else list(layers)
+    run = _compiled_features(model, layers)
+    for batch in iter_batches(source, batch_size=batch_size, size=size):
+        outputs = run(tf.constant(batch.images))
+        yield batch.ids, {name: out.numpy() for name, out in zip(layers, outputs)}
+
+
+def activations(model, layers, images, batch_size=32):
+    """Activations of ``layers`` for in-memory ``images``, computed in batches.
+
+    Parameters
+    ----------
+    model : keras.Model
+    layers : str or list of str
+    images : ndarray, shape (N, H, W, C)
+        In the model's input space ([0, 255] RGB for the zoo).
+    batch_size : int
+
+    Returns
+    -------
+    dict of str to ndarray
+        Layer name to activations of shape (N, ...).
+
+    Examples
+    --------
+    >>> acts = activations(model, ["block1_conv1"], photos)  # doctest: +SKIP
+    >>> acts["block1_conv1"].shape                          # doctest: +SKIP
+    (4, 224, 224, 64)
+    """
+    layers = [layers] if isinstance(layers, str) else list(layers)
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim != 4:
+        raise ValueError(f"images must have shape (N, H, W, C); got {images.shape}")
+    run = _compiled_features(model, layers)
+    chunks = {name: [] for name in layers}
+    for start in range(0, len(images), batch_size):
+        for name, out in zip(layers, run(tf.constant(images[start : start + batch_size]))):
+            chunks[name].append(out.numpy())
+    return {name: np.concatenate(parts) for name, parts in chunks.items()}

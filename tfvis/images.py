@@ -1,0 +1,255 @@
+"""Images in, images out: reading files, the offline sample photos, and batches from any source.
+
+Every function returns float32 RGB arrays with values in [0, 255], the input contract of the
+zoo models.
+"""
+import sys
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+#: scikit-image's bundled photos, colour first, then greyscale scenes and textures (as RGB).
+SAMPLE_NAMES = (
+    "chelsea", "coffee", "astronaut", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
+    "camera", "coins", "clock", "moon", "brick", "grass", "gravel",
+)  # fmt: skip
+
+
+class ImageLoadError(ValueError):
+    """A file could not be read as an image."""
+
+
+class ImageBatch(NamedTuple):
+    """A batch from :func:`iter_batches`: string ids and float32 RGB images (N, H, W, 3) in [0, 255]."""
+
+    ids: list
+    images: np.ndarray
+
+
+def to_rgb_array(array):
+    """Convert an image array (greyscale, RGB or RGBA; uint8, uint16, bool or float) to float32 RGB in [0, 255].
+
+    Floats are taken to be in [0, 1] when their maximum is at most 1, else in [0, 255].
+    """
+    array = np.asarray(array)
+    if array.dtype == bool:
+        array = array.astype(np.float32) * 255.0
+    elif array.dtype == np.uint16:
+        array = array.astype(np.float32) / 257.0
+    elif np.issubdtype(array.dtype, np.floating) and array.size and np.nanmax(array) <= 1.0:
+        array = array.astype(np.float32) * 255.0
+    array = array.astype(np.float32)
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[-1] not in (1, 2, 3, 4):
+        raise ValueError(f"expected an image of shape (H, W), (H, W, 1|3|4); got {array.shape}")
+    if array.shape[-1] in (2, 4):  # drop alpha
+        array = array[..., :-1]
+    if array.shape[-1] == 1:
+        array = np.repeat(array, 3, axis=-1)
+    return np.clip(array, 0.0, 255.0)
+
+
+def _pil_to_array(image):
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
+        values = np.asarray(image, dtype=np.float32)
+        return values / 257.0 if values.max(initial=0) > 255 or image.mode.startswith("I;16") else values
+    if image.mode == "F":
+        values = np.asarray(image, dtype=np.float32)
+        return values * 255.0 if values.max(initial=0) <= 1.0 else values
+    if image.mode not in ("RGB", "L"):
+        image = image.convert("RGB")
+    return np.asarray(image)
+
+
+def fit_image(image, size):
+    """Resize the shorter side to ``size`` and centre-crop to ``size`` x ``size`` (or to ``(h, w)``)."""
+    from skimage.transform import resize
+
+    height, width = (size, size) if np.isscalar(size) else size
+    h, w = image.shape[:2]
+    scale = max(height / h, width / w)
+    new_h, new_w = max(height, round(h * scale)), max(width, round(w * scale))
+    if (new_h, new_w) != (h, w):
+        image = resize(image, (new_h, new_w), order=1, preserve_range=True, anti_aliasing=scale < 1)
+    top, left = (new_h - height) // 2, (new_w - width) // 2
+    return np.ascontiguousarray(image[top : top + height, left : left + width], dtype=np.float32)
+
+
+def load_image(path, size=None):
+    """Read an image file as float32 RGB in [0, 255].
+
+    JPEG, PNG, BMP, TIFF and anything else Pillow reads; greyscale, RGBA, palette, CMYK and 16-bit
+    images all become RGB.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    size : int or (int, int), optional
+        Resize the shorter side and centre-crop to this size.
+
+    Returns
+    -------
+    ndarray of float32, shape (H, W, 3)
+
+    Raises
+    ------
+    ImageLoadError
+        The file is missing or not an image; the message names it.
+
+    Examples
+    --------
+    >>> image = load_image("photos/cat.jpg", size=224)  # doctest: +SKIP
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+            array = _pil_to_array(image)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+        raise ImageLoadError(f"{path} could not be read as an image: {err}") from err
+    array = to_rgb_array(array)
+    return fit_image(array, size) if size is not None else array
+
+
+def sample_images(names=None, size=None):
+    """scikit-image's natural sample photos, the offline default dataset.
+
+    Parameters
+    ----------
+    names : sequence of str, optional
+        A subset of :data:`SAMPLE_NAMES`; default all of them.
+    size : int or (int, int), optional
+        Resize the shorter side and centre-crop to this size.
+
+    Returns
+    -------
+    dict of str to ndarray
+        Name to float32 RGB image in [0, 255], in the order asked.
+
+    Examples
+    --------
+    >>> photos = sample_images(["chelsea", "coffee"], size=224)
+    >>> photos["chelsea"].shape
+    (224, 224, 3)
+    """
+    import skimage.data
+
+    names = SAMPLE_NAMES if names is None else tuple(names)
+    unknown = [n for n in names if n not in SAMPLE_NAMES]
+    if unknown:
+        raise ValueError(f"unknown sample image(s) {unknown}; choose from: {', '.join(SAMPLE_NAMES)}")
+    photos = {}
+    for name in names:
+        image = to_rgb_array(getattr(skimage.data, name)())
+        photos[name] = fit_image(image, size) if size is not None else image
+    return photos
+
+
+def random_crops(image, size, count, seed=0, min_scale=0.25):
+    """``count`` random square crops of ``image``, each resized to ``size`` x ``size``.
+
+    Crop sides are drawn from ``[min_scale, 1]`` times the shorter side; used to enlarge the
+    offline sample set with parts of the photos.
+    """
+    rng = np.random.default_rng(seed)
+    h, w = image.shape[:2]
+    crops = []
+    for _ in range(count):
+        side = int(rng.uniform(min_scale, 1.0) * min(h, w))
+        top, left = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
+        crops.append(fit_image(image[top : top + side, left : left + side], size))
+    return np.stack(crops) if crops else np.zeros((0, size, size, 3), np.float32)
+
+
+def sample_dataset(count, size=224, seed=0):
+    """The offline dataset: the sample photos, then random crops of them, ``count`` images in all.
+
+    Returns
+    -------
+    ids : list of str
+        ``"chelsea"`` for a whole photo, ``"chelsea_crop3"`` for a crop.
+    images : ndarray of float32, shape (count, size, size, 3)
+    """
+    photos = sample_images()
+    ids, images = [], []
+    for name, photo in list(photos.items())[:count]:
+        ids.append(name)
+        images.append(fit_image(photo, size))
+    extra = count - len(ids)
+    names = list(photos)
+    for i in range(extra):
+        name = names[i % len(names)]
+        crop = random_crops(photos[name], size, 1, seed=seed * 100003 + i)[0]
+        ids.append(f"{name}_crop{i // len(names)}")
+        images.append(crop)
+    return ids, np.stack(images) if images else np.zeros((0, size, size, 3), np.float32)
+
+
+def _iter_dir(directory, size):
+    files = sorted(p for p in Path(directory).rglob("*") if p.is_file() and not p.name.startswith("."))
+    skipped = 0
+    for path in files:
+        try:
+            yield path.relative_to(directory).as_posix(), load_image(path, size=size)
+        except ImageLoadError as err:
+            skipped += 1
+            print(f"tfvis: warning: skipped {err}", file=sys.stderr)
+    if skipped:
+        print(f"tfvis: skipped {skipped} unreadable file(s) of {len(files)} in {directory}", file=sys.stderr)
+
+
+def _iter_dataset(dataset, size):
+    spec = dataset.element_spec
+    image_spec = spec[0] if isinstance(spec, (tuple, list)) else spec
+    if image_spec.shape.rank == 4:
+        dataset = dataset.unbatch()
+    for i, element in enumerate(dataset.as_numpy_iterator()):
+        image = to_rgb_array(element[0] if isinstance(element, (tuple, list)) else element)
+        yield str(i), fit_image(image, size) if size is not None else image
+
+
+def iter_images(source, size=None):
+    """Yield ``(id, image)`` pairs from an array, a list of files, a directory or a ``tf.data.Dataset``.
+
+    Directories are walked recursively in sorted order; unreadable files are skipped with one
+    warning each and a count at the end. Array and dataset items get their index as id.
+    """
+    if isinstance(source, (str, Path)):
+        if not Path(source).is_dir():
+            raise ValueError(f"{source} is not a directory of images")
+        yield from _iter_dir(Path(source), size)
+    elif isinstance(source, np.ndarray) or (isinstance(source, (list, tuple)) and source and np.ndim(source[0]) >= 2):
+        for i, image in enumerate(source):
+            image = to_rgb_array(image)
+            yield str(i), fit_image(image, size) if size is not None else image
+    elif isinstance(source, (list, tuple)):
+        for path in source:
+            yield str(path), load_image(path, size=size)
+    elif hasattr(source, "element_spec"):
+        yield from _iter_dataset(source, size)
+    else:
+        raise TypeError(f"cannot read images from {type(source).__name__}: give an array, files, a folder or a tf.data.Dataset")
+
+
+def iter_batches(source, batch_size=32, size=None):
+    """Group :func:`iter_images` into :class:`ImageBatch` es of at most ``batch_size``.
+
+    Images within a batch must share a shape: pass ``size`` for folders of mixed sizes.
+    """
+    ids, images = [], []
+    for image_id, image in iter_images(source, size=size):
+        if images and image.shape != images[0].shape:
+            raise ValueError(
+                f"image {image_id} has shape {image.shape}, the batch has {images[0].shape}: pass size=... to resize"
+            )
+        ids.append(image_id)
+        images.append(image)
+        if len(images) == batch_size:
+            yield ImageBatch(ids, np.stack(images))
+            ids, images = [], []
+    if images:
+        yield ImageBatch(ids, np.stack(images))

@@ -1,0 +1,77 @@
+"""What a model offers to visualize: its layers, their channel counts, and sub-models that expose them."""
+import keras
+
+_VISUAL_TYPES = (
+    keras.layers.Conv1D,
+    keras.layers.Conv2D,
+    keras.layers.Conv3D,
+    keras.layers.DepthwiseConv2D,
+    keras.layers.SeparableConv2D,
+    keras.layers.Conv2DTranspose,
+    keras.layers.Dense,
+    keras.layers.Concatenate,
+    keras.layers.Add,
+)
+
+
+def _channels(layer):
+    shape = layer.output.shape
+    return None if shape is None or shape[-1] is None else int(shape[-1])
+
+
+def layer_info(model, kinds=None):
+    """The layers worth visualizing, in order, with their channel counts.
+
+    Convolutions, dense layers, concatenations (Inception's mixed blocks) and additions (residual
+    sums). In the zoo these are the pre-ReLU outputs; ``<name>_relu`` follows each.
+
+    Parameters
+    ----------
+    model : keras.Model
+    kinds : tuple of layer classes, optional
+        Restrict to these classes (e.g. ``(keras.layers.Conv2D,)``).
+
+    Returns
+    -------
+    list of (str, int)
+        ``[("conv1", 96), ("conv2", 256), ...]``.
+
+    Examples
+    --------
+    >>> layer_info(tfvis.load_model("vgg16", weights="hed", include_top=False))[:2]  # doctest: +SKIP
+    [('block1_conv1', 64), ('block1_conv2', 64)]
+    """
+    kinds = kinds or _VISUAL_TYPES
+    return [(layer.name, _channels(layer)) for layer in model.layers if isinstance(layer, kinds)]
+
+
+def conv_layer_names(model):
+    """Names of the layers with a spatial map (rank-4 output) among :func:`layer_info`."""
+    return [name for name, _ in layer_info(model) if len(model.get_layer(name).output.shape) == 4]
+
+
+def get_layer(model, name):
+    """``model.get_layer(name)`` with an error that lists the valid names."""
+    try:
+        return model.get_layer(name)
+    except ValueError:
+        valid = [n for n, _ in layer_info(model)]
+        raise ValueError(f"model {model.name!r} has no layer {name!r}; visualizable layers: {', '.join(valid)}") from None
+
+
+def feature_model(model, layers):
+    """A model from ``model``'s input to the outputs of ``layers`` (a list of names), sharing weights."""
+    outputs = [get_layer(model, name).output for name in layers]
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    return keras.Model(inputs, outputs, name=f"{model.name}_features")
+
+
+def parse_target(target):
+    """Split ``"layer:channel"`` into ``(layer, channel)``; ``(layer, None)`` when there is no channel."""
+    name, _, channel = str(target).partition(":")
+    if not channel:
+        return name, None
+    try:
+        return name, int(channel)
+    except ValueError:
+        raise ValueError(f"target {target!r}: expected 'layer:channel' with an integer channel") from None
