@@ -110,7 +110,8 @@ def load_image(path, size=None):
             image.load()
             array = _pil_to_array(image)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
-        raise ImageLoadError(f"{path} could not be read as an image: {err}") from err
+        reason = str(err).replace(f"'{path}'", "").replace(str(path), "").strip(" :") or type(err).__name__
+        raise ImageLoadError(f"{path} could not be read as an image ({reason})") from err
     array = to_rgb_array(array)
     return fit_image(array, size) if size is not None else array
 
