@@ -217,9 +217,14 @@ def iter_images(source, size=None):
     """Yield ``(id, image)`` pairs from an array, a list of files, a directory or a ``tf.data.Dataset``.
 
     Directories are walked recursively in sorted order; unreadable files are skipped with one
-    warning each and a count at the end. Array and dataset items get their index as id.
+    warning each and a count at the end. A dict maps ids to images; array and dataset items get
+    their index as id.
     """
-    if isinstance(source, (str, Path)):
+    if isinstance(source, dict):
+        for image_id, image in source.items():
+            image = to_rgb_array(image)
+            yield str(image_id), fit_image(image, size) if size is not None else image
+    elif isinstance(source, (str, Path)):
         if not Path(source).is_dir():
             raise ValueError(f"{source} is not a directory of images")
         yield from _iter_dir(Path(source), size)
@@ -236,13 +241,16 @@ def iter_images(source, size=None):
         raise TypeError(f"cannot read images from {type(source).__name__}: give an array, files, a folder or a tf.data.Dataset")
 
 
-def iter_batches(source, batch_size=32, size=None):
+def iter_batches(source, batch_size=32, size=None, limit=None):
     """Group :func:`iter_images` into :class:`ImageBatch` es of at most ``batch_size``.
 
     Images within a batch must share a shape: pass ``size`` for folders of mixed sizes.
+    ``limit`` stops after that many images.
     """
+    import itertools
+
     ids, images = [], []
-    for image_id, image in iter_images(source, size=size):
+    for image_id, image in itertools.islice(iter_images(source, size=size), limit):
         if images and image.shape != images[0].shape:
             raise ValueError(
                 f"image {image_id} has shape {image.shape}, the batch has {images[0].shape}: pass size=... to resize"

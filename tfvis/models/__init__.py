@@ -137,8 +137,13 @@ def load_model(name, weights="auto", include_top=True, seed=0, input_shape=None)
     """
     module = zoo_module(name)
     source = resolve_weights(module, weights, include_top, seed)
+    options = {}
+    if source.path is not None and hasattr(module, "build_options"):
+        options = module.build_options(source.path)  # e.g. the LRN settings held by InceptionV1.pb
     keras.utils.set_random_seed(seed)
-    model = module.build(include_top=include_top, input_shape=input_shape, preprocess=module.preprocess_for(source.name))
+    model = module.build(
+        include_top=include_top, input_shape=input_shape, preprocess=module.preprocess_for(source.name), **options
+    )
     if source.path is not None:
         arrays = module.read_weights(source.path)
         expected = weighted_layers(model)

@@ -23,6 +23,7 @@ DEFAULT_SIZE = 227
 # conv1 11x11/4 VALID, then three 3x3/2 VALID pools: pool5 is 1x1 from 67 x 67 on.
 MIN_SIZE = 67
 CONV_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
+REPORT_LAYERS = CONV_LAYERS  # what the CLI reports by default
 TOP_LAYERS = ("fc6", "fc7", "fc8")
 
 # Caffe's ImageNet mean (ilsvrc_2012_mean.npy averaged over pixels), in BGR order.

@@ -69,6 +69,7 @@ BRANCH_SUFFIXES = ("1x1", "3x3_bottleneck", "3x3", "5x5_bottleneck", "5x5", "poo
 CONV_LAYERS = ("conv2d0", "conv2d1", "conv2d2") + tuple(
     f"{m}_{suffix}" for m in MIXED_LAYERS for suffix in BRANCH_SUFFIXES
 )
+REPORT_LAYERS = ("conv2d0", "conv2d1", "conv2d2") + MIXED_LAYERS  # what the CLI reports by default
 WEIGHTED_LAYERS = CONV_LAYERS + TOP_LAYERS  # every layer that holds a kernel and a bias
 LRN_LAYERS = ("localresponsenorm0", "localresponsenorm1")
 MAXPOOL_AFTER = {"conv2d0": "maxpool0", "mixed3b": "maxpool4", "mixed4e": "maxpool10"}
@@ -116,8 +117,8 @@ def _lrn_settings(lrn, layer):
 
 
 def _check_top_input(input_shape):
-    height, width = input_shape[0], input_shape[1]
-    if height is None or width is None or -(-height // TOTAL_STRIDE) != TOP_GRID or -(-width // TOTAL_STRIDE) != TOP_GRID:
+    grid = [None if side is None else -(-side // TOTAL_STRIDE) for side in input_shape[:2]]  # SAME: ceil
+    if grid != [TOP_GRID, TOP_GRID]:
         raise ValueError(
             f"with include_top=True the input must be {DEFAULT_SIZE} x {DEFAULT_SIZE} (any size from "
             f"{(TOP_GRID - 1) * TOTAL_STRIDE + 1} to {TOP_GRID * TOTAL_STRIDE} gives the 7 x 7 grid that "

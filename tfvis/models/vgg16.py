@@ -21,6 +21,7 @@ DEFAULT_SIZE = 224
 MIN_SIZE = 32
 BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512))  # block, convs, filters
 CONV_LAYERS = tuple(f"block{b}_conv{i}" for b, n, _ in BLOCKS for i in range(1, n + 1))
+REPORT_LAYERS = CONV_LAYERS  # what the CLI reports by default
 TOP_LAYERS = ("fc1", "fc2", "predictions")
 
 # Caffe's preprocessing: RGB to BGR, minus the BGR mean of the training set.

@@ -1,0 +1,80 @@
+"""Atomic file writing: every file appears complete or not at all (temp file, then rename)."""
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def write_bytes(path, data):
+    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def write_text(path, text):
+    """Write UTF-8 ``text`` atomically."""
+    return write_bytes(path, text.encode("utf8"))
+
+
+def write_json(path, obj):
+    """Write ``obj`` as indented JSON atomically."""
+    return write_text(path, json.dumps(obj, indent=1, sort_keys=True, default=_json_default))
+
+
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot write {type(obj).__name__} as JSON")
+
+
+def read_json(path, default=None):
+    """Read a JSON file; ``default`` if it is missing or unreadable (an interrupted older run)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf8"))
+    except (OSError, ValueError):
+        return default
+
+
+def save_npy(path, array):
+    """Save ``array`` as ``.npy`` atomically."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(array))
+    return write_bytes(path, buffer.getvalue())
+
+
+def to_uint8(image):
+    """An image in [0, 1] (float) or [0, 255] (uint8) as uint8; greyscale stays 2-D."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        image = np.clip(np.nan_to_num(image, nan=0.5) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    return image
+
+
+def save_png(path, image, scale=1):
+    """Save an image in [0, 1] (float) or uint8 as PNG atomically, optionally enlarged ``scale`` times (nearest)."""
+    from PIL import Image
+
+    pixels = to_uint8(image)
+    if scale > 1:
+        pixels = np.repeat(np.repeat(pixels, scale, axis=0), scale, axis=1)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG", optimize=False)
+    return write_bytes(path, buffer.getvalue())

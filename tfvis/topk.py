@@ -1,0 +1,263 @@
+"""The strongest activations of each channel over a dataset, streamed (Zeiler & Fergus, figure 2).
+
+One forward pass per batch serves every channel of every requested layer: the compiled step
+returns only each channel's maximum and its position per image, and a running top-k per channel
+is merged on the host. Only the images that currently hold a top-k place are kept, so memory is
+bounded by the batch size and k x channels, not by the dataset.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+import tensorflow as tf
+from tqdm.auto import tqdm
+
+from .images import iter_batches
+from .layers import feature_model, get_layer
+from .receptive_field import receptive_field
+
+
+@dataclass
+class LayerTopK:
+    """Top-k activations of some channels of one layer.
+
+    Arrays have the channels as first axis and the rank (strongest first) as second.
+    Ranks that the dataset could not fill (fewer images than k) have value ``-inf`` and id ``""``.
+    """
+
+    layer: str
+    channels: np.ndarray  #: (C,) channel indices
+    values: np.ndarray  #: (C, k) max activation of the channel over positions, per image
+    image_ids: np.ndarray  #: (C, k) ids of the images, as str
+    positions: np.ndarray  #: (C, k, 2) (y, x) of the max unit in the layer's map
+    boxes: np.ndarray  #: (C, k, 4) top, left, bottom, right of the unit's receptive field, clipped to the image
+    patches: np.ndarray  #: (C, k, ry, rx, 3) uint8 image patches centred on the unit, grey outside the image
+    reconstructions: np.ndarray | None = None  #: (C, k, ry, rx, 3) deconvnet reconstructions, same boxes
+    field: object = field(default=None, repr=False)  #: the layer's ReceptiveField
+    image_index: np.ndarray | None = field(default=None, repr=False)  #: (C, k) position in the stream, -1 if unfilled
+
+    @property
+    def k(self):
+        return self.values.shape[1]
+
+    def index(self, channel):
+        """Row of ``channel`` in the arrays."""
+        rows = np.flatnonzero(self.channels == channel)
+        if not len(rows):
+            raise KeyError(f"channel {channel} of {self.layer} was not computed; computed: {self.channels.tolist()}")
+        return int(rows[0])
+
+
+class _RunningTopK:
+    """Running top-k over images for the channels of one layer, merged batch by batch."""
+
+    def __init__(self, channels, k):
+        self.channels = np.asarray(channels)
+        self.k = k
+        n = len(self.channels)
+        self.values = np.full((k, n), -np.inf, np.float32)
+        self.images = np.full((k, n), -1, np.int64)
+        self.flat_positions = np.zeros((k, n), np.int64)
+
+    def merge(self, values, flat_positions, first_index):
+        batch = len(values)
+        values = np.concatenate([self.values, values])
+        images = np.concatenate([self.images, np.arange(first_index, first_index + batch)[:, None].repeat(len(self.channels), 1)])
+        positions = np.concatenate([self.flat_positions, flat_positions])
+        order = np.argsort(-values, axis=0, kind="stable")[: self.k]
+        self.values = np.take_along_axis(values, order, 0)
+        self.images = np.take_along_axis(images, order, 0)
+        self.flat_positions = np.take_along_axis(positions, order, 0)
+
+    def referenced(self):
+        return set(self.images[self.images >= 0].tolist())
+
+
+def _channel_max_step(model, layers, channels):
+    """A compiled step: per layer, each selected channel's max over positions and its flat index."""
+    extractor = feature_model(model, layers)
+    selections = [tf.constant(c, tf.int32) for c in channels]
+
+    @tf.function(reduce_retracing=True)
+    def step(images):
+        outputs = extractor(images, training=False)
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        results = []
+        for out, selection in zip(outputs, selections):
+            out = tf.gather(out, selection, axis=-1)
+            flat = tf.reshape(out, [tf.shape(out)[0], -1, tf.shape(out)[-1]])
+            results.append((tf.reduce_max(flat, axis=1), tf.argmax(flat, axis=1, output_type=tf.int64)))
+        return results
+
+    return step
+
+
+def _resolve_channels(model, layer, channels):
+    count = get_layer(model, layer).output.shape[-1]
+    if channels is None:
+        return np.arange(count)
+    channels = np.atleast_1d(np.asarray(channels, dtype=np.int64))
+    bad = channels[(channels < 0) | (channels >= count)]
+    if len(bad):
+        raise ValueError(f"layer {layer!r} has channels 0..{count - 1}; got {bad.tolist()}")
+    return channels
+
+
+def top_k_layers(
+    model, images, layers, k=9, batch_size=32, size=None, limit=None, reconstruct=True, method="deconvnet", progress=True
+):
+    """Stream ``images`` once and keep the top-k activations of many layers' channels.
+
+    Parameters
+    ----------
+    model : keras.Model
+    images : ndarray, dict of id to image, list of files, directory or tf.data.Dataset
+        The dataset, read once, batch by batch (see :func:`tfvis.images.iter_images`).
+    layers : dict of str to channels
+        Layer name to the channels to keep (a list of ints, or None for all of them).
+    k : int
+        Activations kept per channel, each from a different image.
+    batch_size : int
+    size : int, optional
+        Resize and centre-crop each image to ``size`` x ``size`` (needed for folders of mixed sizes).
+    limit : int, optional
+        Read at most this many images.
+    reconstruct : bool
+        Also compute each kept unit's deconvnet reconstruction (batched over channels).
+    method : {"deconvnet", "guided", "gradient"}
+        Backward rule of the reconstructions.
+    progress : bool
+        Show progress bars.
+
+    Returns
+    -------
+    dict of str to LayerTopK
+    """
+    names = list(layers)
+    channels = [_resolve_channels(model, name, layers[name]) for name in names]
+    step = _channel_max_step(model, names, channels)
+    running = [_RunningTopK(c, k) for c in channels]
+    kept, ids = {}, {}
+    seen = 0
+    bar = tqdm(desc="top-k: images", unit="img", disable=not progress)
+    for batch in iter_batches(images, batch_size=batch_size, size=size, limit=limit):
+        outputs = step(tf.constant(batch.images))
+        for state, (values, positions) in zip(running, outputs):
+            state.merge(values.numpy(), positions.numpy(), seen)
+        needed = set().union(*(state.referenced() for state in running))
+        for offset, image_id in enumerate(batch.ids):
+            if seen + offset in needed:
+                kept[seen + offset] = np.clip(np.rint(batch.images[offset]), 0, 255).astype(np.uint8)
+                ids[seen + offset] = image_id
+        for index in list(kept):
+            if index not in needed:
+                del kept[index], ids[index]
+        seen += len(batch.ids)
+        bar.update(len(batch.ids))
+    bar.close()
+    if not seen:
+        raise ValueError("the image source yielded no images")
+    input_shape = next(iter(kept.values())).shape[:2]
+    results = {}
+    for name, state in zip(names, running):
+        result = _assemble(model, name, state, kept, ids, input_shape)
+        if reconstruct:
+            result.reconstructions = _reconstruct(model, result, kept, batch_size, method, progress)
+        results[name] = result
+    return results
+
+
+def _assemble(model, layer, state, kept, ids, input_shape):
+    rf = receptive_field(model, layer, input_size=tuple(input_shape))
+    map_width = get_layer(model, layer).output.shape[2] or _map_width(model, layer, input_shape)
+    n_channels, k = len(state.channels), state.k
+    positions = np.stack([state.flat_positions // map_width, state.flat_positions % map_width], -1)
+    ry, rx = rf.size
+    patches = np.full((n_channels, k, ry, rx, 3), 128, np.uint8)
+    boxes = np.zeros((n_channels, k, 4), np.int64)
+    image_ids = np.full((n_channels, k), "", dtype=object)
+    for rank in range(k):
+        for row in range(n_channels):
+            index = state.images[rank, row]
+            if index < 0:
+                continue
+            y, x = positions[rank, row]
+            patches[row, rank] = rf.crop(kept[index], y, x, fill=128)
+            boxes[row, rank] = rf.box(y, x, image_shape=input_shape)
+            image_ids[row, rank] = ids[index]
+    return LayerTopK(
+        layer=layer,
+        channels=state.channels,
+        values=state.values.T.copy(),
+        image_ids=image_ids,
+        positions=positions.transpose(1, 0, 2).copy(),
+        boxes=boxes,
+        patches=patches,
+        field=rf,
+        image_index=state.images.T.copy(),
+    )
+
+
+def _map_width(model, layer, input_shape):
+    probe = feature_model(model, [layer])
+    return int(probe.compute_output_shape((1, *input_shape, model.inputs[0].shape[-1]))[2])
+
+
+def _reconstruct(model, result, kept, batch_size, method, progress):
+    """Reconstructions of every kept unit of ``result``, batched over channels and ranks."""
+    from .deconv import reconstruct
+
+    entries = list(zip(*np.nonzero(result.image_index >= 0)))
+    ry, rx = result.field.size
+    out = np.zeros((len(result.channels), result.k, ry, rx, 3), np.float32)
+    bar = tqdm(total=len(entries), desc=f"{result.layer}: reconstructions", unit="patch", disable=not progress)
+    for start in range(0, len(entries), batch_size):
+        chunk = entries[start : start + batch_size]
+        images = np.stack([kept[result.image_index[row, rank]] for row, rank in chunk]).astype(np.float32)
+        targets = [f"{result.layer}:{result.channels[row]}" for row, _ in chunk]
+        positions = [tuple(int(v) for v in result.positions[row, rank]) for row, rank in chunk]
+        maps = reconstruct(model, images, targets, method=method, position=positions, batch_size=batch_size)
+        for (row, rank), full in zip(chunk, maps):
+            y, x = result.positions[row, rank]
+            out[row, rank] = result.field.crop(full, y, x, fill=0.0)
+        bar.update(len(chunk))
+    bar.close()
+    return out
+
+
+def top_k(model, images, layer, channels=None, k=9, batch_size=32, size=None, reconstruct=True, method="deconvnet", progress=True):
+    """The k strongest activations of a layer's channels over a dataset, with patches and reconstructions.
+
+    For every channel, the k images whose maximum over positions is largest (so the k come from k
+    different images), the position of that maximum, the image patch under the unit's receptive
+    field, and (``reconstruct=True``) the deconvnet reconstruction cropped from the same box.
+
+    Parameters
+    ----------
+    model : keras.Model
+    images : ndarray, dict of id to image, list of files, directory or tf.data.Dataset
+        Streamed once; memory does not grow with the dataset.
+    layer : str
+    channels : sequence of int, optional
+        Default every channel of the layer.
+    k : int
+    batch_size : int
+    size : int, optional
+        Resize and centre-crop each image (needed for folders of mixed sizes).
+    reconstruct : bool
+    method : {"deconvnet", "guided", "gradient"}
+    progress : bool
+
+    Returns
+    -------
+    LayerTopK
+
+    Examples
+    --------
+    >>> result = top_k(model, "photos/", "block3_conv1", channels=range(8), size=224)  # doctest: +SKIP
+    >>> result.patches.shape                                                           # doctest: +SKIP
+    (8, 9, 44, 44, 3)
+    """
+    return top_k_layers(
+        model, images, {layer: channels}, k=k, batch_size=batch_size, size=size,
+        reconstruct=reconstruct, method=method, progress=progress,
+    )[layer]  # fmt: skip
