@@ -1,13 +1,17 @@
 """tfvis: see what convolutional networks learn, in TensorFlow 2 / Keras 3.
 
 The model zoo (:func:`load_model`), layer tools (:func:`layer_info`, :func:`activations`,
-:func:`set_weights`, :func:`split_activations`) and images (:mod:`tfvis.images`).
+:func:`set_weights`, :func:`split_activations`, :func:`receptive_field`), images
+(:mod:`tfvis.images`), the deconvnet (:mod:`tfvis.deconv`, :func:`top_k`) and HTML reports
+(:mod:`tfvis.report`, ``python -m tfvis.vgg``).
 """
 from . import images
 from .activations import activations, stream_activations
 from .layers import feature_model, layer_info
 from .models import load_model
 from .models.surgery import set_weights, split_activations
+from .receptive_field import receptive_field, receptive_fields
+from .topk import top_k, top_k_layers
 
 __version__ = "0.1.0"
 
@@ -17,7 +21,11 @@ __all__ = [
     "images",
     "layer_info",
     "load_model",
+    "receptive_field",
+    "receptive_fields",
     "set_weights",
     "split_activations",
     "stream_activations",
+    "top_k",
+    "top_k_layers",
 ]

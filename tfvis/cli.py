@@ -53,6 +53,7 @@ def build_parser(prog, model_name):
     parser.add_argument("--channels", default=DEFAULT_CHANNELS, help="'all', N (the first N), 'a-b' or '3,7,12' (default: 8)")
     parser.add_argument("--images", help="a folder of images (default: scikit-image's sample photos plus crops of them)")
     parser.add_argument("--num-images", type=int, help=f"use at most this many images (default: {DEFAULT_SAMPLE_IMAGES} samples, or the whole folder)")
+    parser.add_argument("--size", type=int, help="image side in pixels (default: the model's input size)")
     parser.add_argument("--top-k", type=int, default=9, help="patches per channel (default: 9)")
     parser.add_argument("--methods", default="deconv", help=f"comma-separated, from: {', '.join(METHODS)}, all (default: deconv)")
     parser.add_argument("--out", help=f"output folder (default: html_out/{model_name})")
@@ -64,7 +65,7 @@ def build_parser(prog, model_name):
 
 
 def _check_positive(args):
-    for name in ("num_images", "top_k", "batch_size"):
+    for name in ("num_images", "top_k", "batch_size", "size"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
@@ -139,7 +140,11 @@ def _run(model_name, args):
     layers = _layers(args.layers, module, info)
     counts = dict(info)
     channels = {name: parse_channels(args.channels, counts[name], name) for name in layers}
-    size = module.DEFAULT_SIZE
+    size = args.size or module.DEFAULT_SIZE
+    if include_top and size != module.DEFAULT_SIZE:
+        raise UsageError(f"--size {size}: layers {', '.join(requested)} need the classifier, whose input is {module.DEFAULT_SIZE} px")
+    if size < module.MIN_SIZE:
+        raise UsageError(f"--size {size}: {module.NAME} needs at least {module.MIN_SIZE} px")
     source, images_label, limit = _image_source(args, size)
     out = Path(args.out or Path("html_out") / model_name)
     settings = {"images": images_label, "top-k": args.top_k, "seed": args.seed, "methods": ", ".join(methods)}
@@ -149,7 +154,7 @@ def _run(model_name, args):
     started = time.perf_counter()
     if todo:
         results = top_k_layers(
-            model, source, todo, k=args.top_k, batch_size=args.batch_size, limit=limit,
+            model, source, todo, k=args.top_k, batch_size=args.batch_size, size=size, limit=limit,
             reconstruct="deconv" in methods, progress=not args.quiet,
         )  # fmt: skip
         for result in results.values():

@@ -13,6 +13,7 @@ lists every channel finished by this or an earlier run.
 """
 import datetime
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -77,9 +78,11 @@ class Report:
         self.env = _environment()
         previous = fileio.read_json(self.out / "run.json")
         stale = previous is not None and previous.get("settings") != self.settings
-        if stale and not force:
+        if stale:
             print(f"tfvis: {self.out} holds a run with other settings; recomputing its channels", file=sys.stderr)
-        self.force = force or stale
+            for folder in ("state", "assets"):  # the old channels no longer match the settings
+                shutil.rmtree(self.out / folder, ignore_errors=True)
+        self.force = force
         self.out.mkdir(parents=True, exist_ok=True)
         fileio.write_json(self.out / "run.json", {"model": model_name, "weights": weights, "settings": self.settings})
         fileio.write_text(self.out / STYLE, (Path(self.env.loader.searchpath[0]) / STYLE).read_text(encoding="utf8"))

@@ -5,7 +5,8 @@ returns only each channel's maximum and its position per image, and a running to
 is merged on the host. Only the images that currently hold a top-k place are kept, so memory is
 bounded by the batch size and k x channels, not by the dataset.
 """
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
@@ -32,8 +33,8 @@ class LayerTopK:
     boxes: np.ndarray  #: (C, k, 4) top, left, bottom, right of the unit's receptive field, clipped to the image
     patches: np.ndarray  #: (C, k, ry, rx, 3) uint8 image patches centred on the unit, grey outside the image
     reconstructions: np.ndarray | None = None  #: (C, k, ry, rx, 3) deconvnet reconstructions, same boxes
-    field: object = field(default=None, repr=False)  #: the layer's ReceptiveField
-    image_index: np.ndarray | None = field(default=None, repr=False)  #: (C, k) position in the stream, -1 if unfilled
+    receptive_field: object = dataclasses.field(default=None, repr=False)  #: the layer's ReceptiveField
+    image_index: np.ndarray | None = dataclasses.field(default=None, repr=False)  #: (C, k) position in the stream, -1 if unfilled
 
     @property
     def k(self):
@@ -168,7 +169,7 @@ def top_k_layers(
 
 def _assemble(model, layer, state, kept, ids, input_shape):
     rf = receptive_field(model, layer, input_size=tuple(input_shape))
-    map_width = get_layer(model, layer).output.shape[2] or _map_width(model, layer, input_shape)
+    map_width = 1 if rf.is_global else rf.output_size[1]
     n_channels, k = len(state.channels), state.k
     positions = np.stack([state.flat_positions // map_width, state.flat_positions % map_width], -1)
     ry, rx = rf.size
@@ -192,14 +193,9 @@ def _assemble(model, layer, state, kept, ids, input_shape):
         positions=positions.transpose(1, 0, 2).copy(),
         boxes=boxes,
         patches=patches,
-        field=rf,
+        receptive_field=rf,
         image_index=state.images.T.copy(),
     )
-
-
-def _map_width(model, layer, input_shape):
-    probe = feature_model(model, [layer])
-    return int(probe.compute_output_shape((1, *input_shape, model.inputs[0].shape[-1]))[2])
 
 
 def _reconstruct(model, result, kept, batch_size, method, progress):
@@ -207,7 +203,7 @@ def _reconstruct(model, result, kept, batch_size, method, progress):
     from .deconv import reconstruct
 
     entries = list(zip(*np.nonzero(result.image_index >= 0)))
-    ry, rx = result.field.size
+    ry, rx = result.receptive_field.size
     out = np.zeros((len(result.channels), result.k, ry, rx, 3), np.float32)
     bar = tqdm(total=len(entries), desc=f"{result.layer}: reconstructions", unit="patch", disable=not progress)
     for start in range(0, len(entries), batch_size):
@@ -218,7 +214,7 @@ def _reconstruct(model, result, kept, batch_size, method, progress):
         maps = reconstruct(model, images, targets, method=method, position=positions, batch_size=batch_size)
         for (row, rank), full in zip(chunk, maps):
             y, x = result.positions[row, rank]
-            out[row, rank] = result.field.crop(full, y, x, fill=0.0)
+            out[row, rank] = result.receptive_field.crop(full, y, x, fill=0.0)
         bar.update(len(chunk))
     bar.close()
     return out

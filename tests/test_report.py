@@ -1,0 +1,141 @@
+"""The model CLIs and their HTML reports: content, resume, errors, and a real browser."""
+import re
+
+import numpy as np
+import pytest
+from browser import check_pages
+
+from tfvis import cli, fileio
+
+ARGS = ["--weights", "random", "--layers", "block1_conv2,block2_conv1", "--channels", "2", "--num-images", "6",
+        "--top-k", "4", "--size", "48", "--batch-size", "4", "--quiet"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def report_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    status = cli.run("vgg16", "vgg", ARGS + ["--out", str(out)])
+    assert status == 0
+    return out
+
+
+def test_cli_prints_index_path_last(tmp_path, capsys):
+    assert cli.run("vgg16", "vgg", ARGS + ["--out", str(tmp_path), "--layers", "block1_conv1", "--channels", "1"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-1] == str((tmp_path / "index.html").resolve())
+    assert "1 channels computed" in lines[-2]
+
+
+def test_layer_page_has_patches_and_reconstructions(report_dir):
+    html = (report_dir / "block2_conv1.html").read_text()
+    assert html.count('id="ch') == 2
+    patches = re.findall(r'src="(assets/block2_conv1/[^"]+_patch\.png)"', html)
+    deconvs = re.findall(r'src="(assets/block2_conv1/[^"]+_deconv\.png)"', html)
+    assert len(patches) == len(deconvs) == 2 * 4
+    for src in patches + deconvs:
+        assert (report_dir / src).is_file()
+    # Raw arrays beside the PNGs, named <model>_<layer>_<image>.
+    npys = sorted((report_dir / "assets" / "block2_conv1").glob("vgg16_block2_conv1_*_ch0.npy"))
+    assert len(npys) == 4
+    assert np.load(npys[0]).shape == (10, 10, 3)  # block2_conv1's receptive field is 10 x 10
+    assert "http" not in html.replace("http-equiv", "")  # nothing external: opens offline
+
+
+def test_index_lists_layers_with_fields(report_dir):
+    html = (report_dir / "index.html").read_text()
+    assert 'href="block1_conv2.html"' in html and 'href="block2_conv1.html"' in html
+    assert "5 x 5" in html and "10 x 10" in html  # receptive fields of block1_conv2 and block2_conv1
+    assert "random (seed 0)" in html
+
+
+def test_second_run_skips_done_channels_and_force_redoes(report_dir, capsys):
+    manifest = report_dir / "state" / "block2_conv1" / "ch0.json"
+    before = manifest.stat().st_mtime_ns
+    assert cli.run("vgg16", "vgg", ARGS + ["--out", str(report_dir), "--channels", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "2 channels computed, 4 already done" in out  # channel 2 of both layers is new
+    assert manifest.stat().st_mtime_ns == before
+    assert (report_dir / "block2_conv1.html").read_text().count('id="ch') == 3
+    assert cli.run("vgg16", "vgg", ARGS + ["--out", str(report_dir), "--force"]) == 0
+    assert manifest.stat().st_mtime_ns != before
+
+
+def test_interrupted_run_resumes(tmp_path, monkeypatch, capsys):
+    """A crash while writing leaves no half-written file, and the next run finishes the job."""
+    from tfvis import report
+
+    calls = {"n": 0}
+    real = report.Report.add_top_k
+
+    def crash_after_first_layer(self, result):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(self, result)
+
+    monkeypatch.setattr(report.Report, "add_top_k", crash_after_first_layer)
+    with pytest.raises(KeyboardInterrupt):
+        cli.run("vgg16", "vgg", ARGS + ["--out", str(tmp_path)])
+    assert not list(tmp_path.rglob("*.tmp"))
+    monkeypatch.setattr(report.Report, "add_top_k", real)
+    assert cli.run("vgg16", "vgg", ARGS + ["--out", str(tmp_path)]) == 0
+    assert "2 channels computed, 2 already done" in capsys.readouterr().out
+
+
+def test_changed_settings_recompute(report_dir, capsys):
+    assert cli.run("vgg16", "vgg", ARGS + ["--out", str(report_dir), "--top-k", "3"]) == 0
+    captured = capsys.readouterr()
+    assert "other settings" in captured.err and "4 channels computed" in captured.out
+    assert fileio.read_json(report_dir / "run.json")["settings"]["top-k"] == 3
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (["--layers", "block9_conv1"], "no layer block9_conv1; choose from: block1_conv1"),
+        (["--channels", "70-80"], "has channels 0-63"),
+        (["--channels", "x"], "use 'all'"),
+        (["--methods", "magic"], "choose from: deconv"),
+        (["--top-k", "0"], "at least 1"),
+        (["--images", "/no/such/folder"], "not a folder"),
+        (["--weights", "nonsense"], "neither a file nor one of"),
+    ],
+)
+def test_bad_options_exit_2_with_one_line(bad, message, tmp_path, capsys):
+    assert cli.run("vgg16", "vgg", ARGS + ["--out", str(tmp_path)] + bad) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+
+
+def test_alexnet_without_weights_explains_how_to_get_them(tmp_path, capsys):
+    assert cli.run("alexnet", "alex", ["--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "bvlc_alexnet.npy" in err and "http://www.cs.toronto.edu/~guerzhoy/tf_alexnet/bvlc_alexnet.npy" in err
+
+
+def test_images_folder_with_a_broken_file(tmp_path, capsys):
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 255, (40 + i, 50, 3), dtype=np.uint8)).save(photos / f"p{i}.jpg")
+    (photos / "broken.png").write_bytes(b"nope")
+    args = ARGS + ["--out", str(tmp_path / "out"), "--images", str(photos), "--layers", "block1_conv1"]
+    args[args.index("--num-images") + 1] = "100"
+    assert cli.run("vgg16", "vgg", args) == 0
+    assert "skipped 1 unreadable file(s) of 6" in capsys.readouterr().err
+
+
+def test_report_opens_in_chromium(tmp_path):
+    assert cli.run("vgg16", "vgg", ARGS + ["--out", str(tmp_path / "report")]) == 0
+    screenshot = tmp_path / "index.png"
+    results = check_pages(tmp_path / "report" / "index.html", screenshot=screenshot)
+    assert len(results) == 3  # index and two layer pages, reached by following links
+    for url, (widths, errors, links) in results.items():
+        assert widths and all(w > 0 for w in widths) or url.endswith("index.html"), url
+        assert not errors, (url, errors)
+    layer_page = next(r for u, r in results.items() if u.endswith("block2_conv1.html"))
+    assert len(layer_page[0]) == 2 * 2 * 4  # 2 channels x (patches + reconstructions) x top-4
+    assert screenshot.stat().st_size > 1000
