@@ -57,14 +57,14 @@ def main():
             forward(tf.constant(images[start : start + args.batch_size])).numpy()
 
     def streamed_top_k():
-        return top_k(model, images, LAYER, k=9, batch_size=args.batch_size, reconstruct=False, progress=False)
+        return top_k(model, images, LAYER, k=9, batch_size=args.batch_size, methods=(), progress=False)
 
     plain_forward()  # trace and warm up both
     streamed_top_k()
     t_forward = best_of(plain_forward, args.repeats)
     t_topk = best_of(streamed_top_k, args.repeats)
 
-    result = top_k(model, images, LAYER, channels=range(args.channels), k=9, batch_size=args.batch_size, reconstruct=False, progress=False)
+    result = top_k(model, images, LAYER, channels=range(args.channels), k=9, batch_size=args.batch_size, methods=(), progress=False)
     entries = [(row, rank) for row in range(args.channels) for rank in range(9)]
     by_id = dict(zip(ids, images))
     batch_images = np.stack([by_id[result.image_ids[row, rank]] for row, rank in entries])

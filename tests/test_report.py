@@ -30,12 +30,13 @@ def test_layer_page_has_patches_and_reconstructions(report_dir):
     html = (report_dir / "block2_conv1.html").read_text()
     assert html.count('id="ch') == 2
     patches = re.findall(r'src="(assets/block2_conv1/[^"]+_patch\.png)"', html)
-    deconvs = re.findall(r'src="(assets/block2_conv1/[^"]+_deconv\.png)"', html)
-    assert len(patches) == len(deconvs) == 2 * 4
-    for src in patches + deconvs:
+    deconvs = re.findall(r'src="(assets/block2_conv1/[^"]+_deconvnet\.png)"', html)
+    guided = re.findall(r'src="(assets/block2_conv1/[^"]+_guided\.png)"', html)
+    assert len(patches) == len(deconvs) == len(guided) == 2 * 4
+    for src in patches + deconvs + guided:
         assert (report_dir / src).is_file()
     # Raw arrays beside the PNGs, named <model>_<layer>_<image>.
-    npys = sorted((report_dir / "assets" / "block2_conv1").glob("vgg16_block2_conv1_*_ch0.npy"))
+    npys = sorted((report_dir / "assets" / "block2_conv1").glob("vgg16_block2_conv1_*_ch0_deconvnet.npy"))
     assert len(npys) == 4
     assert np.load(npys[0]).shape == (10, 10, 3)  # block2_conv1's receptive field is 10 x 10
     assert "http" not in html.replace("http-equiv", "")  # nothing external: opens offline
@@ -137,5 +138,5 @@ def test_report_opens_in_chromium(tmp_path):
         assert widths and all(w > 0 for w in widths) or url.endswith("index.html"), url
         assert not errors, (url, errors)
     layer_page = next(r for u, r in results.items() if u.endswith("block2_conv1.html"))
-    assert len(layer_page[0]) == 2 * 2 * 4  # 2 channels x (patches + reconstructions) x top-4
+    assert len(layer_page[0]) == 2 * 3 * 4  # 2 channels x (patches, deconvnet, guided) x top-4
     assert screenshot.stat().st_size > 1000

@@ -155,7 +155,7 @@ def _run(model_name, args):
     if todo:
         results = top_k_layers(
             model, source, todo, k=args.top_k, batch_size=args.batch_size, size=size, limit=limit,
-            reconstruct="deconv" in methods, progress=not args.quiet,
+            methods=("deconvnet", "guided") if "deconv" in methods else (), progress=not args.quiet,
         )  # fmt: skip
         for result in results.values():
             report.add_top_k(result)

@@ -22,6 +22,7 @@ import numpy as np
 from . import fileio
 
 STYLE = "style.css"
+METHOD_TITLES = {"deconvnet": "Deconvnet", "guided": "Guided backprop", "gradient": "Gradient"}
 
 
 def _environment():
@@ -122,11 +123,11 @@ class Report:
                     "box": [int(v) for v in result.boxes[row, rank]],
                     "patch": f"assets/{safe_name(layer)}/{stem}_patch.png",
                 }
-                if result.reconstructions is not None:
-                    fileio.save_npy(assets / f"{stem}.npy", result.reconstructions[row, rank])
-                    fileio.save_png(assets / f"{stem}_deconv.png", display_reconstruction(result.reconstructions[row, rank]))
-                    item["reconstruction"] = f"assets/{safe_name(layer)}/{stem}_deconv.png"
-                    item["npy"] = f"assets/{safe_name(layer)}/{stem}.npy"
+                item["reconstructions"] = {}
+                for method, arrays in result.reconstructions.items():
+                    fileio.save_npy(assets / f"{stem}_{method}.npy", arrays[row, rank])
+                    fileio.save_png(assets / f"{stem}_{method}.png", display_reconstruction(arrays[row, rank]))
+                    item["reconstructions"][method] = f"assets/{safe_name(layer)}/{stem}_{method}.png"
                 items.append(item)
             previous = fileio.read_json(self._manifest_path(layer, channel), {}) or {}
             manifest = {"channel": int(channel), "items": items, "slots": previous.get("slots", {})}
@@ -150,13 +151,12 @@ class Report:
     def _model_context(self, input_desc):
         return {"name": self.model_name, "weights": self.weights, "input": input_desc}
 
-    def write_layer_page(self, layer, channels, field, stride, k, method="deconvnet", input_desc=""):
+    def write_layer_page(self, layer, channels, field, stride, k, input_desc=""):
         """Write ``<layer>.html`` from the finished channels' manifests; returns its path."""
         shown = []
         for manifest in self.manifests(layer):
             items = [
-                {**item, "value": f"{item['value']:.3g}", "position": tuple(item["position"]),
-                 "reconstruction": item.get("reconstruction", item["patch"])}
+                {**item, "value": f"{item['value']:.3g}", "position": tuple(item["position"])}
                 for item in manifest["items"]
             ]  # fmt: skip
             shown.append({"channel": manifest["channel"], "items": items, "slots": list(manifest.get("slots", {}).values())})
@@ -167,7 +167,8 @@ class Report:
             layer={"name": layer, "channels": channels, "field": field, "stride": stride},
             channels=shown,
             k=k,
-            method=method,
+            methods=[m for m in METHOD_TITLES if any(m in i.get("reconstructions", {}) for c in shown for i in c["items"])],
+            titles=METHOD_TITLES,
         )
 
     def write_index(self, layers, input_desc, pages=()):

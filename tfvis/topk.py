@@ -32,7 +32,7 @@ class LayerTopK:
     positions: np.ndarray  #: (C, k, 2) (y, x) of the max unit in the layer's map
     boxes: np.ndarray  #: (C, k, 4) top, left, bottom, right of the unit's receptive field, clipped to the image
     patches: np.ndarray  #: (C, k, ry, rx, 3) uint8 image patches centred on the unit, grey outside the image
-    reconstructions: np.ndarray | None = None  #: (C, k, ry, rx, 3) deconvnet reconstructions, same boxes
+    reconstructions: dict = dataclasses.field(default_factory=dict)  #: method to (C, k, ry, rx, 3) reconstructions, same boxes
     receptive_field: object = dataclasses.field(default=None, repr=False)  #: the layer's ReceptiveField
     image_index: np.ndarray | None = dataclasses.field(default=None, repr=False)  #: (C, k) position in the stream, -1 if unfilled
 
@@ -78,7 +78,7 @@ def _channel_max_step(model, layers, channels):
     extractor = feature_model(model, layers)
     selections = [tf.constant(c, tf.int32) for c in channels]
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(input_signature=[tf.TensorSpec([None, *model.inputs[0].shape[1:]], tf.float32)])
     def step(images):
         outputs = extractor(images, training=False)
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
@@ -104,7 +104,7 @@ def _resolve_channels(model, layer, channels):
 
 
 def top_k_layers(
-    model, images, layers, k=9, batch_size=32, size=None, limit=None, reconstruct=True, method="deconvnet", progress=True
+    model, images, layers, k=9, batch_size=32, size=None, limit=None, methods=("deconvnet", "guided"), progress=True
 ):
     """Stream ``images`` once and keep the top-k activations of many layers' channels.
 
@@ -122,10 +122,8 @@ def top_k_layers(
         Resize and centre-crop each image to ``size`` x ``size`` (needed for folders of mixed sizes).
     limit : int, optional
         Read at most this many images.
-    reconstruct : bool
-        Also compute each kept unit's deconvnet reconstruction (batched over channels).
-    method : {"deconvnet", "guided", "gradient"}
-        Backward rule of the reconstructions.
+    methods : sequence of {"deconvnet", "guided", "gradient"}
+        Reconstructions to compute for each kept unit (batched over channels); empty for none.
     progress : bool
         Show progress bars.
 
@@ -161,8 +159,8 @@ def top_k_layers(
     results = {}
     for name, state in zip(names, running):
         result = _assemble(model, name, state, kept, ids, input_shape)
-        if reconstruct:
-            result.reconstructions = _reconstruct(model, result, kept, batch_size, method, progress)
+        if methods:
+            result.reconstructions = _reconstruct(model, result, kept, batch_size, methods, progress)
         results[name] = result
     return results
 
@@ -198,34 +196,94 @@ def _assemble(model, layer, state, kept, ids, input_shape):
     )
 
 
-def _reconstruct(model, result, kept, batch_size, method, progress):
-    """Reconstructions of every kept unit of ``result``, batched over channels and ranks."""
+def _crops_are_exact(model):
+    """True when reconstructing on an aligned crop around a unit's field gives the full-image result.
+
+    A unit depends only on the pixels of its receptive field. A crop that contains the field and
+    starts on a multiple of the layer's total stride keeps every pooling and stride grid aligned,
+    so the units in the field's cone compute the same values, unless a strided layer pads by an
+    amount that depends on the input size ("same" padding with stride > 1, as InceptionV1's).
+    """
+    for layer in model.layers:
+        strides = getattr(layer, "strides", None)
+        if strides is not None and any(s > 1 for s in np.atleast_1d(strides)) and getattr(layer, "padding", "valid") != "valid":
+            return False
+    return True
+
+
+def _crop_windows(rf, positions, image_shape):
+    """Per unit, an aligned window ``(top, left)`` of one common side per axis holding its field.
+
+    Returns ``(starts, sides)`` with ``starts`` shaped (N, 2), or None when some unit's field
+    does not fit such a window (the caller then uses the whole image).
+    """
+    sides, starts = [], []
+    for axis in range(2):
+        side = min(rf.size[axis] + rf.stride[axis], image_shape[axis])
+        first = rf.start[axis] + positions[:, axis] * rf.stride[axis]  # unclipped field start
+        last_start = (image_shape[axis] - side) // rf.stride[axis] * rf.stride[axis]
+        start = np.minimum(np.maximum(first, 0) // rf.stride[axis] * rf.stride[axis], last_start)
+        stop = np.minimum(first + rf.size[axis], image_shape[axis])
+        if side == image_shape[axis]:
+            start = np.zeros_like(start)
+        elif np.any(stop > start + side) or np.any(np.maximum(first, 0) < start):
+            return None
+        sides.append(side)
+        starts.append(start)
+    return np.stack(starts, -1), tuple(sides)
+
+
+def _reconstruct(model, result, kept, batch_size, methods, progress):
+    """Reconstructions of every kept unit of ``result`` per method, batched over channels and ranks.
+
+    Where exact (see :func:`_crops_are_exact`), each unit is reconstructed on a small aligned crop
+    around its receptive field instead of the whole image.
+    """
     from .deconv import reconstruct
 
+    rf = result.receptive_field
     entries = list(zip(*np.nonzero(result.image_index >= 0)))
-    ry, rx = result.receptive_field.size
-    out = np.zeros((len(result.channels), result.k, ry, rx, 3), np.float32)
-    bar = tqdm(total=len(entries), desc=f"{result.layer}: reconstructions", unit="patch", disable=not progress)
-    for start in range(0, len(entries), batch_size):
-        chunk = entries[start : start + batch_size]
-        images = np.stack([kept[result.image_index[row, rank]] for row, rank in chunk]).astype(np.float32)
+    ry, rx = rf.size
+    out = {method: np.zeros((len(result.channels), result.k, ry, rx, 3), np.float32) for method in methods}
+    if not entries:
+        return out
+    image_shape = next(iter(kept.values())).shape
+    positions = np.array([result.positions[row, rank] for row, rank in entries])
+    windows = None if rf.is_global or not _crops_are_exact(model) else _crop_windows(rf, positions, image_shape)
+    if windows is None:
+        starts, (side_y, side_x) = np.zeros((len(entries), 2), np.int64), image_shape[:2]
+    else:
+        starts, (side_y, side_x) = windows
+    stride = np.array(rf.stride if not rf.is_global else (1, 1))
+    bar = tqdm(total=len(entries) * len(methods), desc=f"{result.layer}: reconstructions", unit="patch", disable=not progress)
+    for begin in range(0, len(entries), batch_size):
+        chunk = entries[begin : begin + batch_size]
+        offsets = starts[begin : begin + batch_size]
+        crops = np.stack([
+            kept[result.image_index[row, rank]][top : top + side_y, left : left + side_x]
+            for (row, rank), (top, left) in zip(chunk, offsets)
+        ]).astype(np.float32)  # fmt: skip
         targets = [f"{result.layer}:{result.channels[row]}" for row, _ in chunk]
-        positions = [tuple(int(v) for v in result.positions[row, rank]) for row, rank in chunk]
-        maps = reconstruct(model, images, targets, method=method, position=positions, batch_size=batch_size)
-        for (row, rank), full in zip(chunk, maps):
-            y, x = result.positions[row, rank]
-            out[row, rank] = result.receptive_field.crop(full, y, x, fill=0.0)
-        bar.update(len(chunk))
+        units = [tuple(int(v) for v in pos) for pos in positions[begin : begin + batch_size] - offsets // stride]
+        for method in methods:
+            maps = reconstruct(model, crops, targets, method=method, position=units, batch_size=batch_size)
+            for (row, rank), (top, left), crop_map in zip(chunk, offsets, maps):
+                canvas = np.zeros(image_shape, np.float32)
+                canvas[top : top + side_y, left : left + side_x] = crop_map
+                y, x = result.positions[row, rank]
+                out[method][row, rank] = rf.crop(canvas, y, x, fill=0.0)
+            bar.update(len(chunk))
     bar.close()
     return out
 
 
-def top_k(model, images, layer, channels=None, k=9, batch_size=32, size=None, reconstruct=True, method="deconvnet", progress=True):
+def top_k(model, images, layer, channels=None, k=9, batch_size=32, size=None, methods=("deconvnet", "guided"), progress=True):
     """The k strongest activations of a layer's channels over a dataset, with patches and reconstructions.
 
     For every channel, the k images whose maximum over positions is largest (so the k come from k
     different images), the position of that maximum, the image patch under the unit's receptive
-    field, and (``reconstruct=True``) the deconvnet reconstruction cropped from the same box.
+    field, and its reconstructions (deconvnet and guided backprop by default) cropped from the
+    same box.
 
     Parameters
     ----------
@@ -239,8 +297,8 @@ def top_k(model, images, layer, channels=None, k=9, batch_size=32, size=None, re
     batch_size : int
     size : int, optional
         Resize and centre-crop each image (needed for folders of mixed sizes).
-    reconstruct : bool
-    method : {"deconvnet", "guided", "gradient"}
+    methods : sequence of {"deconvnet", "guided", "gradient"}
+        Reconstructions to compute; ``()`` for none.
     progress : bool
 
     Returns
@@ -250,10 +308,9 @@ def top_k(model, images, layer, channels=None, k=9, batch_size=32, size=None, re
     Examples
     --------
     >>> result = top_k(model, "photos/", "block3_conv1", channels=range(8), size=224)  # doctest: +SKIP
-    >>> result.patches.shape                                                           # doctest: +SKIP
-    (8, 9, 44, 44, 3)
+    >>> result.patches.shape, sorted(result.reconstructions)                          # doctest: +SKIP
+    ((8, 9, 24, 24, 3), ['deconvnet', 'guided'])
     """
     return top_k_layers(
-        model, images, {layer: channels}, k=k, batch_size=batch_size, size=size,
-        reconstruct=reconstruct, method=method, progress=progress,
-    )[layer]  # fmt: skip
+        model, images, {layer: channels}, k=k, batch_size=batch_size, size=size, methods=methods, progress=progress
+    )[layer]
