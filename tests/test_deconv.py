@@ -406,3 +406,20 @@ def test_errors(alexnet):
         reconstruct(alexnet, images, "conv2:0", position=(40, 0))
     with pytest.raises(ValueError, match="2 targets for 1 images"):
         reconstruct(alexnet, images, ["conv2:0", "conv2:1"])
+
+
+@pytest.mark.parametrize("name, size, layer", [("vgg16", 48, "block3_conv1"), ("inceptionv1", 48, "mixed3a")])
+def test_reconstruct_units_shares_forward_and_matches(name, size, layer):
+    """Units of few images, several methods: the shared pipeline equals one reconstruct call per method."""
+    model = tfvis.load_model(name, weights=None, include_top=False, seed=2)
+    images = np.random.default_rng(0).uniform(0, 255, (2, size, size, 3)).astype(np.float32)
+    image_index = [1, 0, 1, 1]
+    targets = [f"{layer}:3", f"{layer}:3", f"{layer}:9", f"{layer}:20"]
+    positions = [(1, 2), "max", (3, 3), None]
+    maps = deconv.reconstruct_units(model, images, image_index, targets, positions, methods=("deconvnet", "guided"), batch_size=3)
+    for method in ("deconvnet", "guided"):
+        expected = deconv.reconstruct(model, images[image_index], targets, method=method, position=positions)
+        scale = np.abs(expected).max()
+        np.testing.assert_allclose(maps[method], expected, atol=1e-5 * scale, err_msg=method)
+    with pytest.raises(ValueError, match="one layer"):
+        deconv.reconstruct_units(model, images, [0, 1], [f"{layer}:1", "conv2d0:1" if name == "inceptionv1" else "block1_conv1:1"], "max")

@@ -485,6 +485,10 @@ def _conv_backward(layer, g, x):
     strides = (1, *layer.strides, 1)
     padding = _padding(layer)
     groups = layer.groups
+    if groups == 1 and padding == "SAME" and tuple(layer.strides) == (1, 1) and all(k % 2 for k in kernel.shape[:2]):
+        # Stride 1, odd kernel, SAME: the transposed convolution is a plain convolution with the
+        # kernel flipped in space and its in/out channels swapped; CPUs run that one faster.
+        return tf.nn.conv2d(g, tf.transpose(kernel[::-1, ::-1], [0, 1, 3, 2]), 1, "SAME")
     if groups == 1:
         return tf.nn.conv2d_transpose(g, kernel, tf.shape(x), strides, padding)
     in_shape = tf.shape(x)
@@ -509,11 +513,11 @@ def _explicit_backward(kind, layer, method, g, x, switches):
     if kind == "dense":
         kernel = tf.convert_to_tensor(layer.kernel)
         return tf.tensordot(g, kernel, [[g.shape.rank - 1], [1]])
-    if kind == "maxpool":
-        flat = tf.scatter_nd(
-            tf.reshape(switches, [-1, 1]), tf.reshape(g, [-1]), tf.cast(tf.reshape(tf.size(x), [1]), tf.int64)
+    if kind == "maxpool":  # unpool: each value goes to its switch (TF's kernel for exactly that)
+        return tf.raw_ops.MaxPoolGradWithArgmax(
+            input=x, grad=g, argmax=switches, ksize=(1, *layer.pool_size, 1), strides=(1, *layer.strides, 1),
+            padding=_padding(layer), include_batch_in_index=True,
         )
-        return tf.reshape(flat, tf.shape(x))
     if kind == "reshape":
         return tf.reshape(g, tf.shape(x))
     return _vjp(lambda t: layer(t, training=False), x, g)
@@ -685,6 +689,118 @@ def reconstruct(model, images, target, method="deconvnet", position="max", batch
     True
     """
     return reconstruct_generic(model, images, target, method, position, batch_size)
+
+
+def _shared_explicit_function(net, calls, methods):
+    """Compiled chain pipeline: one forward pass over U images, backward passes for M units and every method."""
+    steps = [(layer, _explicit_kind(layer)) for layer in _chain(net, calls)]
+    image_spec, channel_spec, position_spec = _signatures(net)
+
+    @tf.function(input_signature=[image_spec, tf.TensorSpec([None], tf.int32), channel_spec, position_spec])
+    def run(images, image_index, channels, positions):
+        x, records = images, []
+        for layer, kind in steps:
+            switches = None
+            if kind == "maxpool":
+                y, switches = tf.nn.max_pool_with_argmax(
+                    x, layer.pool_size, layer.strides, _padding(layer), include_batch_in_index=True
+                )
+            else:
+                y = layer(x, training=False) if kind == "vjp" else layer(x)
+            records.append((layer, kind, x, switches))
+            x = y
+        top = _top_signal(tf.gather(x, image_index), channels, positions)
+        units = tf.cast(tf.shape(image_index)[0], tf.int64)
+        results = []
+        for method in methods:
+            g = top
+            for layer, kind, x_images, switches in reversed(records):
+                x_units = tf.gather(x_images, image_index)
+                if switches is not None:  # re-index the switches from image rows to unit rows
+                    per_image = tf.cast(tf.reduce_prod(tf.shape(x_images)[1:]), tf.int64)
+                    rows = tf.reshape(tf.range(units, dtype=tf.int64), [-1, 1, 1, 1])
+                    switches = tf.math.floormod(tf.gather(switches, image_index), per_image) + rows * per_image
+                g = _explicit_backward(kind, layer, method, g, x_units, switches)
+            results.append(g)
+        return tf.stack(results)
+
+    return run
+
+
+def reconstruct_units(model, images, image_index, targets, positions, methods=("deconvnet", "guided"), batch_size=16):
+    """Reconstructions of many units drawn from few images, sharing each image's forward pass.
+
+    What top-k reports need: units of many channels whose images repeat, and several methods.
+    On chain models (AlexNet, VGG16, Sequential CNNs) the explicit pipeline runs one forward pass
+    per distinct image of a batch and then one backward pass per unit and method; other graphs
+    use :func:`reconstruct_generic` per method. Both give the same numbers as :func:`reconstruct`.
+
+    Parameters
+    ----------
+    model : keras.Model
+    images : ndarray, shape (N, H, W, C)
+        The distinct images.
+    image_index : sequence of int, length M
+        For each unit, the row of ``images`` it belongs to.
+    targets : sequence of str, length M
+        ``"layer:channel"`` per unit, all of one layer.
+    positions : sequence, length M
+        Per unit ``(y, x)``, ``"max"`` or None, as in :func:`reconstruct`.
+    methods : sequence of {"deconvnet", "guided", "gradient"}
+    batch_size : int
+        Units per compiled call.
+
+    Returns
+    -------
+    dict of str to ndarray
+        Method to reconstructions of shape (M, H, W, C).
+
+    Examples
+    --------
+    >>> maps = reconstruct_units(model, photos, [0, 0, 1], ["conv5:1", "conv5:7", "conv5:1"],
+    ...                          [(3, 4), (5, 5), (0, 2)])  # doctest: +SKIP
+    >>> maps["guided"].shape[0]                             # doctest: +SKIP
+    3
+    """
+    for method in methods:
+        _check_method(method)
+    images, _ = _as_batch(model, images)
+    image_index = np.asarray(image_index, dtype=np.int64)
+    if image_index.size and (image_index.min() < 0 or image_index.max() >= len(images)):
+        raise ValueError(f"image_index must lie in 0..{len(images) - 1}")
+    prepared = _prepared(model)
+    parsed = _parse_targets(prepared, list(targets), len(image_index))
+    layers = {name for name, _ in parsed}
+    if len(layers) > 1:
+        raise ValueError(f"reconstruct_units takes units of one layer; got {sorted(layers)}")
+    positions = _per_image_positions(positions, len(image_index))
+    results = {method: np.zeros((len(image_index),) + images.shape[1:], np.float32) for method in methods}
+    if not len(image_index):
+        return results
+    (layer_name,) = layers
+    net, calls = _graph(model, prepared, layer_name, None)
+    try:
+        _chain(net, calls)
+    except NotImplementedError:
+        for method in methods:
+            results[method] = reconstruct_generic(model, images[image_index], targets, method, positions, batch_size)
+        return results
+    key = ("shared", layer_name, tuple(methods))
+    entry = _entry(model)
+    if key not in entry:
+        entry[key] = _shared_explicit_function(net, calls, tuple(methods))
+    run = entry[key]
+    spatial = _target_shape(net, images.shape[1:])[:-1]
+    channels = np.array([channel for _, channel in parsed], dtype=np.int32)
+    codes = _encode_positions(positions, spatial, [layer_name] * len(parsed))
+    order = np.argsort(image_index, kind="stable")  # units of one image share a batch
+    for start in range(0, len(order), int(batch_size)):
+        chunk = order[start : start + int(batch_size)]
+        distinct, local = np.unique(image_index[chunk], return_inverse=True)
+        out = run(tf.constant(images[distinct]), tf.constant(local.astype(np.int32)), tf.constant(channels[chunk]), tf.constant(codes[chunk]))
+        for method, maps in zip(methods, out.numpy()):
+            results[method][chunk] = maps
+    return results
 
 
 for _function in (reconstruct_generic, reconstruct_explicit, reconstruct):

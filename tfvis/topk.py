@@ -219,12 +219,15 @@ def _crop_windows(rf, positions, image_shape):
     """
     sides, starts = [], []
     for axis in range(2):
-        side = min(rf.size[axis] + rf.stride[axis], image_shape[axis])
-        first = rf.start[axis] + positions[:, axis] * rf.stride[axis]  # unclipped field start
-        last_start = (image_shape[axis] - side) // rf.stride[axis] * rf.stride[axis]
-        start = np.minimum(np.maximum(first, 0) // rf.stride[axis] * rf.stride[axis], last_start)
-        stop = np.minimum(first + rf.size[axis], image_shape[axis])
-        if side == image_shape[axis]:
+        jump, height = rf.stride[axis], image_shape[axis]
+        # At least r + j (slack to align the start), and height - side a multiple of the jump so
+        # that a window clamped to the far edge still starts on the grid.
+        side = min(height, height - (height - rf.size[axis] - jump) // jump * jump)
+        first = rf.start[axis] + positions[:, axis] * jump  # unclipped field start
+        last_start = height - side
+        start = np.minimum(np.maximum(first, 0) // jump * jump, last_start)
+        stop = np.minimum(first + rf.size[axis], height)
+        if side == height:
             start = np.zeros_like(start)
         elif np.any(stop > start + side) or np.any(np.maximum(first, 0) < start):
             return None
@@ -239,10 +242,10 @@ def _reconstruct(model, result, kept, batch_size, methods, progress):
     Where exact (see :func:`_crops_are_exact`), each unit is reconstructed on a small aligned crop
     around its receptive field instead of the whole image.
     """
-    from .deconv import reconstruct
+    from .deconv import reconstruct_units
 
     rf = result.receptive_field
-    entries = list(zip(*np.nonzero(result.image_index >= 0)))
+    entries = sorted(zip(*np.nonzero(result.image_index >= 0)), key=lambda e: result.image_index[e])
     ry, rx = rf.size
     out = {method: np.zeros((len(result.channels), result.k, ry, rx, 3), np.float32) for method in methods}
     if not entries:
@@ -259,20 +262,26 @@ def _reconstruct(model, result, kept, batch_size, methods, progress):
     for begin in range(0, len(entries), batch_size):
         chunk = entries[begin : begin + batch_size]
         offsets = starts[begin : begin + batch_size]
-        crops = np.stack([
-            kept[result.image_index[row, rank]][top : top + side_y, left : left + side_x]
-            for (row, rank), (top, left) in zip(chunk, offsets)
-        ]).astype(np.float32)  # fmt: skip
+        if windows is None:  # whole images: units of one image share its forward pass
+            sources = [result.image_index[row, rank] for row, rank in chunk]
+            distinct, image_index = np.unique(sources, return_inverse=True)
+            crops = np.stack([kept[i] for i in distinct]).astype(np.float32)
+        else:
+            crops = np.stack([
+                kept[result.image_index[row, rank]][top : top + side_y, left : left + side_x]
+                for (row, rank), (top, left) in zip(chunk, offsets)
+            ]).astype(np.float32)  # fmt: skip
+            image_index = np.arange(len(chunk))
         targets = [f"{result.layer}:{result.channels[row]}" for row, _ in chunk]
         units = [tuple(int(v) for v in pos) for pos in positions[begin : begin + batch_size] - offsets // stride]
+        maps = reconstruct_units(model, crops, image_index, targets, units, methods=methods, batch_size=batch_size)
         for method in methods:
-            maps = reconstruct(model, crops, targets, method=method, position=units, batch_size=batch_size)
-            for (row, rank), (top, left), crop_map in zip(chunk, offsets, maps):
+            for (row, rank), (top, left), crop_map in zip(chunk, offsets, maps[method]):
                 canvas = np.zeros(image_shape, np.float32)
                 canvas[top : top + side_y, left : left + side_x] = crop_map
                 y, x = result.positions[row, rank]
                 out[method][row, rank] = rf.crop(canvas, y, x, fill=0.0)
-            bar.update(len(chunk))
+        bar.update(len(chunk) * len(methods))
     bar.close()
     return out
 
