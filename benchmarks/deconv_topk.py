@@ -4,8 +4,8 @@ Prints, in one process on the same model (VGG16, hed weights) and the same image
 - the plain forward pass over N images to block4_conv3 (compiled, batched): the floor;
 - ``tfvis.top_k`` for all 512 channels without reconstructions (streaming, one pass);
 - the ratio (target: at most 1.3);
-- deconvnet reconstructions of the top-k patches of several channels, batched across channels
-  and ranks, versus one reconstruction call per patch.
+- deconvnet and guided reconstructions of the top-k units of several channels: one call per unit
+  and method versus ``reconstruct_units`` (batched, one forward pass per distinct image).
 
 Usage: python benchmarks/deconv_topk.py [--images 64] [--size 224] [--batch-size 16] [--channels 4]
 """
@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import tfvis  # noqa: E402
-from tfvis.deconv import reconstruct  # noqa: E402
+from tfvis.deconv import reconstruct, reconstruct_units  # noqa: E402
 from tfvis.layers import feature_model  # noqa: E402
 from tfvis.topk import top_k  # noqa: E402
 
@@ -67,20 +67,24 @@ def main():
     result = top_k(model, images, LAYER, channels=range(args.channels), k=9, batch_size=args.batch_size, methods=(), progress=False)
     entries = [(row, rank) for row in range(args.channels) for rank in range(9)]
     by_id = dict(zip(ids, images))
-    batch_images = np.stack([by_id[result.image_ids[row, rank]] for row, rank in entries])
+    distinct = sorted({result.image_ids[row, rank] for row, rank in entries})
+    image_index = [distinct.index(result.image_ids[row, rank]) for row, rank in entries]
+    unit_images = np.stack([by_id[name] for name in distinct])
     targets = [f"{LAYER}:{result.channels[row]}" for row, _ in entries]
     positions = [tuple(int(v) for v in result.positions[row, rank]) for row, rank in entries]
+    methods = ("deconvnet", "guided")
 
-    def batched():
-        reconstruct(model, batch_images, targets, position=positions, batch_size=args.batch_size)
+    def shared():
+        reconstruct_units(model, unit_images, image_index, targets, positions, methods=methods, batch_size=args.batch_size)
 
     def one_by_one():
-        for image, target, position in zip(batch_images, targets, positions):
-            reconstruct(model, image[None], target, position=[position], batch_size=1)
+        for i, target, position in zip(image_index, targets, positions):
+            for method in methods:
+                reconstruct(model, unit_images[i][None], target, method=method, position=[position], batch_size=1)
 
-    batched()
+    shared()
     one_by_one()
-    t_batched = best_of(batched, 1)
+    t_batched = best_of(shared, 1)
     t_single = best_of(one_by_one, 1)
 
     n = len(images)
@@ -91,11 +95,12 @@ def main():
     print(f"top_k / forward: {t_topk / t_forward:.2f}x (target <= 1.3x)")
     print()
     m = len(entries)
-    print(f"deconvnet reconstructions of {m} patches ({args.channels} channels x 9)")
-    print(f"{'':44s}{'seconds':>10s}{'patches/s':>10s}")
-    print(f"{'one call per patch':44s}{t_single:10.2f}{m / t_single:10.1f}")
-    print(f"{'tfvis, batched across channels and ranks':44s}{t_batched:10.2f}{m / t_batched:10.1f}")
-    print(f"speed-up from batching: {t_single / t_batched:.2f}x")
+    print(f"deconvnet + guided reconstructions of {m} whole-image units ({args.channels} channels x 9, "
+          f"{len(distinct)} distinct images)")  # fmt: skip
+    print(f"{'':44s}{'seconds':>10s}{'units/s':>10s}")
+    print(f"{'one reconstruct() call per unit and method':44s}{t_single:10.2f}{m / t_single:10.2f}")
+    print(f"{'tfvis reconstruct_units (shared forward)':44s}{t_batched:10.2f}{m / t_batched:10.2f}")
+    print(f"speed-up from batching and sharing: {t_single / t_batched:.2f}x")
 
 
 if __name__ == "__main__":

@@ -5,13 +5,17 @@ The model zoo (:func:`load_model`), layer tools (:func:`layer_info`, :func:`acti
 (:mod:`tfvis.images`), the deconvnet (:mod:`tfvis.deconv`, :func:`top_k`) and HTML reports
 (:mod:`tfvis.report`, ``python -m tfvis.vgg``).
 """
-from . import images
-from .activations import activations, stream_activations
-from .layers import feature_model, layer_info
-from .models import load_model
-from .models.surgery import set_weights, split_activations
-from .receptive_field import receptive_field, receptive_fields
-from .topk import top_k, top_k_layers
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter; set it yourself to see it
+
+from . import images  # noqa: E402
+from .activations import activations, stream_activations  # noqa: E402
+from .layers import feature_model, layer_info  # noqa: E402
+from .models import load_model  # noqa: E402
+from .models.surgery import set_weights, split_activations  # noqa: E402
+from .receptive_field import receptive_field, receptive_fields  # noqa: E402
+from .topk import top_k, top_k_layers  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -523,23 +523,29 @@ def _explicit_backward(kind, layer, method, g, x, switches):
     return _vjp(lambda t: layer(t, training=False), x, g)
 
 
+def _forward_records(steps, images):
+    """Run the chain layer by layer: the target's activation and, per layer, (layer, kind, input, switches)."""
+    x, records = images, []
+    for layer, kind in steps:
+        switches = None
+        if kind == "maxpool":
+            y, switches = tf.nn.max_pool_with_argmax(
+                x, layer.pool_size, layer.strides, _padding(layer), include_batch_in_index=True
+            )
+        else:
+            y = layer(x, training=False) if kind == "vjp" else layer(x)
+        records.append((layer, kind, x, switches))
+        x = y
+    return x, records
+
+
 def _explicit_function(net, calls, method):
     steps = [(layer, _explicit_kind(layer)) for layer in _chain(net, calls)]
 
     @tf.function(input_signature=_signatures(net))
     def run(images, channels, positions):
-        x, records = images, []
-        for layer, kind in steps:
-            switches = None
-            if kind == "maxpool":
-                y, switches = tf.nn.max_pool_with_argmax(
-                    x, layer.pool_size, layer.strides, _padding(layer), include_batch_in_index=True
-                )
-            else:
-                y = layer(x, training=False) if kind == "vjp" else layer(x)
-            records.append((layer, kind, x, switches))
-            x = y
-        g = _top_signal(x, channels, positions)
+        act, records = _forward_records(steps, images)
+        g = _top_signal(act, channels, positions)
         for layer, kind, x, switches in reversed(records):
             g = _explicit_backward(kind, layer, method, g, x, switches)
         return g
@@ -698,18 +704,8 @@ def _shared_explicit_function(net, calls, methods):
 
     @tf.function(input_signature=[image_spec, tf.TensorSpec([None], tf.int32), channel_spec, position_spec])
     def run(images, image_index, channels, positions):
-        x, records = images, []
-        for layer, kind in steps:
-            switches = None
-            if kind == "maxpool":
-                y, switches = tf.nn.max_pool_with_argmax(
-                    x, layer.pool_size, layer.strides, _padding(layer), include_batch_in_index=True
-                )
-            else:
-                y = layer(x, training=False) if kind == "vjp" else layer(x)
-            records.append((layer, kind, x, switches))
-            x = y
-        top = _top_signal(tf.gather(x, image_index), channels, positions)
+        act, records = _forward_records(steps, images)
+        top = _top_signal(tf.gather(act, image_index), channels, positions)
         units = tf.cast(tf.shape(image_index)[0], tf.int64)
         results = []
         for method in methods:
