@@ -64,7 +64,7 @@ def main():
     t_forward = best_of(plain_forward, args.repeats)
     t_topk = best_of(streamed_top_k, args.repeats)
 
-    result = top_k(model, images, LAYER, channels=range(args.channels), k=9, batch_size=args.batch_size, methods=(), progress=False)
+    result = top_k(model, dict(zip(ids, images)), LAYER, channels=range(args.channels), k=9, batch_size=args.batch_size, methods=(), progress=False)
     entries = [(row, rank) for row in range(args.channels) for rank in range(9)]
     by_id = dict(zip(ids, images))
     distinct = sorted({result.image_ids[row, rank] for row, rank in entries})

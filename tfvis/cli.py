@@ -90,10 +90,12 @@ def _layers(spec, module, model_layers):
 
 def _load(module, args, include_top):
     import tfvis
-    from tfvis.models import WeightsError
+    from tfvis.models import WeightsError, WeightsUnavailableError
 
     try:
         return tfvis.load_model(module.NAME, weights=args.weights, include_top=include_top, seed=args.seed)
+    except WeightsUnavailableError as err:
+        raise UsageError(f"{err} Or try the whole pipeline now with --weights random.") from None
     except (WeightsError, ValueError) as err:
         raise UsageError(str(err)) from None
 
