@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from . import fileio
+from .deconv import to_image
 
 STYLE = "style.css"
 METHOD_TITLES = {"deconvnet": "Deconvnet", "guided": "Guided backprop", "gradient": "Gradient"}
@@ -46,13 +47,6 @@ def safe_name(text):
 def array_stem(model_name, layer, image_id):
     """``<model>_<layer>_<image>``: how researchers name per-image arrays of a layer."""
     return f"{safe_name(model_name)}_{safe_name(layer)}_{safe_name(image_id)}"
-
-
-def display_reconstruction(reconstruction):
-    """A reconstruction in [0, 1] for display: 0 at mid-grey, scaled by its largest absolute value."""
-    from .deconv import to_image
-
-    return to_image(reconstruction)
 
 
 class Report:
@@ -126,7 +120,7 @@ class Report:
                 item["reconstructions"] = {}
                 for method, arrays in result.reconstructions.items():
                     fileio.save_npy(assets / f"{stem}_{method}.npy", arrays[row, rank])
-                    fileio.save_png(assets / f"{stem}_{method}.png", display_reconstruction(arrays[row, rank]))
+                    fileio.save_png(assets / f"{stem}_{method}.png", to_image(arrays[row, rank]))
                     item["reconstructions"][method] = f"assets/{safe_name(layer)}/{stem}_{method}.png"
                 items.append(item)
             previous = fileio.read_json(self._manifest_path(layer, channel), {}) or {}
