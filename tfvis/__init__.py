@@ -9,7 +9,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter; set it yourself to see it
 
-from . import images, saliency  # noqa: E402
+from . import images, inversion, saliency  # noqa: E402
 from .activations import activations, stream_activations  # noqa: E402
 from .layers import feature_model, layer_info  # noqa: E402
 from .models import load_model  # noqa: E402
@@ -23,6 +23,7 @@ __all__ = [
     "activations",
     "feature_model",
     "images",
+    "inversion",
     "layer_info",
     "load_model",
     "saliency",

@@ -1,0 +1,121 @@
+"""Inversion of representations (Mahendran & Vedaldi): acceptance on VGG16 "hed", regularisers, errors."""
+import matplotlib
+import numpy as np
+import pytest
+
+import tfvis
+from tfvis.inversion import B_NORM, V_NORM, _regularisers, default_settings, invert, invert_layers
+
+
+@pytest.fixture(scope="module")
+def vgg():
+    return tfvis.load_model("vgg16", weights="hed", include_top=False)
+
+
+@pytest.fixture(scope="module")
+def photo():
+    return tfvis.images.sample_images(["chelsea"], size=64)["chelsea"]
+
+
+def psnr(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return 10.0 * np.log10(255.0**2 / np.mean((a - b) ** 2))
+
+
+def test_block1_conv2_reconstruction_is_close_to_the_photo(vgg, photo):
+    recon, error = invert(vgg, photo, "block1_conv2")
+    assert recon.shape == photo.shape and recon.dtype == np.float32
+    assert recon.min() >= 0.0 and recon.max() <= 255.0
+    assert error < 0.1
+    assert psnr(recon, photo) > 20.0
+
+
+def test_block2_conv2_error_is_small(vgg, photo):
+    _, error = invert(vgg, photo, "block2_conv2")
+    assert error < 0.1
+
+
+def test_same_seed_same_result_other_seed_differs(vgg, photo):
+    small = photo[:32, :32]
+    a, ea = invert(vgg, small, "block1_conv1", steps=14, seed=3)
+    b, eb = invert(vgg, small, "block1_conv1", steps=14, seed=3)
+    c, _ = invert(vgg, small, "block1_conv1", steps=14, seed=4)
+    np.testing.assert_array_equal(a, b)
+    assert ea == eb
+    assert not np.array_equal(a, c)
+
+
+def test_batch_is_inverted_image_by_image(vgg, photo):
+    small = photo[:32, :32]
+    batch = np.stack([small, small[::-1]])
+    recon, errors = invert(vgg, batch, "block1_conv1", steps=14, jitter=0)
+    assert recon.shape == batch.shape and errors.shape == (2,)
+    single, error = invert(vgg, small, "block1_conv1", steps=14, jitter=0)
+    np.testing.assert_allclose(recon[0], single, atol=1e-2)
+    assert errors[0] == pytest.approx(error, rel=1e-3, abs=1e-6)
+
+
+def numpy_regularisers(x, alpha, beta, b, v):
+    r_alpha = np.mean(np.sum((x / b) ** 2, axis=-1) ** (alpha / 2), axis=(1, 2))
+    n, h, w, _ = x.shape
+    tv = np.zeros((n, h - 1, w - 1))
+    for i in range(h - 1):
+        for j in range(w - 1):
+            dx = (x[:, i, j + 1] - x[:, i, j]) / v
+            dy = (x[:, i + 1, j] - x[:, i, j]) / v
+            tv[:, i, j] = np.sum(dx**2 + dy**2, axis=-1) ** (beta / 2)
+    return r_alpha, tv.mean(axis=(1, 2))
+
+
+@pytest.mark.parametrize("alpha, beta", [(6.0, 2.0), (2.0, 1.0)])
+def test_regularisers_match_the_formulas(alpha, beta):
+    x = np.random.default_rng(0).normal(0, 60, (2, 4, 5, 3)).astype(np.float32)
+    got_alpha, got_tv = _regularisers(x, alpha, beta)
+    want_alpha, want_tv = numpy_regularisers(x.astype(np.float64), alpha, beta, B_NORM, V_NORM)
+    np.testing.assert_allclose(got_alpha.numpy(), want_alpha, rtol=1e-4)
+    np.testing.assert_allclose(got_tv.numpy(), want_tv, rtol=1e-4)
+
+
+def test_regularisers_of_a_flat_image():
+    x = np.full((1, 3, 3, 3), B_NORM / np.sqrt(3.0), np.float32)  # every pixel has norm B
+    r_alpha, r_tv = _regularisers(x)
+    assert r_alpha.numpy()[0] == pytest.approx(1.0, rel=1e-5)
+    assert r_tv.numpy()[0] == 0.0
+
+
+def test_defaults_grow_with_depth():
+    shallow, deep = default_settings(1), default_settings(16)
+    assert shallow[1] < deep[1]
+    assert shallow[2] == 1 and deep[2] == 4
+
+
+def test_invert_layers_returns_a_figure_with_one_row_per_layer(vgg, photo):
+    small = photo[:32, :32]
+    recons, errors, fig = invert_layers(vgg, small, ["block1_conv1", "block1_conv2"], steps=7)
+    assert recons.shape == (2, 32, 32, 3) and len(errors) == 2
+    assert isinstance(fig, matplotlib.figure.Figure)
+    assert len(fig.axes) == 4
+    fig.canvas.draw()
+
+
+def test_unknown_layer_lists_valid_layers(vgg, photo):
+    with pytest.raises(ValueError, match="block1_conv2"):
+        invert(vgg, photo, "no_such_layer", steps=1)
+    with pytest.raises(ValueError, match="no_such_layer"):
+        invert_layers(vgg, photo, ["block1_conv1", "no_such_layer"], steps=1)
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (64, 64, 1), (1, 1, 64, 64, 3), (64,)])
+def test_image_of_wrong_shape(vgg, shape):
+    with pytest.raises(ValueError, match="image"):
+        invert(vgg, np.zeros(shape, np.float32), "block1_conv1", steps=1)
+
+
+def test_invert_layers_takes_one_image(vgg, photo):
+    with pytest.raises(ValueError, match="one"):
+        invert_layers(vgg, photo[None], ["block1_conv1"])
+
+
+def test_unknown_optimizer(vgg, photo):
+    with pytest.raises(ValueError, match="optimizer"):
+        invert(vgg, photo, "block1_conv1", optimizer="sgd")

@@ -1,0 +1,302 @@
+"""Invert a layer's representation: find an image whose features match those of a given image.
+
+Mahendran & Vedaldi, "Understanding Deep Image Representations by Inverting Them" (CVPR 2015),
+with the normalisation of their IJCV follow-up ("Visualizing deep convolutional neural networks
+using natural pre-images", 2016)::
+
+    x* = argmin_x  ||Phi(x) - Phi0||^2 / ||Phi0||^2 + lambda_alpha R_alpha(x) + lambda_tv R_tv(x)
+
+where ``x`` is the image minus the model's mean (the space the regularisers are written in),
+``R_alpha(x) = mean_pixels ||x_ij / B||^alpha`` (``||.||`` over the colour channels) and
+``R_tv(x) = mean_pixels ((d_x x / V)^2 + (d_y x / V)^2)^(beta / 2)`` with ``B = 80`` (the typical
+pixel norm of a mean-subtracted image) and ``V = B / 6.5``.
+"""
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from .layers import feature_model, get_layer
+
+#: Typical norm of a mean-subtracted pixel, in [0, 255] units (their IJCV code's ``B``).
+B_NORM = 80.0
+#: Typical size of a pixel difference, ``B / 6.5`` (their ``V``).
+V_NORM = B_NORM / 6.5
+
+
+def _mean_rgb(model):
+    """The mean that the model's ``preprocess`` layer subtracts, in RGB order (zeros if none)."""
+    for layer in model.layers:
+        if hasattr(layer, "bgr") and hasattr(layer, "mean"):
+            mean = np.asarray(layer.mean, dtype=np.float32)
+            return mean[::-1].copy() if layer.bgr else mean
+    return np.zeros(3, np.float32)
+
+
+def _regularisers(x, alpha=6.0, beta=2.0, b=B_NORM, v=V_NORM):
+    """Alpha-norm and total-variation regularisers of a batch of mean-subtracted images.
+
+    Parameters
+    ----------
+    x : tensor or ndarray, shape (N, H, W, C)
+        Mean-subtracted images in [0, 255] units.
+    alpha, beta : float
+        Exponents of the two terms.
+    b, v : float
+        Normalisers of pixel values (``B``) and of pixel differences (``V``).
+
+    Returns
+    -------
+    r_alpha, r_tv : tensors, shape (N,)
+        ``mean_ij (sum_c (x_ijc / b)^2)^(alpha / 2)`` and
+        ``mean_ij (sum_c ((x_i,j+1,c - x_ijc)^2 + (x_i+1,j,c - x_ijc)^2) / v^2)^(beta / 2)``, the
+        differences taken over the pixels that have both neighbours, i.e. ``(H - 1) (W - 1)`` of them.
+    """
+    x = tf.convert_to_tensor(x, tf.float32)
+    xb = x / b
+    r_alpha = tf.reduce_mean(tf.reduce_sum(xb * xb, axis=-1) ** (alpha / 2.0), axis=[1, 2])
+    xv = x / v
+    dx = xv[:, :-1, 1:, :] - xv[:, :-1, :-1, :]
+    dy = xv[:, 1:, :-1, :] - xv[:, :-1, :-1, :]
+    sq = tf.reduce_sum(dx * dx + dy * dy, axis=-1)
+    if beta == 2.0:
+        tv = sq
+    else:
+        tv = (sq + 1e-8) ** (beta / 2.0)  # the small constant keeps the gradient finite at 0 for beta < 2
+    return r_alpha, tf.reduce_mean(tv, axis=[1, 2])
+
+
+def _layer_stride(model, layer, size):
+    from .receptive_field import receptive_field
+
+    try:
+        stride = receptive_field(model, layer, input_size=size).stride
+    except ValueError:
+        return 1
+    return max(int(max(stride)), 1)
+
+
+def default_settings(stride):
+    """Default ``(lambda_alpha, lambda_tv, jitter)`` for a layer of total stride ``stride``.
+
+    Shallow layers (small stride) keep most of the image and need little regularisation; the
+    TV weight grows with depth as in the paper: 0.005, 0.01, 0.05, 0.5 at strides 1, 2, 4, 8 and
+    1 beyond (tuned on VGG16 at 64 and 128 pixels; larger values make the default momentum
+    step unstable).
+    """
+    stride = max(int(stride), 1)
+    lambda_tv = {1: 0.005, 2: 0.01, 4: 0.05, 8: 0.5}.get(stride, 1.0)
+    lambda_alpha = 1e-5 if stride <= 2 else 1e-4
+    jitter = max(int(round(stride / 4)), 1)
+    return lambda_alpha, lambda_tv, jitter
+
+
+def invert(
+    model,
+    image,
+    layer,
+    steps=350,
+    alpha=6,
+    beta=2,
+    lambda_alpha=None,
+    lambda_tv=None,
+    jitter=None,
+    optimizer="momentum",
+    learning_rate=None,
+    seed=0,
+    progress=False,
+    settle=True,
+):
+    """Reconstruct an image from its representation at ``layer`` (Mahendran & Vedaldi).
+
+    Gradient descent on the mean-subtracted image ``x`` (``image = x + mean``, the mean of the
+    model's ``preprocess`` layer) from small seeded noise, each step jittering ``x`` by a random
+    circular shift of up to ``jitter`` pixels and projecting it back onto valid RGB values.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A model taking RGB images in [0, 255] (the zoo's convention).
+    image : ndarray, shape (H, W, 3) or (N, H, W, 3)
+        RGB image(s) in [0, 255] whose representation is inverted; a batch is inverted in one
+        compiled optimisation (each image with its own normalised objective).
+    layer : str
+        Name of the layer whose output is matched.
+    steps : int
+        Number of iterations; the last seventh runs at a tenth of the learning rate (their
+        schedule: 300 then 50 at a tenth) and, with ``settle``, without jitter.
+    alpha, beta : float
+        Exponents of the alpha-norm and total-variation regularisers.
+    lambda_alpha, lambda_tv : float, optional
+        Regulariser weights; default from the layer's total stride (see :func:`default_settings`).
+    jitter : int, optional
+        Largest shift in pixels; default ``max(round(stride / 4), 1)``. 0 disables it.
+    optimizer : {"momentum", "adam"}
+        Momentum 0.9 (the paper's) or Adam.
+    learning_rate : float, optional
+        Default ``0.05 B^2 / alpha * H W / 4`` for momentum (their ``0.05 B^2 / alpha`` rescaled
+        for this objective, whose per-pixel gradient shrinks as ``1 / (H W)``), 2.0 for Adam.
+    seed : int
+        Seeds the starting noise and the jitter.
+    progress : bool
+        Print the objective every 50 steps.
+    settle : bool
+        Switch the jitter off for the low-rate final steps, so that the reconstruction matches
+        the unshifted representation (jitter otherwise sets a floor on the error of shallow layers).
+
+    Returns
+    -------
+    reconstruction : ndarray, float32, shape of ``image``
+        RGB in [0, 255].
+    error : float or ndarray of shape (N,)
+        ``||Phi(x*) - Phi0||^2 / ||Phi0||^2`` of the reconstruction, without jitter.
+
+    Raises
+    ------
+    ValueError
+        Unknown layer (the message lists the valid ones), image not of rank 3 or 4 with 3
+        channels, unknown optimizer.
+
+    Examples
+    --------
+    >>> model = tfvis.load_model("vgg16", weights="hed", include_top=False)  # doctest: +SKIP
+    >>> photo = tfvis.images.sample_images(["chelsea"], size=64)["chelsea"]  # doctest: +SKIP
+    >>> recon, err = invert(model, photo, "block1_conv2")  # doctest: +SKIP
+    """
+    get_layer(model, layer)
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim not in (3, 4) or image.shape[-1] != 3:
+        raise ValueError(f"image must be (H, W, 3) or (N, H, W, 3) RGB; got shape {image.shape}")
+    if optimizer not in ("momentum", "adam"):
+        raise ValueError(f"optimizer must be 'momentum' or 'adam'; got {optimizer!r}")
+    single = image.ndim == 3
+    batch = image[None] if single else image
+    n, h, w, _ = batch.shape
+
+    stride = _layer_stride(model, layer, (h, w))
+    d_alpha, d_tv, d_jitter = default_settings(stride)
+    lambda_alpha = d_alpha if lambda_alpha is None else float(lambda_alpha)
+    lambda_tv = d_tv if lambda_tv is None else float(lambda_tv)
+    jitter = d_jitter if jitter is None else int(jitter)
+    if learning_rate is None:
+        # Their 0.05 B^2 / alpha, times H W / 4: our data term is a ratio and the regularisers are
+        # means over pixels, so the gradient at one pixel shrinks as 1 / (H W).
+        learning_rate = 0.05 * B_NORM**2 / alpha * (h * w) / 4.0 if optimizer == "momentum" else 2.0
+        if optimizer == "momentum" and lambda_tv > 0 and beta == 2:
+            # Keep heavy-ball momentum stable on the TV term: its curvature is at most
+            # 16 lambda_tv / (H W V^2), and momentum 0.9 needs lr * curvature < 2 (1 + 0.9).
+            learning_rate = min(learning_rate, 1.9 * h * w * V_NORM**2 / (16.0 * lambda_tv))
+    alpha, beta = float(alpha), float(beta)
+
+    features = feature_model(model, [layer])
+    mean = tf.constant(_mean_rgb(model))
+    lo, hi = -mean, 255.0 - mean
+
+    def phi(x):
+        out = features(x + mean, training=False)
+        return out[0] if isinstance(out, (list, tuple)) else out
+
+    target = tf.constant(phi(tf.constant(batch) - mean))
+    axes = list(range(1, target.shape.rank))
+    target_norm = tf.reduce_sum(target * target, axis=axes)
+
+    rng = np.random.default_rng(seed)
+    x = tf.Variable(rng.normal(0.0, 1.0, batch.shape).astype(np.float32))
+    m = tf.Variable(tf.zeros_like(x))
+    s = tf.Variable(tf.zeros_like(x))
+    t = tf.Variable(0.0)
+    gen = tf.random.Generator.from_seed(seed)
+
+    def objective(xin, shift):
+        if jitter > 0:
+            xin = tf.roll(xin, shift=shift, axis=[1, 2])
+        diff = phi(xin) - target
+        data = tf.reduce_sum(diff * diff, axis=axes) / target_norm
+        r_alpha, r_tv = _regularisers(xin, alpha, beta)
+        return tf.reduce_sum(data + lambda_alpha * r_alpha + lambda_tv * r_tv)
+
+    @tf.function
+    def step(lr, shake):
+        if jitter > 0:
+            shift = gen.uniform([2], -jitter, jitter + 1, dtype=tf.int32) * shake
+        else:
+            shift = tf.zeros([2], tf.int32)
+        with tf.GradientTape() as tape:
+            loss = objective(x, shift)
+        g = tape.gradient(loss, x)
+        if optimizer == "momentum":
+            m.assign(0.9 * m - lr * g)
+            new = x + m
+        else:
+            t.assign_add(1.0)
+            m.assign(0.9 * m + 0.1 * g)
+            s.assign(0.999 * s + 0.001 * g * g)
+            mhat = m / (1.0 - 0.9**t)
+            shat = s / (1.0 - 0.999**t)
+            new = x - lr * mhat / (tf.sqrt(shat) + 1e-8)
+        x.assign(tf.clip_by_value(new, lo, hi))
+        return loss
+
+    steps = int(steps)
+    slow = steps // 7
+    start = time.perf_counter()
+    for i in range(steps):
+        fast = i < steps - slow
+        lr = learning_rate if fast else learning_rate / 10.0
+        loss = step(tf.constant(lr, tf.float32), tf.constant(1 if fast or not settle else 0, tf.int32))
+        if progress and (i % 50 == 0 or i == steps - 1):
+            print(f"{layer} step {i}/{steps}: objective {float(loss):.4g} ({time.perf_counter() - start:.1f} s)")
+
+    diff = phi(x) - target
+    errors = (tf.reduce_sum(diff * diff, axis=axes) / target_norm).numpy()
+    recon = (x + mean).numpy().astype(np.float32)
+    if single:
+        return recon[0], float(errors[0])
+    return recon, errors
+
+
+def invert_layers(model, image, layers, **kwargs):
+    """Invert one image at several layers and plot the reconstructions.
+
+    Parameters
+    ----------
+    model : keras.Model
+    image : ndarray, shape (H, W, 3)
+        RGB in [0, 255].
+    layers : list of str
+    **kwargs
+        Passed to :func:`invert` (each layer gets its own defaults for what is not given).
+
+    Returns
+    -------
+    reconstructions : ndarray, shape (L, H, W, 3)
+    errors : list of float
+    figure : matplotlib.figure.Figure
+        One row per layer: the image and its reconstruction, titled with the normalised error.
+    """
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim != 3:
+        raise ValueError(f"invert_layers takes one (H, W, 3) image; got shape {image.shape}")
+    for name in layers:
+        get_layer(model, name)
+    recons, errors = [], []
+    for name in layers:
+        recon, err = invert(model, image, name, **kwargs)
+        recons.append(recon)
+        errors.append(err)
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.0, 2.0 * max(len(layers), 1)))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(max(len(layers), 1), 2, squeeze=False)
+    for row, (name, recon, err) in enumerate(zip(layers, recons, errors)):
+        axes[row, 0].imshow(np.clip(image, 0, 255).astype(np.uint8))
+        axes[row, 0].set_title("image", fontsize=8)
+        axes[row, 1].imshow(np.clip(recon, 0, 255).astype(np.uint8))
+        axes[row, 1].set_title(f"{name}: error {err:.3f}", fontsize=8)
+        for ax in axes[row]:
+            ax.axis("off")
+    fig.tight_layout()
+    return np.stack(recons) if recons else np.zeros((0,) + image.shape, np.float32), errors, fig
