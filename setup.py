@@ -29,5 +29,6 @@ setup(
     ],
     extras_require={
         "test": ["pytest", "playwright"],
+        "bench": ["tf-keras-vis"],  # peers that benchmarks/ compares with
     },
 )

@@ -5,7 +5,7 @@ logits so both libraries differentiate the unnormalised score), same images (sci
 and crops at 224 px), the same class, one process. Prints seconds per library and the
 ratios. Targets (issue 5): tfvis at least as fast for vanilla, 1.5x faster for SmoothGrad (n=16).
 
-Usage: pip install tf-keras-vis; python benchmarks/saliency.py [--images 32] [--samples 16]
+Usage: pip install -e '.[bench]'; python benchmarks/saliency.py [--images 32] [--samples 16]
 """
 import argparse
 import os
