@@ -140,3 +140,72 @@ def test_report_opens_in_chromium(tmp_path):
     layer_page = next(r for u, r in results.items() if u.endswith("block2_conv1.html"))
     assert len(layer_page[0]) == 2 * 3 * 4  # 2 channels x (patches, deconvnet, guided) x top-4
     assert screenshot.stat().st_size > 1000
+
+
+def test_image_pages_show_saliency_and_inversion(tmp_path, capsys):
+    """--methods saliency,inversion: one page per image, resumable, opened in Chromium."""
+    out = tmp_path / "pages"
+    args = ARGS + ["--out", str(out), "--methods", "all", "--page-images", "2", "--invert-size", "32"]
+    assert cli.run("vgg16", "vgg", args) == 0
+    run = fileio.read_json(out / "run.json")
+    assert run["settings"]["inversion"] == "block1_conv2, block2_conv1 at 32 px"  # one layer per stride
+    pages = sorted(p.name for p in out.glob("image_*.html"))
+    assert len(pages) == 2
+    record = fileio.read_json(out / "state" / "saliency" / "block2_conv1.json")
+    assert [f"image_{i}.html" for i in record["images"]] == pages[::-1] or [f"image_{i}.html" for i in record["images"]] == pages
+    for entry in record["entries"]:  # each image's strongest channel among the two shown
+        assert entry["target"] in ("block2_conv1:0", "block2_conv1:1")
+        for src in entry["maps"].values():
+            assert (out / src).is_file() and (out / src).with_suffix(".npy").is_file()
+    inverted = fileio.read_json(out / "state" / "inversion" / "block1_conv2.json")
+    assert all(0 <= e["error"] < 1 for e in inverted["entries"])
+    assert np.load((out / inverted["entries"][0]["src"]).with_suffix(".npy")).shape == (32, 32, 3)
+    index = (out / "index.html").read_text()
+    assert all(f'href="{p}"' in index for p in pages)
+    capsys.readouterr()
+    assert cli.run("vgg16", "vgg", args) == 0  # everything is reloaded, nothing recomputed
+    assert "0 channels computed" in capsys.readouterr().out
+    results = check_pages(out / "index.html")
+    page = next(r for u, r in results.items() if u.endswith(pages[0]))
+    widths, errors, _ = page
+    assert not errors and all(w > 0 for w in widths)
+    assert len(widths) == 1 + 2 * 4 + 2  # the image, 2 layers x 4 maps, 2 inversions
+
+
+def test_saliency_cli_writes_maps_and_page(tmp_path, capsys):
+    out = tmp_path / "sal"
+    args = ["--model", "vgg16", "--weights", "random", "--target", "block2_conv1:3,block1_conv1:0@4,4", "--size", "32",
+            "--num-images", "2", "--samples", "3", "--methods", "all", "--out", str(out), "--quiet"]  # fmt: skip
+    with pytest.raises(SystemExit) as done:
+        cli.saliency_main(args)
+    assert done.value.code == 0
+    stems = sorted(p.name for p in (out / "assets" / "saliency").glob("*_vanilla.npy"))
+    assert stems == ["vgg16_block1_conv1_0_4_4_chelsea_vanilla.npy", "vgg16_block1_conv1_0_4_4_coffee_vanilla.npy",
+                     "vgg16_block2_conv1_3_chelsea_vanilla.npy", "vgg16_block2_conv1_3_coffee_vanilla.npy"]  # fmt: skip
+    from tfvis import images, load_model, saliency
+
+    model = load_model("vgg16", weights="random", include_top=False)
+    photo = images.sample_images(["chelsea"], size=32)["chelsea"]
+    saved = np.load(out / "assets" / "saliency" / "vgg16_block2_conv1_3_chelsea_vanilla.npy")
+    np.testing.assert_allclose(saved, saliency.vanilla(model, photo, "block2_conv1:3"), rtol=1e-4, atol=1e-6)
+    results = check_pages(out / "index.html")
+    widths, errors, _ = results[(out / "index.html").resolve().as_uri()]
+    assert not errors and len(widths) == 2 * 2 * 7 and all(w > 0 for w in widths)  # targets x images x (image + 6 maps)
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (["--methods", "magic"], "choose from: vanilla"),
+        (["--target", "block9_conv1:0"], "has no layer 'block9_conv1'"),
+        (["--target", "block1_conv1:99"], "channels 0..63"),
+        (["--model", "nosuchnet"], "not a zoo model"),
+    ],
+)
+def test_saliency_cli_bad_options(bad, message, tmp_path, capsys):
+    args = ["--weights", "random", "--size", "32", "--num-images", "1", "--out", str(tmp_path), "--quiet"] + bad
+    with pytest.raises(SystemExit) as done:
+        cli.saliency_main(args)
+    assert done.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err

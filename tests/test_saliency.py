@@ -275,3 +275,35 @@ def test_vgg16_with_top_class_score():
     with pytest.raises(ValueError, match=r"0\.\.999"):
         saliency.vanilla(model, image, 1000)
     assert saliency.grad_cam(model, image[0], 281, "block5_conv3_relu").shape == (224, 224)
+
+
+def test_per_image_targets_equal_separate_calls(relu_cnn):
+    images = np.random.default_rng(11).uniform(0, 255, (3, 12, 12, 3)).astype(np.float32)
+    targets = ["c1:0", "c1:2", "c1:1"]
+    together = saliency.gradients(relu_cnn, images, targets)
+    for i, target in enumerate(targets):
+        np.testing.assert_allclose(together[i], saliency.gradients(relu_cnn, images[i], target), rtol=1e-5, atol=1e-7)
+    units = ["c1:1@4,4", "c1:2@0,11", "c1:0@7,3"]
+    np.testing.assert_allclose(
+        saliency.score(relu_cnn, images, units),
+        [saliency.score(relu_cnn, images[i], t) for i, t in enumerate(units)], rtol=1e-5,
+    )  # fmt: skip
+    cams = saliency.grad_cam(relu_cnn, images, [1, 3, 0], "c1")
+    np.testing.assert_allclose(cams[1], saliency.grad_cam(relu_cnn, images[1], 3, "c1"), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="differ in layer or kind"):
+        saliency.gradients(relu_cnn, images, ["c1:0", "c1:0@1,1", 2])
+    with pytest.raises(ValueError, match="2 targets for 3 images"):
+        saliency.vanilla(relu_cnn, images, [1, 2])
+
+
+def test_smoothgrad_equals_mean_of_gradients_at_its_noise(relu_cnn):
+    """A second implementation: regenerate the documented noise, average plain gradients."""
+    images = np.random.default_rng(12).uniform(0, 255, (2, 12, 12, 3)).astype(np.float32)
+    sigma = 0.2 * 255.0
+    expected = []
+    for i, image in enumerate(images):
+        noise = saliency.smoothgrad_noise(image.shape, 6, sigma, 3, i).numpy()
+        grads = saliency.gradients(relu_cnn, image[None] + noise, [2, 0][i])
+        expected.append(np.abs(np.abs(grads).mean(axis=0)).max(axis=-1))
+    got = saliency.smoothgrad(relu_cnn, images, [2, 0], noise=0.2, samples=6, seed=3, batch_size=4)
+    np.testing.assert_allclose(got, np.stack(expected), rtol=1e-4, atol=1e-7)

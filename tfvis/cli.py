@@ -9,9 +9,12 @@ import sys
 import time
 from pathlib import Path
 
-METHODS = ("deconv",)
+#: Report parts: top-k reconstructions on the layer pages; per-image saliency and inversion pages.
+METHODS = ("deconv", "saliency", "inversion")
 DEFAULT_CHANNELS = "8"
 DEFAULT_SAMPLE_IMAGES = 64
+DEFAULT_PAGE_IMAGES = 4
+DEFAULT_INVERT_SIZE = 128
 
 
 class UsageError(Exception):
@@ -46,7 +49,8 @@ def build_parser(prog, model_name):
     parser = argparse.ArgumentParser(
         prog=f"python -m tfvis.{prog}",
         description=f"Write an HTML report of what {model_name}'s layers respond to: for each channel the top-k "
-        "dataset patches and their deconvnet reconstructions (Zeiler & Fergus 2014).",
+        "dataset patches and their deconvnet reconstructions (Zeiler & Fergus 2014); with --methods saliency,inversion "
+        "also a page per image with its saliency maps and its inversion from each layer.",
     )
     parser.add_argument("--weights", default="auto", help="auto, imagenet, random, hed (VGG16), or a weight file (default: auto)")
     parser.add_argument("--layers", help="comma-separated layer names (default: every conv layer)")
@@ -56,6 +60,11 @@ def build_parser(prog, model_name):
     parser.add_argument("--size", type=int, help="image side in pixels (default: the model's input size)")
     parser.add_argument("--top-k", type=int, default=9, help="patches per channel (default: 9)")
     parser.add_argument("--methods", default="deconv", help=f"comma-separated, from: {', '.join(METHODS)}, all (default: deconv)")
+    parser.add_argument("--page-images", type=int, default=DEFAULT_PAGE_IMAGES,
+                        help=f"saliency and inversion pages for the first N images (default: {DEFAULT_PAGE_IMAGES})")
+    parser.add_argument("--invert-layers", help="layers inverted on the image pages (default: the last selected layer before each downsampling)")
+    parser.add_argument("--invert-size", type=int, default=DEFAULT_INVERT_SIZE,
+                        help=f"image side for inversions, at most --size (default: {DEFAULT_INVERT_SIZE})")
     parser.add_argument("--out", help=f"output folder (default: html_out/{model_name})")
     parser.add_argument("--batch-size", type=int, default=16, help="images per batch (default: 16)")
     parser.add_argument("--seed", type=int, default=0, help="seed of random weights and sample crops (default: 0)")
@@ -65,7 +74,7 @@ def build_parser(prog, model_name):
 
 
 def _check_positive(args):
-    for name in ("num_images", "top_k", "batch_size", "size"):
+    for name in ("num_images", "top_k", "batch_size", "size", "page_images", "invert_size"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
@@ -114,6 +123,20 @@ def _image_source(args, size):
     return dict(zip(ids, batch)), label, None
 
 
+def _page_images(source, size, count):
+    """The first ``count`` images of the source: ``(ids, array)``."""
+    import itertools
+
+    import numpy as np
+
+    from tfvis import images
+
+    pairs = list(itertools.islice(images.iter_images(source, size=size), count))
+    if not pairs:
+        raise UsageError("no readable images for the image pages")
+    return [i for i, _ in pairs], np.stack([image for _, image in pairs]).astype(np.float32)
+
+
 def run(model_name, prog, argv=None):
     """Parse ``argv`` and write the report; returns the exit status."""
     parser = build_parser(prog, model_name)
@@ -131,6 +154,7 @@ def _run(model_name, args):
     import tfvis
     from tfvis.models import zoo_module
     from tfvis.receptive_field import receptive_fields
+    from tfvis.image_pages import stage_layers, write_image_pages
     from tfvis.report import Report, field_text, stride_text
     from tfvis.topk import top_k_layers
 
@@ -150,6 +174,16 @@ def _run(model_name, args):
     source, images_label, limit = _image_source(args, size)
     out = Path(args.out or Path("html_out") / model_name)
     settings = {"images": images_label, "top-k": args.top_k, "seed": args.seed, "methods": ", ".join(methods)}
+    fields = receptive_fields(model, layers, input_size=(size, size))
+    per_image = [m for m in methods if m in ("saliency", "inversion")]
+    if per_image:
+        invert_layers = _layers(args.invert_layers, module, info) if args.invert_layers else stage_layers(fields, layers)
+        invert_size = min(args.invert_size, size)
+        if invert_size < module.MIN_SIZE:
+            raise UsageError(f"--invert-size {invert_size}: {module.NAME} needs at least {module.MIN_SIZE} px")
+        settings["image pages"] = f"{args.page_images} images"
+        if "inversion" in per_image:
+            settings["inversion"] = f"{', '.join(invert_layers)} at {invert_size} px"
     report = Report(out, model_name, model.tfvis_weights, settings, force=args.force)
     todo = {name: [c for c in channels[name] if c not in report.done_channels(name)] for name in layers}
     todo = {name: chans for name, chans in todo.items() if chans}
@@ -161,12 +195,18 @@ def _run(model_name, args):
         )  # fmt: skip
         for result in results.values():
             report.add_top_k(result)
-    fields = receptive_fields(model, layers, input_size=(size, size))
+    pages = []
+    if per_image:
+        ids, page_images = _page_images(source, size, args.page_images)
+        pages = write_image_pages(
+            report, model, ids, page_images, layers, channels, per_image, invert_layers=invert_layers,
+            invert_size=invert_size, batch_size=args.batch_size, seed=args.seed, progress=not args.quiet,
+        )  # fmt: skip
     input_desc = f"{size} x {size} RGB, values in [0, 255]"
     for name in layers:
         report.write_layer_page(name, counts[name], field_text(fields[name]), stride_text(fields[name]), args.top_k, input_desc=input_desc)
     rows = [{"name": name, "channels": counts[name], "field": field_text(fields[name]), "stride": stride_text(fields[name])} for name in layers]
-    index = report.write_index(rows, input_desc)
+    index = report.write_index(rows, input_desc, pages=pages)
     elapsed = time.perf_counter() - started
     skipped = sum(len(channels[n]) for n in layers) - sum(len(c) for c in todo.values())
     print(f"{model_name} ({model.tfvis_weights}): {len(layers)} layers, "
@@ -178,3 +218,209 @@ def _run(model_name, args):
 def main(model_name, prog):
     """Entry point of the thin modules: exit with :func:`run`'s status."""
     sys.exit(run(model_name, prog))
+
+
+# --------------------------------------------------------------------------------------------
+# python -m tfvis.saliency
+# --------------------------------------------------------------------------------------------
+
+#: Methods of ``python -m tfvis.saliency``, with their titles.
+SALIENCY_METHODS = {
+    "vanilla": "Gradient (Simonyan)",
+    "smoothgrad": "SmoothGrad",
+    "integrated": "Integrated gradients",
+    "guided": "Guided backprop",
+    "deconvnet": "Deconvnet",
+    "grad_cam": "Grad-CAM",
+}
+DEFAULT_SALIENCY_METHODS = "vanilla,smoothgrad,guided,grad_cam"
+
+
+def build_saliency_parser():
+    """The argument parser of ``python -m tfvis.saliency``."""
+    from tfvis.models import ZOO
+
+    parser = argparse.ArgumentParser(
+        prog="python -m tfvis.saliency",
+        description="Saliency maps of images for a class or a channel (Simonyan et al. 2014 and its successors), "
+        "written as PNG overlays, .npy maps and one HTML page.",
+    )
+    parser.add_argument("--model", default="vgg16", help=f"a zoo model ({', '.join(ZOO)}) or a saved Keras model file (default: vgg16)")
+    parser.add_argument("--weights", default="auto", help="weights of a zoo model (default: auto)")
+    parser.add_argument("--target", help="comma-separated targets: class indices and/or 'layer:channel' or 'layer:channel@y,x' "
+                        "(default: each image's top class)")  # fmt: skip
+    parser.add_argument("--images", help="a folder of images (default: scikit-image's sample photos)")
+    parser.add_argument("--num-images", type=int, help="use at most this many images (default: all)")
+    parser.add_argument("--methods", default=DEFAULT_SALIENCY_METHODS, help=f"comma-separated, from: {', '.join(SALIENCY_METHODS)}, all "
+                        f"(default: {DEFAULT_SALIENCY_METHODS})")  # fmt: skip
+    parser.add_argument("--cam-layer", help="Grad-CAM's layer (default: the target's layer, or the last rectified spatial map)")
+    parser.add_argument("--samples", type=int, default=25, help="SmoothGrad copies per image (default: 25)")
+    parser.add_argument("--noise", type=float, default=0.15, help="SmoothGrad noise, fraction of the input range (default: 0.15)")
+    parser.add_argument("--steps", type=int, default=64, help="integrated-gradient steps (default: 64)")
+    parser.add_argument("--size", type=int, help="image side in pixels (default: the model's input size)")
+    parser.add_argument("--out", default=str(Path("html_out") / "saliency"), help="output folder (default: html_out/saliency)")
+    parser.add_argument("--batch-size", type=int, default=16, help="rows per compiled call (default: 16)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the SmoothGrad noise and of random weights (default: 0)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def _saliency_targets(spec):
+    """Targets from ``"281,block5_conv3:12,block4_conv3:3@5,6"``; None (the top class) when empty."""
+    if not spec:
+        return [None]
+    targets = []
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        previous = targets[-1] if targets else None
+        if part.isdigit() and isinstance(previous, str) and "@" in previous and "," not in previous.partition("@")[2]:
+            targets[-1] = f"{previous},{part}"  # the x of a '@y,x' position
+        else:
+            targets.append(int(part) if part.lstrip("-").isdigit() else part)
+    return targets
+
+
+def _saliency_model(args, needs_classes):
+    """``(model, label, input size)`` for ``--model``: a zoo name or a saved Keras model file."""
+    import tfvis
+    from tfvis.models import ZOO, WeightsError, WeightsUnavailableError, zoo_module
+
+    if args.model in ZOO:
+        module = zoo_module(args.model)
+        try:
+            model = tfvis.load_model(args.model, weights=args.weights, include_top=needs_classes, seed=args.seed)
+        except WeightsUnavailableError as err:
+            raise UsageError(f"{err} Or try it now with --weights random.") from None
+        except (WeightsError, ValueError) as err:
+            raise UsageError(str(err)) from None
+        size = args.size or module.DEFAULT_SIZE
+        if needs_classes and size != module.DEFAULT_SIZE:
+            raise UsageError(f"--size {size}: class targets need {module.NAME}'s classifier, whose input is {module.DEFAULT_SIZE} px")
+        if size < module.MIN_SIZE:
+            raise UsageError(f"--size {size}: {module.NAME} needs at least {module.MIN_SIZE} px")
+        return model, module.NAME, size
+    path = Path(args.model)
+    if not path.is_file():
+        raise UsageError(f"--model {args.model}: not a zoo model ({', '.join(ZOO)}) nor a saved Keras model file")
+    import keras
+
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as err:  # noqa: BLE001 - Keras raises many types for unreadable files
+        raise UsageError(f"--model {args.model}: cannot load it as a Keras model ({err})") from None
+    fixed = model.inputs[0].shape[1]
+    size = args.size or fixed
+    if size is None:
+        raise UsageError(f"--model {args.model} takes any image size: give --size")
+    return model, path.stem, size
+
+
+def _saliency_images(args, size):
+    import itertools
+
+    import numpy as np
+
+    from tfvis import images
+
+    if args.images:
+        folder = Path(args.images)
+        if not folder.is_dir():
+            raise UsageError(f"--images {args.images}: not a folder")
+        pairs = list(itertools.islice(images.iter_images(folder, size=size), args.num_images))
+    else:
+        photos = images.sample_images(size=size)
+        pairs = list(photos.items())[: args.num_images]
+    if not pairs:
+        raise UsageError(f"--images {args.images}: no readable images")
+    return [str(i) for i, _ in pairs], np.stack([image for _, image in pairs]).astype(np.float32)
+
+
+def _saliency_method(model, method, images, targets, args, cam_layer):
+    from tfvis import saliency
+
+    options = {"batch_size": args.batch_size}
+    if method == "smoothgrad":
+        return saliency.smoothgrad(model, images, targets, noise=args.noise, samples=args.samples, seed=args.seed, **options)
+    if method == "integrated":
+        return saliency.integrated_gradients(model, images, targets, steps=args.steps, **options)
+    if method == "grad_cam":
+        return saliency.grad_cam(model, images, targets, cam_layer, **options)
+    return getattr(saliency, method)(model, images, targets, **options)
+
+
+def _cam_layer_for(model, target, requested):
+    from tfvis.image_pages import cam_layer
+    from tfvis.layers import get_layer
+
+    if requested:
+        return requested
+    if isinstance(target, str):
+        name = target.partition("@")[0].partition(":")[0]
+        if len(get_layer(model, name).output.shape) == 4:
+            return name
+    return cam_layer(model)
+
+
+def _run_saliency(args):
+    import numpy as np
+
+    from tfvis import saliency
+    from tfvis.report import Report, array_stem, safe_name
+
+    for name in ("num_images", "samples", "steps", "batch_size", "size"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    methods = list(SALIENCY_METHODS) if args.methods == "all" else [m.strip() for m in args.methods.split(",") if m.strip()]
+    bad = [m for m in methods if m not in SALIENCY_METHODS]
+    if bad or not methods:
+        raise UsageError(f"--methods: unknown {', '.join(bad) or '(none)'}; choose from: {', '.join(SALIENCY_METHODS)}, all")
+    targets = _saliency_targets(args.target)
+    needs_classes = any(t is None or isinstance(t, int) for t in targets)
+    model, label, size = _saliency_model(args, needs_classes)
+    ids, images = _saliency_images(args, size)
+    settings = {"images": f"{len(ids)} images at {size} px", "methods": ", ".join(methods), "seed": args.seed}
+    report = Report(args.out, label, getattr(model, "tfvis_weights", label), settings, force=True)
+    tables = []
+    started = time.perf_counter()
+    for target in targets:
+        try:
+            if target is None:
+                per_image = [int(c) for c in saliency.class_scores(model, images, args.batch_size).argmax(axis=1)]
+            else:
+                per_image = [target] * len(ids)
+            cam_layer = _cam_layer_for(model, per_image[0], args.cam_layer) if "grad_cam" in methods else None
+            scores = saliency.score(model, images, per_image, args.batch_size)
+            maps = {m: _saliency_method(model, m, images, per_image, args, cam_layer) for m in methods}
+        except ValueError as err:
+            raise UsageError(f"--target {target if target is not None else '(top class)'}: {err}") from None
+        title = "Top class" if target is None else f"Target {target}"
+        rows = []
+        for i, image_id in enumerate(ids):
+            key = f"class{per_image[i]}" if isinstance(per_image[i], int) else per_image[i]
+            stem = array_stem(label, key, image_id)
+            cells = [{"src": report.save_picture("saliency", f"{stem}_input", images[i] / 255.0), "alt": image_id}]
+            for m in methods:
+                src = report.save_picture("saliency", f"{stem}_{m}", saliency.overlay(images[i], maps[m][i]), maps[m][i])
+                cells.append({"src": src, "alt": f"{SALIENCY_METHODS[m]} of {per_image[i]} on {image_id}"})
+            rows.append({"label": image_id, "note": f"{per_image[i]}: score {scores[i]:.3g}", "cells": cells})
+        lede = f"Grad-CAM at {cam_layer}." if cam_layer else ""
+        tables.append({"id": safe_name(title), "title": title, "columns": ["image"] + [SALIENCY_METHODS[m] for m in methods], "rows": rows, "lede": lede})
+    facts = [("Model", label), ("Weights", getattr(model, "tfvis_weights", "as saved")), ("Images", settings["images"]), ("SmoothGrad", f"{args.samples} copies, noise {args.noise:g} of the range")]
+    page = report.write_grid_page("index.html", "Saliency", tables, facts=facts,
+                                  lede="Each map is the gradient of the target's score (the unnormalised class score, or the "
+                                  "mean of a channel) with respect to the image, max over colours, over the image.")  # fmt: skip
+    print(f"{label}: {len(ids)} images x {len(targets)} targets x {len(methods)} methods, {time.perf_counter() - started:.0f} s")
+    print(page.resolve())
+    return 0
+
+
+def saliency_main(argv=None):
+    """Entry point of ``python -m tfvis.saliency``."""
+    parser = build_saliency_parser()
+    args = parser.parse_args(argv)
+    try:
+        status = _run_saliency(args)
+    except UsageError as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        status = 2
+    sys.exit(status)

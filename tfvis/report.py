@@ -135,6 +135,39 @@ class Report:
         manifest.setdefault("slots", {})[kind] = {"title": title, "src": path.relative_to(self.out).as_posix()}
         fileio.write_json(self._manifest_path(layer, channel), manifest)
 
+    def save_picture(self, folder, stem, image, array=None):
+        """Save ``image`` (in [0, 1] or uint8) as ``assets/<folder>/<stem>.png``, and ``array`` beside it as ``.npy``.
+
+        Returns the PNG's path relative to the report folder (for ``src`` attributes).
+        """
+        base = self.out / "assets" / safe_name(folder)
+        if array is not None:
+            fileio.save_npy(base / f"{stem}.npy", array)
+        fileio.save_png(base / f"{stem}.png", image)
+        return f"assets/{safe_name(folder)}/{stem}.png"
+
+    def _state_path(self, kind, key):
+        return self.out / "state" / safe_name(kind) / f"{safe_name(key)}.json"
+
+    def load_state(self, kind, key):
+        """The record saved by :meth:`save_state` for ``(kind, key)``, or None (always None when forcing)."""
+        return None if self.force else fileio.read_json(self._state_path(kind, key))
+
+    def save_state(self, kind, key, record):
+        """Save a finished unit of work (e.g. the saliency maps of one layer for the page images)."""
+        fileio.write_json(self._state_path(kind, key), record)
+
+    def write_grid_page(self, path, title, tables, lede="", facts=(), crumb=None):
+        """Write a page of picture tables (``templates/grid.html``); returns its path.
+
+        ``tables`` is a list of dicts with ``id``, ``title``, optional ``lede``, ``columns`` (headers)
+        and ``rows``, each row a dict with ``label``, optional ``note`` and ``cells``: dicts with
+        ``src``, ``alt`` and optional ``caption``, or None for an empty cell.
+        """
+        return self._render(
+            "grid.html", path, title=title, tables=tables, lede=lede, facts=list(facts), crumb=crumb or self.model_name
+        )  # fmt: skip
+
     def _render(self, template, path, **context):
         context.setdefault("root", "")
         context.setdefault("version", _version())

@@ -19,6 +19,8 @@ Every function takes a *target*, the scalar score whose gradient is taken, per i
 * ``"layer:channel"``: the mean of the channel's map over all positions (Lucid's ``channel``
   objective); for a dense layer, the unit itself.
 * ``"layer:channel@y,x"``: one unit of the channel's map.
+* a list with one of these per image, all of one layer and kind (e.g. each image's own top
+  class, or each image's strongest channel of a layer): still one compiled call per batch.
 
 Layer names follow :func:`tfvis.deconv.reconstruct`: fused ReLUs are split internally, so
 ``"c:3"`` names the pre-activation output of ``c``, as in the zoo where ``c_relu`` follows ``c``.
@@ -32,9 +34,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .deconv import _as_batch, _graph, _prepared
-from .layers import get_layer
-from .models.surgery import _activation_name
+from ..deconv import _as_batch, _graph, _prepared
+from ..layers import get_layer
+from ..models.surgery import _activation_name
 
 #: Integration rules of :func:`integrated_gradients`.
 RULES = ("trapezoid", "midpoint")
@@ -152,17 +154,21 @@ def _parse_target(prepared, target):
     return _Target(name, "unit", channel, position, None, target)
 
 
-def _score(act, target, channel, position):
-    """Per-image score ``(B,)`` from the target layer's output ``act``."""
+def _score(act, target, channels, positions):
+    """Per-image score ``(B,)`` from the target layer's output ``act``.
+
+    ``channels`` is ``(B,)`` (one channel per image) and ``positions`` ``(B, P)`` (one unit per
+    image, ``P`` = 0 for a channel mean or a dense unit).
+    """
     if target.dense is not None:
         act = tf.matmul(act, tf.cast(target.dense.kernel, act.dtype))
         if target.dense.use_bias:
             act = act + tf.cast(target.dense.bias, act.dtype)
-    maps = tf.gather(act, channel, axis=-1)  # (B, *spatial)
+    maps = tf.gather(act, channels, axis=-1, batch_dims=1)  # (B, *spatial)
     if target.kind == "mean":
         return tf.reduce_mean(tf.reshape(maps, [tf.shape(maps)[0], -1]), axis=1)
-    for i in range(len(target.position)):
-        maps = tf.gather(maps, position[i], axis=1)
+    if target.position:
+        return tf.gather_nd(maps, positions, batch_dims=1)
     return maps
 
 
@@ -178,21 +184,24 @@ def _net(model, prepared, layer_name, method):
     return entry[key]
 
 
+def _row_specs(target):
+    """Signatures of the per-row channels ``(B,)`` and positions ``(B, P)`` of compiled functions."""
+    return [tf.TensorSpec([None], tf.int32), tf.TensorSpec([None, len(target.position)], tf.int32)]
+
+
 def _gradient_function(model, prepared, target, method):
-    """Compiled ``(images, channel, position) -> (dS/dimages, S)``, cached."""
+    """Compiled ``(images, channels, positions) -> (dS/dimages, S)``, cached."""
     entry = _entry(model)
     key = ("gradient", method) + target.key
     if key not in entry:
         net = _net(model, prepared, target.layer, method)
         spec = tf.TensorSpec([None] + list(prepared.inputs[0].shape[1:]), tf.float32)
 
-        @tf.function(
-            input_signature=[spec, tf.TensorSpec([], tf.int32), tf.TensorSpec([len(target.position)], tf.int32)]
-        )
-        def run(images, channel, position):
+        @tf.function(input_signature=[spec] + _row_specs(target))
+        def run(images, channels, positions):
             with tf.GradientTape() as tape:
                 tape.watch(images)
-                scores = _score(net(images, training=False), target, channel, position)
+                scores = _score(net(images, training=False), target, channels, positions)
                 total = tf.reduce_sum(scores)
             return tape.gradient(total, images), scores
 
@@ -200,23 +209,62 @@ def _gradient_function(model, prepared, target, method):
     return entry[key]
 
 
+class _Rows:
+    """The parsed target of each image of a batch: one shared layer and kind, per-image units."""
+
+    def __init__(self, targets):
+        first = targets[0]
+        for other in targets[1:]:
+            if other.key != first.key:
+                raise ValueError(
+                    f"targets {first.text!r} and {other.text!r} differ in layer or kind; one call takes targets "
+                    "of one layer and kind (e.g. all class indices, or all 'layer:channel' of one layer)"
+                )
+        self.target = first
+        self.channels = np.array([t.channel for t in targets], np.int32)
+        self.positions = np.array([t.position for t in targets], np.int32).reshape(len(targets), len(first.position))
+
+    def _with(self, channels, positions):
+        rows = object.__new__(_Rows)
+        rows.target, rows.channels, rows.positions = self.target, channels, positions
+        return rows
+
+    def select(self, part):
+        """The rows of ``part`` (a slice of images)."""
+        return self._with(self.channels[part], self.positions[part])
+
+    def repeat(self, times):
+        """Rows for ``times`` consecutive copies of each image (noise samples, path points)."""
+        return self._with(np.repeat(self.channels, times), np.repeat(self.positions, times, axis=0))
+
+    def chunk(self, part):
+        """Tensors of the channels and positions of ``part`` (a slice of rows)."""
+        return tf.constant(self.channels[part]), tf.constant(self.positions[part])
+
+
+def _parse_targets(prepared, target, count):
+    """A :class:`_Rows` for ``count`` images: one target for all, or a sequence of one per image."""
+    if isinstance(target, (list, tuple, np.ndarray)):
+        if len(target) != count:
+            raise ValueError(f"got {len(target)} targets for {count} images; give one target, or one per image")
+        return _Rows([_parse_target(prepared, t.item() if isinstance(t, np.generic) else t) for t in target])
+    return _Rows([_parse_target(prepared, target)] * count)
+
+
 def _setup(model, images, target, batch_size):
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be at least 1; got {batch_size}")
-    images, single = _as_batch(model, images)
-    prepared = _prepared(model)
-    return images, single, prepared, _parse_target(prepared, target)
+    images, single, prepared = (*_as_batch(model, images), _prepared(model))
+    return images, single, prepared, _parse_targets(prepared, target, len(images))
 
 
-def _run_gradients(model, prepared, target, rows, batch_size, method=None):
-    """Gradients and scores of ``rows`` (M, H, W, C), ``batch_size`` rows per compiled call."""
-    run = _gradient_function(model, prepared, target, method)
-    channel = tf.constant(target.channel, tf.int32)
-    position = tf.constant(np.asarray(target.position, np.int32).reshape(-1))
-    grads, scores = np.zeros(rows.shape, np.float32), np.zeros(len(rows), np.float32)
-    for start in range(0, len(rows), int(batch_size)):
+def _run_gradients(model, prepared, rows, images, batch_size, method=None):
+    """Gradients and scores of ``images`` (M, H, W, C), whose targets are ``rows``, ``batch_size`` per compiled call."""
+    run = _gradient_function(model, prepared, rows.target, method)
+    grads, scores = np.zeros(images.shape, np.float32), np.zeros(len(images), np.float32)
+    for start in range(0, len(images), int(batch_size)):
         chunk = slice(start, start + int(batch_size))
-        g, s = run(tf.constant(rows[chunk]), channel, position)
+        g, s = run(tf.constant(images[chunk]), *rows.chunk(chunk))
         grads[chunk], scores[chunk] = g.numpy(), s.numpy()
     return grads, scores
 
@@ -258,8 +306,39 @@ def score(model, images, target, batch_size=16):
     >>> model = tfvis.load_model("vgg16", weights=None)  # doctest: +SKIP
     >>> score(model, photo, 281)                           # doctest: +SKIP
     """
-    images, single, prepared, parsed = _setup(model, images, target, batch_size)
-    _, scores = _run_gradients(model, prepared, parsed, images, batch_size)
+    images, single, prepared, rows = _setup(model, images, target, batch_size)
+    _, scores = _run_gradients(model, prepared, rows, images, batch_size)
+    return scores[0] if single else scores
+
+
+def has_class_output(model):
+    """Whether ``model`` ends in class scores that int targets can name (see the module notes)."""
+    try:
+        _class_layer(_prepared(model))
+    except ValueError:
+        return False
+    return True
+
+
+def class_scores(model, images, batch_size=16):
+    """The unnormalised class scores (logits) of each image, shape (N, classes).
+
+    Raises
+    ------
+    ValueError
+        The model has no class output (see the module notes).
+    """
+    images, single = _as_batch(model, images)
+    prepared = _prepared(model)
+    name, dense, _ = _class_layer(prepared)
+    net = _net(model, prepared, name, None)
+    out = []
+    for start in range(0, len(images), int(batch_size)):
+        act = net(tf.constant(images[start : start + int(batch_size)]), training=False)
+        if dense is not None:
+            act = tf.matmul(act, dense.kernel) + (dense.bias if dense.use_bias else 0.0)
+        out.append(np.asarray(act, np.float32))
+    scores = np.concatenate(out)
     return scores[0] if single else scores
 
 
@@ -272,8 +351,8 @@ def gradients(model, images, target, batch_size=16):
     -------
     ndarray, float32, shape (N, H, W, C) (or (H, W, C) for one image)
     """
-    images, single, prepared, parsed = _setup(model, images, target, batch_size)
-    grads, _ = _run_gradients(model, prepared, parsed, images, batch_size)
+    images, single, prepared, rows = _setup(model, images, target, batch_size)
+    grads, _ = _run_gradients(model, prepared, rows, images, batch_size)
     return grads[0] if single else grads
 
 
@@ -286,9 +365,9 @@ def vanilla(model, images, target, batch_size=16):
         A model with one image input. Fused ReLUs are split internally (see the module notes).
     images : ndarray, shape (N, H, W, C) or (H, W, C)
         In the model's input space (RGB in [0, 255] for the zoo).
-    target : int or str
+    target : int, str or list
         A class index (its unnormalised score), ``"layer:channel"`` (the mean of the channel's
-        map) or ``"layer:channel@y,x"`` (one unit).
+        map) or ``"layer:channel@y,x"`` (one unit); or a list of one such target per image.
     batch_size : int
         Images per compiled call.
 
@@ -333,8 +412,8 @@ def smoothgrad(model, images, target, noise=0.15, samples=25, batch_size=16, see
     batch_size : int
         Rows (noisy copies) per compiled call.
     seed : int
-        The noise of image ``i`` is drawn from ``numpy.random.default_rng([seed, i])``: the
-        result does not depend on ``batch_size``.
+        The noise of image ``i`` is :func:`smoothgrad_noise` with seed ``(seed, i)``, drawn inside
+        the compiled call: the result does not depend on ``batch_size``.
     magnitude : bool
         True: average ``|dS/dI|`` over the copies; False: average the signed gradient. The map is
         then ``max_c |.|`` of the average, so both equal :func:`vanilla` at ``noise=0``.
@@ -355,25 +434,71 @@ def smoothgrad(model, images, target, noise=0.15, samples=25, batch_size=16, see
         raise ValueError(f"noise must be non-negative; got {noise}")
     if noise == 0:
         return vanilla(model, images, target, batch_size)
-    images, single, prepared, parsed = _setup(model, images, target, batch_size)
+    images, single, prepared, rows = _setup(model, images, target, batch_size)
     samples, batch_size = int(samples), int(batch_size)
-    sigma = float(noise) * float(value_range)
-    per_call = max(batch_size // samples, 1)  # images per group
+    run = _smooth_function(model, prepared, rows.target, samples, bool(magnitude))
+    sigma = tf.constant(float(noise) * float(value_range), tf.float32)
+    seeds = np.stack([np.full(len(images), int(seed)), np.arange(len(images))], axis=1).astype(np.int32)
+    per_call = max(batch_size // samples, 1)  # images whose copies fit in one call
+    count = min(samples, batch_size)  # copies of one image per call
     total = np.zeros(images.shape, np.float64)
-    for start in range(0, len(images), per_call):
-        group = range(start, min(start + per_call, len(images)))
-        rows = np.concatenate(
-            [
-                images[i][None] + sigma * np.random.default_rng([int(seed), i]).standard_normal((samples,) + images.shape[1:]).astype(np.float32)
-                for i in group
-            ]
-        ).astype(np.float32)
-        grads, _ = _run_gradients(model, prepared, parsed, rows, batch_size)
-        if magnitude:
-            grads = np.abs(grads)
-        total[start : group.stop] = grads.reshape((len(group), samples) + images.shape[1:]).sum(axis=1)
+    for first in range(0, len(images), per_call):
+        group = slice(first, first + per_call)
+        for start in range(0, samples, count):
+            part = run(tf.constant(images[group]), tf.constant(seeds[group]), sigma, tf.constant(start),
+                       tf.constant(min(count, samples - start)), *rows.chunk(group))  # fmt: skip
+            total[group] += part.numpy()
     maps = np.abs(total / samples).max(axis=-1).astype(np.float32)
     return maps[0] if single else maps
+
+
+def smoothgrad_noise(shape, samples, sigma, seed, index):
+    """The noise SmoothGrad adds to image ``index``: ``sigma`` times a seeded standard normal.
+
+    ``tf.random.stateless_normal`` of shape ``(samples, *shape)`` with seed ``(seed, index)``, so a
+    map depends on the seed and the image's position in the batch, never on ``batch_size``.
+    """
+    shape = tf.concat([[samples], tf.cast(shape, tf.int32)], 0)
+    return sigma * tf.random.stateless_normal(shape, tf.stack([seed, index]))
+
+
+def _smooth_function(model, prepared, target, samples, magnitude):
+    """Compiled SmoothGrad sum: noise drawn in the graph, gradients summed over the copies in the graph.
+
+    ``(images (g, H, W, C), seeds (g, 2), sigma, start, count, channels, positions) -> (g, H, W, C)``:
+    for each image, the sum over its copies ``start .. start + count - 1`` of the gradient (or its
+    magnitude) at ``image + noise``.
+    """
+    entry = _entry(model)
+    key = ("smooth", samples, magnitude) + target.key
+    if key not in entry:
+        net = _net(model, prepared, target.layer, None)
+        shape = list(prepared.inputs[0].shape[1:])
+        spec = tf.TensorSpec([None] + shape, tf.float32)
+        scalar = tf.TensorSpec([], tf.int32)
+
+        @tf.function(input_signature=[spec, tf.TensorSpec([None, 2], tf.int32), tf.TensorSpec([], tf.float32), scalar, scalar] + _row_specs(target))
+        def run(images, seeds, sigma, start, count, channels, positions):
+            size = tf.shape(images)[1:]
+
+            def copies(args):
+                image, seed = args
+                noise = smoothgrad_noise(tf.shape(image), samples, sigma, seed[0], seed[1])
+                return image[None] + noise[start : start + count]
+
+            rows = tf.map_fn(copies, (images, seeds), fn_output_signature=tf.TensorSpec([None] + shape, tf.float32))
+            rows = tf.reshape(rows, tf.concat([[-1], size], 0))
+            with tf.GradientTape() as tape:
+                tape.watch(rows)
+                scores = _score(net(rows, training=False), target, tf.repeat(channels, count), tf.repeat(positions, count, axis=0))
+                total = tf.reduce_sum(scores)
+            grads = tape.gradient(total, rows)
+            if magnitude:
+                grads = tf.abs(grads)
+            return tf.reduce_sum(tf.reshape(grads, tf.concat([[-1, count], size], 0)), axis=1)
+
+        entry[key] = run
+    return entry[key]
 
 
 def integrated_gradients(model, images, target, baseline=None, steps=64, reduce="max", batch_size=16, rule="trapezoid"):
@@ -417,7 +542,7 @@ def integrated_gradients(model, images, target, baseline=None, steps=64, reduce=
         raise ValueError(f"rule={rule!r}; use one of: {', '.join(RULES)}")
     if reduce not in ("max", "sum", None):
         raise ValueError(f"reduce={reduce!r}; use 'max', 'sum' or None")
-    images, single, prepared, parsed = _setup(model, images, target, batch_size)
+    images, single, prepared, targets = _setup(model, images, target, batch_size)
     if baseline is None:
         baselines = np.zeros_like(images)
     else:
@@ -438,7 +563,8 @@ def integrated_gradients(model, images, target, baseline=None, steps=64, reduce=
         group = slice(start, start + per_call)
         delta = images[group] - baselines[group]
         rows = (baselines[group][:, None] + alphas * delta[:, None]).astype(np.float32)
-        grads, _ = _run_gradients(model, prepared, parsed, rows.reshape((-1,) + images.shape[1:]), batch_size)
+        path = rows.reshape((-1,) + images.shape[1:])
+        grads, _ = _run_gradients(model, prepared, targets.select(group).repeat(points), path, batch_size)
         grads = grads.reshape(rows.shape).astype(np.float64)
         average = np.tensordot(weights, grads, axes=([0], [1]))  # (n, H, W, C)
         result[group] = (delta * average).astype(np.float32)
@@ -447,8 +573,8 @@ def integrated_gradients(model, images, target, baseline=None, steps=64, reduce=
 
 
 def _rule_map(model, images, target, method, batch_size):
-    images, single, prepared, parsed = _setup(model, images, target, batch_size)
-    grads, _ = _run_gradients(model, prepared, parsed, images, batch_size, method)
+    images, single, prepared, rows = _setup(model, images, target, batch_size)
+    grads, _ = _run_gradients(model, prepared, rows, images, batch_size, method)
     maps = np.abs(grads).max(axis=-1)
     return maps[0] if single else maps
 
@@ -502,13 +628,11 @@ def _cam_function(model, prepared, target, layer_name):
         net = keras.Model(prepared.inputs[0], [layer.output, get_layer(prepared, target.layer).output])
         spec = tf.TensorSpec([None] + list(prepared.inputs[0].shape[1:]), tf.float32)
 
-        @tf.function(
-            input_signature=[spec, tf.TensorSpec([], tf.int32), tf.TensorSpec([len(target.position)], tf.int32)]
-        )
-        def run(images, channel, position):
+        @tf.function(input_signature=[spec] + _row_specs(target))
+        def run(images, channels, positions):
             with tf.GradientTape() as tape:
                 maps, act = net(images, training=False)
-                total = tf.reduce_sum(_score(act, target, channel, position))
+                total = tf.reduce_sum(_score(act, target, channels, positions))
             grads = tape.gradient(total, maps)
             if grads is None:
                 raise ValueError(f"target {target.text!r} does not depend on layer {layer_name!r}")
@@ -547,17 +671,15 @@ def grad_cam(model, images, target, layer, batch_size=16):
     --------
     >>> cam = grad_cam(model, photos, 281, "block5_conv3_relu")  # doctest: +SKIP
     """
-    images, single, prepared, parsed = _setup(model, images, target, batch_size)
+    images, single, prepared, rows = _setup(model, images, target, batch_size)
     shape = tuple(get_layer(prepared, layer).output.shape)
     if len(shape) != 4:
         raise ValueError(f"layer {layer!r} has output shape {shape}, not a spatial map (N, h, w, K); choose a convolutional layer")
-    run = _cam_function(model, prepared, parsed, layer)
-    channel = tf.constant(parsed.channel, tf.int32)
-    position = tf.constant(np.asarray(parsed.position, np.int32).reshape(-1))
+    run = _cam_function(model, prepared, rows.target, layer)
     out = np.zeros(images.shape[:3], np.float32)
     for start in range(0, len(images), int(batch_size)):
         chunk = slice(start, start + int(batch_size))
-        out[chunk] = run(tf.constant(images[chunk]), channel, position).numpy()
+        out[chunk] = run(tf.constant(images[chunk]), *rows.chunk(chunk)).numpy()
     return out[0] if single else out
 
 
@@ -650,7 +772,7 @@ def class_model(model, class_index, steps=200, l2=1e-6, learning_rate=1.0, seed=
         def step(image, mean, channel, l2, rate, low, high):
             with tf.GradientTape() as tape:
                 tape.watch(image)
-                s = _score(net(image, training=False), target, channel, tf.zeros([0], tf.int32))
+                s = _score(net(image, training=False), target, channel[None], tf.zeros([1, 0], tf.int32))
                 objective = tf.reduce_sum(s) - l2 * tf.reduce_sum(tf.square(image - mean))
             g = tape.gradient(objective, image)
             g = g / (tf.sqrt(tf.reduce_mean(tf.square(g))) + 1e-12)
@@ -785,6 +907,9 @@ def figure(images, maps, titles=None, cmap="jet", size=2.5):
 __all__ = [
     "RULES",
     "class_model",
+    "class_scores",
+    "has_class_output",
+    "smoothgrad_noise",
     "deconvnet",
     "figure",
     "grad_cam",
