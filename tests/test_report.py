@@ -209,3 +209,69 @@ def test_saliency_cli_bad_options(bad, message, tmp_path, capsys):
     assert done.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
+
+
+def test_featurevis_slots_rendered_in_batches_and_resumed(tmp_path, monkeypatch):
+    from tfvis import featurevis
+
+    calls = []
+    real = featurevis.render
+
+    def counting(model, objective, **kwargs):
+        calls.append(list(objective))
+        return real(model, objective, **kwargs)
+
+    monkeypatch.setattr(featurevis, "render", counting)
+    out = tmp_path / "fv"
+    args = ARGS + ["--out", str(out), "--methods", "deconv,featurevis", "--fv-steps", "3", "--fv-size", "32", "--fv-batch", "3",
+                   "--channels", "0-3"]  # fmt: skip
+    assert cli.run("vgg16", "vgg", args) == 0
+    assert calls == [[f"block1_conv2:{c}" for c in (0, 1, 2)], ["block1_conv2:3"],
+                     [f"block2_conv1:{c}" for c in (0, 1, 2)], ["block2_conv1:3"]]  # fmt: skip
+    for channel in range(4):
+        slot = fileio.read_json(out / "state" / "block2_conv1" / f"ch{channel}.json")["slots"]["featurevis"]
+        assert (out / slot["src"]).is_file() and slot["title"].startswith("Feature visualization")
+        assert len(fileio.read_json(out / "state" / "block2_conv1" / f"ch{channel}.json")["items"]) == 4  # top-k kept
+    assert 'alt="Feature visualization' in (out / "block2_conv1.html").read_text()
+    calls.clear()
+    assert cli.run("vgg16", "vgg", args) == 0
+    assert calls == []  # resumed: every channel has its picture
+
+
+def test_caricature_cli_files_page_and_resume(tmp_path, capsys):
+    out = tmp_path / "car"
+    args = ["--model", "vgg16:random,vgg16:hed", "--layers", "block1_conv2,block2_conv1", "--num-images", "2", "--size", "32",
+            "--steps", "3", "--out", str(out), "--quiet"]  # fmt: skip
+    with pytest.raises(SystemExit) as done:
+        cli.caricature_main(args)
+    assert done.value.code == 0
+    for model in ("vgg16-random", "vgg16-hed"):
+        for layer in ("block1_conv2", "block2_conv1"):
+            for image in ("chelsea", "coffee"):
+                array = np.load(out / f"{model}_{layer}_{image}.npy")
+                assert array.shape == (32, 32, 3) and 0 <= array.min() and array.max() <= 1
+                assert (out / f"{model}_{layer}_{image}.png").is_file()
+    results = check_pages(out / "index.html")
+    widths, errors, _ = results[(out / "index.html").resolve().as_uri()]
+    assert not errors and len(widths) == 2 * (1 + 2) * 2 and all(w > 0 for w in widths)  # models x (image + layers) x images
+    before = (out / "vgg16-hed_block2_conv1_coffee.npy").stat().st_mtime_ns
+    with pytest.raises(SystemExit):
+        cli.caricature_main(args)
+    assert (out / "vgg16-hed_block2_conv1_coffee.npy").stat().st_mtime_ns == before
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (["--model", "vgg16:hed", "--layers", "block9_conv1"], "vgg16-hed has no layer block9_conv1; choose from"),
+        (["--model", "lenet", "--layers", "c1"], "not a zoo model"),
+        (["--model", "vgg16:nonsense", "--layers", "block1_conv1"], "--model vgg16:nonsense"),
+        (["--layers", "block1_conv1", "--steps", "0"], "--steps must be at least 1"),
+    ],
+)
+def test_caricature_cli_bad_options(bad, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as done:
+        cli.caricature_main(bad + ["--out", str(tmp_path), "--quiet"])
+    assert done.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err

@@ -9,12 +9,17 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 #: Report parts: top-k reconstructions on the layer pages; per-image saliency and inversion pages.
-METHODS = ("deconv", "saliency", "inversion")
+METHODS = ("deconv", "featurevis", "saliency", "inversion")
 DEFAULT_CHANNELS = "8"
 DEFAULT_SAMPLE_IMAGES = 64
 DEFAULT_PAGE_IMAGES = 4
 DEFAULT_INVERT_SIZE = 128
+DEFAULT_FV_STEPS = 256
+DEFAULT_FV_SIZE = 128
+DEFAULT_FV_BATCH = 8
 
 
 class UsageError(Exception):
@@ -65,6 +70,9 @@ def build_parser(prog, model_name):
     parser.add_argument("--invert-layers", help="layers inverted on the image pages (default: the last selected layer before each downsampling)")
     parser.add_argument("--invert-size", type=int, default=DEFAULT_INVERT_SIZE,
                         help=f"image side for inversions, at most --size (default: {DEFAULT_INVERT_SIZE})")
+    parser.add_argument("--fv-steps", type=int, default=DEFAULT_FV_STEPS, help=f"feature visualization steps (default: {DEFAULT_FV_STEPS})")
+    parser.add_argument("--fv-size", type=int, default=DEFAULT_FV_SIZE, help=f"feature visualization side in pixels (default: {DEFAULT_FV_SIZE})")
+    parser.add_argument("--fv-batch", type=int, default=DEFAULT_FV_BATCH, help=f"channels rendered together (default: {DEFAULT_FV_BATCH})")
     parser.add_argument("--out", help=f"output folder (default: html_out/{model_name})")
     parser.add_argument("--batch-size", type=int, default=16, help="images per batch (default: 16)")
     parser.add_argument("--seed", type=int, default=0, help="seed of random weights and sample crops (default: 0)")
@@ -74,7 +82,7 @@ def build_parser(prog, model_name):
 
 
 def _check_positive(args):
-    for name in ("num_images", "top_k", "batch_size", "size", "page_images", "invert_size"):
+    for name in ("num_images", "top_k", "batch_size", "size", "page_images", "invert_size", "fv_steps", "fv_size", "fv_batch"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
@@ -123,11 +131,29 @@ def _image_source(args, size):
     return dict(zip(ids, batch)), label, None
 
 
+FV_KIND = "featurevis"
+
+
+def render_channels(report, model, channels, steps, size, batch, seed=0, progress=True):
+    """Render the feature visualization of every channel without one, ``batch`` channels per render.
+
+    Flat or NaN renders (a dead channel) are saved too, with a title that says so.
+    """
+    from tfvis.featurevis import render
+
+    for layer, chans in channels.items():
+        todo = [c for c in chans if not report.has_slot(layer, c, FV_KIND)]
+        for start in range(0, len(todo), batch):
+            group = todo[start : start + batch]
+            images = render(model, [f"{layer}:{c}" for c in group], size=size, steps=steps, seed=seed, progress=progress)
+            for i, channel in enumerate(group):
+                title = "Feature visualization" + (" (flat: a dead channel?)" if i in images.failed else "")
+                report.add_slot(layer, channel, FV_KIND, title, np.asarray(images[i]))
+
+
 def _page_images(source, size, count):
     """The first ``count`` images of the source: ``(ids, array)``."""
     import itertools
-
-    import numpy as np
 
     from tfvis import images
 
@@ -175,6 +201,8 @@ def _run(model_name, args):
     out = Path(args.out or Path("html_out") / model_name)
     settings = {"images": images_label, "top-k": args.top_k, "seed": args.seed, "methods": ", ".join(methods)}
     fields = receptive_fields(model, layers, input_size=(size, size))
+    if "featurevis" in methods:
+        settings["feature visualization"] = f"{args.fv_steps} steps at {args.fv_size} px, Fourier + decorrelated, standard transforms"
     per_image = [m for m in methods if m in ("saliency", "inversion")]
     if per_image:
         invert_layers = _layers(args.invert_layers, module, info) if args.invert_layers else stage_layers(fields, layers)
@@ -195,6 +223,8 @@ def _run(model_name, args):
         )  # fmt: skip
         for result in results.values():
             report.add_top_k(result)
+    if "featurevis" in methods:
+        render_channels(report, model, channels, args.fv_steps, args.fv_size, args.fv_batch, args.seed, not args.quiet)
     pages = []
     if per_image:
         ids, page_images = _page_images(source, size, args.page_images)
@@ -317,8 +347,6 @@ def _saliency_model(args, needs_classes):
 def _saliency_images(args, size):
     import itertools
 
-    import numpy as np
-
     from tfvis import images
 
     if args.images:
@@ -361,8 +389,6 @@ def _cam_layer_for(model, target, requested):
 
 
 def _run_saliency(args):
-    import numpy as np
-
     from tfvis import saliency
     from tfvis.report import Report, array_stem, safe_name
 
@@ -416,11 +442,153 @@ def _run_saliency(args):
 
 def saliency_main(argv=None):
     """Entry point of ``python -m tfvis.saliency``."""
-    parser = build_saliency_parser()
+    _main(build_saliency_parser(), _run_saliency, argv)
+
+
+# --------------------------------------------------------------------------------------------
+# Models named on the command line: "vgg16", "vgg16:hed" or a saved Keras model file
+# --------------------------------------------------------------------------------------------
+
+
+def load_model_spec(spec, seed=0, include_top=False, option="--model"):
+    """``(model, label)`` for ``name``, ``name:weights`` (a zoo model) or a saved Keras model file.
+
+    The label names files and pictures: ``vgg16``, or ``vgg16-hed`` when weights are given.
+    """
+    import tfvis
+    from tfvis.models import ZOO, WeightsError, WeightsUnavailableError
+
+    name, _, weights = spec.partition(":")
+    if name in ZOO:
+        try:
+            model = tfvis.load_model(name, weights=weights or "auto", include_top=include_top, seed=seed)
+        except WeightsUnavailableError as err:
+            raise UsageError(f"{option} {spec}: {err} Or try it now with {name}:random.") from None
+        except (WeightsError, ValueError) as err:
+            raise UsageError(f"{option} {spec}: {err}") from None
+        return model, f"{name}-{weights}" if weights else name
+    path = Path(spec)
+    if not path.is_file():
+        raise UsageError(f"{option} {spec}: not a zoo model ({', '.join(ZOO)}, optionally with ':weights') nor a saved Keras model file")
+    import keras
+
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as err:  # noqa: BLE001 - Keras raises many types for unreadable files
+        raise UsageError(f"{option} {spec}: cannot load it as a Keras model ({err})") from None
+    return model, path.stem
+
+
+def _check_layers(model, label, names, option="--layers"):
+    from tfvis.layers import layer_info
+
+    valid = [n for n, _ in layer_info(model)]
+    bad = [n for n in names if n not in valid]
+    if bad:
+        raise UsageError(f"{option}: {label} has no layer {', '.join(bad)}; choose from: {', '.join(valid)}")
+    return names
+
+
+def _folder_images(folder, size, count, option="--images"):
+    """``(ids, images)``: the first ``count`` images of ``folder``, or the sample photos when None."""
+    import itertools
+
+    from tfvis import images
+
+    if folder:
+        if not Path(folder).is_dir():
+            raise UsageError(f"{option} {folder}: not a folder")
+        pairs = list(itertools.islice(images.iter_images(Path(folder), size=size), count))
+    else:
+        pairs = list(images.sample_images(size=size).items())[:count]
+    if not pairs:
+        raise UsageError(f"{option} {folder}: no readable images")
+    return [str(i) for i, _ in pairs], np.stack([image for _, image in pairs]).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# python -m tfvis.caricature
+# --------------------------------------------------------------------------------------------
+
+
+def build_caricature_parser():
+    """The argument parser of ``python -m tfvis.caricature``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m tfvis.caricature",
+        description="Caricatures (Lucid): render what a layer sees in an image, for every model x layer x image; "
+        "writes <model>_<layer>_<image>.png and .npy and an HTML grid per model (rows: layers, columns: images).",
+    )
+    parser.add_argument("--model", default="vgg16", help="comma-separated models: zoo names, 'name:weights', or saved Keras "
+                        "model files (default: vgg16)")  # fmt: skip
+    parser.add_argument("--layers", required=True, help="comma-separated layer names, e.g. block3_conv1,block4_conv3")
+    parser.add_argument("--images", help="a folder of images (default: scikit-image's sample photos)")
+    parser.add_argument("--num-images", type=int, default=4, help="use at most this many images (default: 4)")
+    parser.add_argument("--size", type=int, default=128, help="side of the images and caricatures (default: 128)")
+    parser.add_argument("--steps", type=int, default=512, help="optimisation steps (default: 512)")
+    parser.add_argument("--power", type=float, default=2.0, help="exponent of the cosine similarity (default: 2)")
+    parser.add_argument("--out", default=str(Path("html_out") / "caricature"), help="output folder (default: html_out/caricature)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the renders and of random weights (default: 0)")
+    parser.add_argument("--force", action="store_true", help="recompute caricatures already in the output folder")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def _run_caricature(args):
+    from tfvis import fileio
+    from tfvis.featurevis import caricature
+    from tfvis.report import Report, array_stem, safe_name
+
+    for name in ("num_images", "size", "steps"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    specs = [s.strip() for s in args.model.split(",") if s.strip()]
+    layers = [n.strip() for n in args.layers.split(",") if n.strip()]
+    models = [load_model_spec(spec, args.seed) for spec in specs]
+    for model, label in models:
+        _check_layers(model, label, layers)
+    ids, images = _folder_images(args.images, args.size, args.num_images)
+    out = Path(args.out)
+    settings = {"images": f"{len(ids)} images at {args.size} px", "steps": args.steps, "power": args.power, "seed": args.seed}
+    report = Report(out, " vs ".join(label for _, label in models), ", ".join(getattr(m, "tfvis_weights", l) for m, l in models), settings)
+    inputs = [report.save_picture("inputs", safe_name(i), image / 255.0) for i, image in zip(ids, images)]
+    tables = []
+    started = time.perf_counter()
+    for model, label in models:
+        rows = [{"label": "image", "cells": [{"src": src, "alt": i} for src, i in zip(inputs, ids)]}]
+        for layer in layers:
+            stems = [array_stem(label, layer, i) for i in ids]
+            if args.force or not all((out / f"{stem}.npy").is_file() for stem in stems):
+                result = caricature(model, images, layer, steps=args.steps, size=args.size, power=args.power, seed=args.seed, progress=not args.quiet)
+                for i, stem in enumerate(stems):  # the .npy last: its presence marks the caricature done
+                    fileio.save_png(out / f"{stem}.png", result[i])
+                    fileio.save_npy(out / f"{stem}.npy", np.asarray(result[i], np.float32))
+                if result.failed:
+                    print(f"tfvis: {label} {layer}: flat or NaN caricatures for {', '.join(ids[i] for i in result.failed)}", file=sys.stderr)
+            cells = [{"src": f"{stem}.png", "alt": f"{label} {layer} caricature of {i}"} for stem, i in zip(stems, ids)]
+            rows.append({"label": layer, "cells": cells})
+        tables.append({"id": safe_name(label), "title": label, "columns": ids, "rows": rows})
+    facts = [("Models", ", ".join(label for _, label in models)), ("Images", settings["images"]),
+             ("Objective", f"dot(act, A) x cossim(act, A)^{args.power:g}, {args.steps} steps, Fourier + decorrelated, standard transforms")]  # fmt: skip
+    page = report.write_grid_page(
+        "index.html", "Caricatures", tables, facts=facts,
+        lede="What each layer sees in each image: an image optimised to reproduce the image's activations at the "
+        "layer (their direction more than their size), from noise, under random jitter, scale and rotation.",
+    )  # fmt: skip
+    print(f"{len(models)} model(s) x {len(layers)} layers x {len(ids)} images, {time.perf_counter() - started:.0f} s")
+    print(page.resolve())
+    return 0
+
+
+def _main(parser, runner, argv):
     args = parser.parse_args(argv)
     try:
-        status = _run_saliency(args)
+        status = runner(args)
     except UsageError as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         status = 2
     sys.exit(status)
+
+
+def caricature_main(argv=None):
+    """Entry point of ``python -m tfvis.caricature``."""
+    _main(build_caricature_parser(), _run_caricature, argv)

@@ -78,6 +78,7 @@ class Report:
             for folder in ("state", "assets"):  # the old channels no longer match the settings
                 shutil.rmtree(self.out / folder, ignore_errors=True)
         self.force = force
+        self._added = set()  # slots written by this run (kept when forcing)
         self.out.mkdir(parents=True, exist_ok=True)
         fileio.write_json(self.out / "run.json", {"model": model_name, "weights": weights, "settings": self.settings})
         fileio.write_text(self.out / STYLE, (Path(self.env.loader.searchpath[0]) / STYLE).read_text(encoding="utf8"))
@@ -127,10 +128,18 @@ class Report:
             manifest = {"channel": int(channel), "items": items, "slots": previous.get("slots", {})}
             fileio.write_json(self._manifest_path(layer, channel), manifest)
 
+    def has_slot(self, layer, channel, kind):
+        """Whether channel ``channel`` of ``layer`` has a ``kind`` picture (never when forcing)."""
+        if self.force and (layer, channel, kind) not in self._added:
+            return False
+        manifest = fileio.read_json(self._manifest_path(layer, channel), {}) or {}
+        return kind in manifest.get("slots", {})
+
     def add_slot(self, layer, channel, kind, title, image):
         """Add a picture for a channel beside its patches (feature visualization, ...)."""
         path = self.out / "assets" / safe_name(layer) / f"{array_stem(self.model_name, layer, kind)}_ch{int(channel)}.png"
         fileio.save_png(path, image)
+        self._added.add((layer, channel, kind))
         manifest = fileio.read_json(self._manifest_path(layer, channel), {"channel": int(channel), "items": []})
         manifest.setdefault("slots", {})[kind] = {"title": title, "src": path.relative_to(self.out).as_posix()}
         fileio.write_json(self._manifest_path(layer, channel), manifest)
