@@ -1,5 +1,7 @@
 """Open report pages in headless Chromium (Debian's package) through Playwright."""
 import shutil
+from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import pytest
 
@@ -44,6 +46,9 @@ def check_pages(index, screenshot=None):
             results[url] = (widths, list(errors), links)
             if url == index.resolve().as_uri() and screenshot:
                 page.screenshot(path=str(screenshot), full_page=False)
-            queue.extend(link.split("#")[0] for link in links if link.startswith("file:") and link.split("#")[0] not in seen)
+            pages = (link.split("#")[0] for link in links if link.startswith("file:"))
+            queue.extend(p for p in pages if p.endswith(".html") and p not in seen)
+            missing = [link for link in links if link.startswith("file:") and not Path(unquote(urlparse(link).path)).exists()]
+            assert not missing, (url, missing)
         browser.close()
     return results

@@ -1,20 +1,32 @@
 """Layer activations of a model over images, in memory or streamed over a dataset."""
+import weakref
+
 import numpy as np
 import tensorflow as tf
 
 from .images import iter_batches
 from .layers import feature_model
 
+# model -> {layers: compiled function}; repeated calls reuse one trace per input shape
+_COMPILED = weakref.WeakKeyDictionary()
+
 
 def _compiled_features(model, layers):
-    extractor = feature_model(model, layers)
+    try:
+        cache = _COMPILED.setdefault(model, {})
+    except TypeError:  # not weak-referenceable
+        cache = {}
+    key = tuple(layers)
+    if key not in cache:
+        extractor = feature_model(model, list(layers))
 
-    @tf.function(reduce_retracing=True)
-    def run(images):
-        outputs = extractor(images, training=False)
-        return outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        @tf.function(reduce_retracing=True)
+        def run(images):
+            outputs = extractor(images, training=False)
+            return outputs if isinstance(outputs, (list, tuple)) else [outputs]
 
-    return run
+        cache[key] = run
+    return cache[key]
 
 
 def stream_activations(model, layers, source, batch_size=32, size=None):
