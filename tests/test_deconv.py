@@ -366,7 +366,8 @@ def test_inceptionv1_gradient_equals_tape():
             mask[i, y, x_, channel] = 1.0
         objective = tf.reduce_sum(act * tf.stop_gradient(mask * act))
     expected = tape.gradient(objective, x).numpy()
-    np.testing.assert_array_equal(rec, expected)  # the same ops: bit for bit
+    # the same graph, its stride-1 convs backpropagated by forward convolutions (tfvis.fastgrad)
+    np.testing.assert_allclose(rec, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
     deconvnet = reconstruct(model, images, f"{target}:{channel}", "deconvnet")
     assert np.isfinite(deconvnet).all() and np.abs(deconvnet).max() > 0
     assert not np.allclose(deconvnet, rec)

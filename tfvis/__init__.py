@@ -2,14 +2,16 @@
 
 The model zoo (:func:`load_model`), layer tools (:func:`layer_info`, :func:`activations`,
 :func:`set_weights`, :func:`split_activations`, :func:`receptive_field`), images
-(:mod:`tfvis.images`), the deconvnet (:mod:`tfvis.deconv`, :func:`top_k`) and HTML reports
+(:mod:`tfvis.images`), the deconvnet (:mod:`tfvis.deconv`, :func:`top_k`), saliency maps
+(:mod:`tfvis.saliency`), inversion (:mod:`tfvis.inversion`), feature visualization
+(:mod:`tfvis.featurevis`), model comparison (:mod:`tfvis.compare`) and HTML reports
 (:mod:`tfvis.report`, ``python -m tfvis.vgg``).
 """
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter; set it yourself to see it
 
-from . import images, inversion, saliency  # noqa: E402
+from . import compare, featurevis, images, inversion, saliency  # noqa: E402
 from .activations import activations, stream_activations  # noqa: E402
 from .layers import feature_model, layer_info  # noqa: E402
 from .models import load_model  # noqa: E402
@@ -21,7 +23,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "activations",
+    "compare",
     "feature_model",
+    "featurevis",
     "images",
     "inversion",
     "layer_info",

@@ -39,6 +39,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from .fastgrad import fast_input_gradients
 from .layers import get_layer, parse_target
 from .models.custom_layers import ImagePreprocess, LocalResponseNorm
 from .models.surgery import _activation_name, as_functional, split_activations
@@ -414,11 +415,13 @@ def _graph(model, prepared, layer_name, method):
 
 
 def _generic_function(net, calls):
+    fast = fast_input_gradients(net)
+
     @tf.function(input_signature=_signatures(net))
     def run(images, channels, positions):
         with tf.GradientTape() as tape:
             tape.watch(images)
-            act = _single_output(net(images, training=False))
+            act = _single_output(fast(images, training=False))
         top = _top_signal(act, channels, positions)
         return tape.gradient(act, images, output_gradients=top)
 

@@ -16,7 +16,8 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from .layers import feature_model, get_layer
+from .fastgrad import fast_feature_model
+from .layers import get_layer
 
 #: Typical norm of a mean-subtracted pixel, in [0, 255] units (their IJCV code's ``B``).
 B_NORM = 80.0
@@ -188,7 +189,7 @@ def invert(
             learning_rate = min(learning_rate, 1.9 * h * w * V_NORM**2 / (16.0 * lambda_tv))
     alpha, beta = float(alpha), float(beta)
 
-    features = feature_model(model, [layer])
+    features = fast_feature_model(model, [layer])
     mean = tf.constant(_mean_rgb(model))
     lo, hi = -mean, 255.0 - mean
 

@@ -35,6 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..deconv import _as_batch, _graph, _prepared
+from ..fastgrad import fast_feature_model, fast_input_gradients
 from ..layers import get_layer
 from ..models.surgery import _activation_name
 
@@ -175,12 +176,11 @@ def _score(act, target, channels, positions):
 def _net(model, prepared, layer_name, method):
     """A model from the input to ``layer_name``; ReLUs carry ``method``'s rule for guided/deconvnet."""
     if method in ("guided", "deconvnet"):
-        return _graph(model, prepared, layer_name, method)[0]
+        return fast_input_gradients(_graph(model, prepared, layer_name, method)[0])
     entry = _entry(model)
     key = ("net", layer_name)
     if key not in entry:
-        layer = get_layer(prepared, layer_name)
-        entry[key] = keras.Model(prepared.inputs[0], layer.output, name=f"{prepared.name}_{layer_name}_score")
+        entry[key] = fast_feature_model(prepared, [layer_name])
     return entry[key]
 
 
@@ -624,13 +624,14 @@ def _cam_function(model, prepared, target, layer_name):
     entry = _entry(model)
     key = ("cam", layer_name) + target.key
     if key not in entry:
-        layer = get_layer(prepared, layer_name)
-        net = keras.Model(prepared.inputs[0], [layer.output, get_layer(prepared, target.layer).output])
+        get_layer(prepared, layer_name)
+        net = fast_feature_model(prepared, [layer_name, target.layer])
         spec = tf.TensorSpec([None] + list(prepared.inputs[0].shape[1:]), tf.float32)
 
         @tf.function(input_signature=[spec] + _row_specs(target))
         def run(images, channels, positions):
             with tf.GradientTape() as tape:
+                tape.watch(images)  # the fast net's weights are constants: connect the maps through the input
                 maps, act = net(images, training=False)
                 total = tf.reduce_sum(_score(act, target, channels, positions))
             grads = tape.gradient(total, maps)
