@@ -311,37 +311,21 @@ def _saliency_targets(spec):
 
 def _saliency_model(args, needs_classes):
     """``(model, label, input size)`` for ``--model``: a zoo name or a saved Keras model file."""
-    import tfvis
-    from tfvis.models import ZOO, WeightsError, WeightsUnavailableError, zoo_module
+    from tfvis.models import ZOO
 
-    if args.model in ZOO:
-        module = zoo_module(args.model)
-        try:
-            model = tfvis.load_model(args.model, weights=args.weights, include_top=needs_classes, seed=args.seed)
-        except WeightsUnavailableError as err:
-            raise UsageError(f"{err} Or try it now with --weights random.") from None
-        except (WeightsError, ValueError) as err:
-            raise UsageError(str(err)) from None
-        size = args.size or module.DEFAULT_SIZE
-        if needs_classes and size != module.DEFAULT_SIZE:
-            raise UsageError(f"--size {size}: class targets need {module.NAME}'s classifier, whose input is {module.DEFAULT_SIZE} px")
-        if size < module.MIN_SIZE:
-            raise UsageError(f"--size {size}: {module.NAME} needs at least {module.MIN_SIZE} px")
-        return model, module.NAME, size
-    path = Path(args.model)
-    if not path.is_file():
-        raise UsageError(f"--model {args.model}: not a zoo model ({', '.join(ZOO)}) nor a saved Keras model file")
-    import keras
-
-    try:
-        model = keras.models.load_model(path, compile=False)
-    except Exception as err:  # noqa: BLE001 - Keras raises many types for unreadable files
-        raise UsageError(f"--model {args.model}: cannot load it as a Keras model ({err})") from None
-    fixed = model.inputs[0].shape[1]
-    size = args.size or fixed
-    if size is None:
-        raise UsageError(f"--model {args.model} takes any image size: give --size")
-    return model, path.stem, size
+    model, label = load_model_spec(args.model, args.seed, include_top=needs_classes, weights=args.weights)
+    module = ZOO.get(args.model.partition(":")[0])
+    if module is None:
+        size = args.size or model.inputs[0].shape[1]
+        if size is None:
+            raise UsageError(f"--model {args.model} takes any image size: give --size")
+        return model, label, size
+    size = args.size or module.DEFAULT_SIZE
+    if needs_classes and size != module.DEFAULT_SIZE:
+        raise UsageError(f"--size {size}: class targets need {module.NAME}'s classifier, whose input is {module.DEFAULT_SIZE} px")
+    if size < module.MIN_SIZE:
+        raise UsageError(f"--size {size}: {module.NAME} needs at least {module.MIN_SIZE} px")
+    return model, label, size
 
 
 def _saliency_images(args, size):
@@ -450,23 +434,24 @@ def saliency_main(argv=None):
 # --------------------------------------------------------------------------------------------
 
 
-def load_model_spec(spec, seed=0, include_top=False, option="--model"):
+def load_model_spec(spec, seed=0, include_top=False, option="--model", weights="auto"):
     """``(model, label)`` for ``name``, ``name:weights`` (a zoo model) or a saved Keras model file.
 
-    The label names files and pictures: ``vgg16``, or ``vgg16-hed`` when weights are given.
+    ``weights`` applies when the spec names none. The label names files and pictures: ``vgg16``,
+    or ``vgg16-hed`` when the spec gives weights.
     """
     import tfvis
     from tfvis.models import ZOO, WeightsError, WeightsUnavailableError
 
-    name, _, weights = spec.partition(":")
+    name, _, named = spec.partition(":")
     if name in ZOO:
         try:
-            model = tfvis.load_model(name, weights=weights or "auto", include_top=include_top, seed=seed)
+            model = tfvis.load_model(name, weights=named or weights, include_top=include_top, seed=seed)
         except WeightsUnavailableError as err:
             raise UsageError(f"{option} {spec}: {err} Or try it now with {name}:random.") from None
         except (WeightsError, ValueError) as err:
             raise UsageError(f"{option} {spec}: {err}") from None
-        return model, f"{name}-{weights}" if weights else name
+        return model, f"{name}-{named}" if named else name
     path = Path(spec)
     if not path.is_file():
         raise UsageError(f"{option} {spec}: not a zoo model ({', '.join(ZOO)}, optionally with ':weights') nor a saved Keras model file")
