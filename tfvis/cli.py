@@ -81,8 +81,9 @@ def build_parser(prog, model_name):
     return parser
 
 
-def _check_positive(args):
-    for name in ("num_images", "top_k", "batch_size", "size", "page_images", "invert_size", "fv_steps", "fv_size", "fv_batch"):
+def _check_positive(args, names=("num_images", "top_k", "batch_size", "size", "page_images", "invert_size", "fv_steps", "fv_size", "fv_batch")):
+    """UsageError for the first of the integer options ``names`` given below 1."""
+    for name in names:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
@@ -376,10 +377,7 @@ def _run_saliency(args):
     from tfvis import saliency
     from tfvis.report import Report, array_stem, safe_name
 
-    for name in ("num_images", "samples", "steps", "batch_size", "size"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    _check_positive(args, ("num_images", "samples", "steps", "batch_size", "size"))
     methods = list(SALIENCY_METHODS) if args.methods == "all" else [m.strip() for m in args.methods.split(",") if m.strip()]
     bad = [m for m in methods if m not in SALIENCY_METHODS]
     if bad or not methods:
@@ -523,9 +521,7 @@ def _run_caricature(args):
     from tfvis.featurevis import caricature
     from tfvis.report import Report, array_stem, safe_name
 
-    for name in ("num_images", "size", "steps"):
-        if getattr(args, name) < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    _check_positive(args, ("num_images", "size", "steps"))
     specs = [s.strip() for s in args.model.split(",") if s.strip()]
     layers = [n.strip() for n in args.layers.split(",") if n.strip()]
     models = [load_model_spec(spec, args.seed) for spec in specs]
@@ -729,10 +725,7 @@ def _run_compare(args):
     from tfvis.layers import layer_info
     from tfvis.report import Report
 
-    for name in ("num_images", "size", "steps", "fv_size", "fv_batch", "batch_size"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    _check_positive(args, ("num_images", "size", "steps", "fv_size", "fv_batch", "batch_size"))
     if args.batch_size < 4:
         raise UsageError(f"--batch-size {args.batch_size}: CKA minibatches need at least 4 images")
     model_a, label_a = load_model_spec(args.a, args.seed, option="--a")
