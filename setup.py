@@ -11,7 +11,7 @@ setup(
     python_requires=">=3.10",
     # templates/ lives at the project root (design card) and is installed as tfvis.templates,
     # so that a non-editable install renders reports too.
-    packages=["tfvis", "tfvis.models", "tfvis.saliency", "tfvis.featurevis", "tfvis.compare", "tfvis.templates"],
+    packages=["tfvis", "tfvis.cli", "tfvis.models", "tfvis.saliency", "tfvis.featurevis", "tfvis.compare", "tfvis.templates"],
     package_dir={"tfvis": "tfvis", "tfvis.templates": "templates"},
     package_data={"tfvis.templates": ["*.html", "*.css"]},
     install_requires=[

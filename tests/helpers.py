@@ -68,3 +68,22 @@ def random_arrays(shapes, seed=0, scale=0.05):
         ]
         for name, (k, b) in shapes.items()
     }
+
+
+def levels_arrays(shapes, seed=0, scale=0.05):
+    """Like :func:`random_arrays`, about five times faster, for full-size files: seeded uniform values
+    on 65536 levels in [-scale, scale).
+
+    Loader tests compare what they load with these arrays element by element, so the values need
+    only be distinct enough that a misplaced or transposed block cannot match (a wrong value
+    matches with probability 1 / 65536 per element), not normal.
+    """
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for name, shape_pair in shapes.items():
+        pair = []
+        for shape in shape_pair:
+            value = rng.integers(-32768, 32768, shape, dtype=np.int16).astype(np.float32)
+            pair.append(np.multiply(value, np.float32(scale / 32768), out=value))
+        arrays[name] = pair
+    return arrays

@@ -188,8 +188,8 @@ def assert_holds(model, arrays):
 # --- 1. architecture ----------------------------------------------------------------------------
 
 
-def test_layers_names_order_and_shapes():
-    model = load_model("alexnet", weights=None)
+def test_layers_names_order_and_shapes(alexnet_random_top):
+    model = alexnet_random_top
     assert model.name == "alexnet"
     assert [layer.name for layer in model.layers] == LAYER_ORDER
     assert model.input.shape == (None, 227, 227, 3)
@@ -393,9 +393,9 @@ def test_unknown_model_lists_valid_names():
 # --- 5. Keras weight files ----------------------------------------------------------------------
 
 
-def test_keras_weights_file_round_trips(tmp_path):
+def test_keras_weights_file_round_trips(tmp_path, alexnet_random):
     x = images(75, n=1, seed=8)
-    original = load_model("alexnet", weights=None, include_top=False, seed=1)
+    original = alexnet_random  # seed 0; saved, not changed
     path = tmp_path / "a.weights.h5"
     original.save_weights(path)
     other_seed = load_model("alexnet", weights=None, include_top=False, seed=2)
@@ -411,8 +411,8 @@ def test_keras_weights_file_round_trips(tmp_path):
 # --- 6. input sizes without the top -------------------------------------------------------------
 
 
-def test_conv_part_accepts_any_size_from_min_size():
-    model = load_model("alexnet", weights=None, include_top=False)
+def test_conv_part_accepts_any_size_from_min_size(alexnet_random):
+    model = alexnet_random
     assert model.input.shape == (None, None, None, 3)
     for height, width in ((alexnet.MIN_SIZE, alexnet.MIN_SIZE), (68, 70), (98, 99), (131, 131), (67, 131)):
         y = np.asarray(model(np.zeros((1, height, width, 3), np.float32)))

@@ -122,7 +122,7 @@ def test_rbf_cka_matches_a_direct_implementation():
     rng = np.random.default_rng(4)
     x, y = correlated(rng, 15, d=5)
     for sigma in (0.4, 0.8, 2.0):
-        assert cka(x, y, kernel="rbf", sigma=sigma) == pytest.approx(reference_rbf_cka(x, y, sigma), abs=1e-10)
+        assert cka(x, y, kernel="rbf_pairs", sigma=sigma) == pytest.approx(reference_rbf_cka(x, y, sigma), abs=1e-10)
 
 
 def test_debiased_hsic_matches_its_formula_by_loops():
@@ -204,17 +204,17 @@ def test_layer_pairs_accumulator_equals_one_minibatch_cka_per_pair():
 
 
 @pytest.fixture(scope="module")
-def vgg():
-    return tfvis.load_model("vgg16", weights="hed", include_top=False)
+def vgg(vgg16_hed):
+    """The session's hed VGG16 (conftest.py; read-only)."""
+    return vgg16_hed
 
 
 @pytest.fixture(scope="module")
-def vgg_block5_reinit(vgg):
-    """A second hed VGG16 whose block5 holds seeded random weights."""
+def vgg_block5_reinit(vgg16_random):
+    """A second hed VGG16, its own (its weights change), whose block5 holds seeded random weights."""
     ablated = tfvis.load_model("vgg16", weights="hed", include_top=False)
-    random = tfvis.load_model("vgg16", weights="random", include_top=False, seed=1)
     for name in ("block5_conv1", "block5_conv2", "block5_conv3"):
-        tfvis.set_weights(ablated, name, random)
+        tfvis.set_weights(ablated, name, vgg16_random)
     return ablated
 
 
@@ -227,6 +227,7 @@ def photos():
     return np.random.default_rng(0).permutation(np.concatenate(crops))[:640]
 
 
+@pytest.mark.slow
 def test_minibatch_cka_approaches_the_full_unbiased_value_on_vgg_activations(vgg, photos):
     acts = tfvis.activations(vgg, ["block2_conv2", "block3_conv3"], photos, batch_size=64)
     x, y = acts["block2_conv2"], acts["block3_conv3"]

@@ -9,7 +9,8 @@ from tfvis import cli, fileio
 
 ARGS = ["--a", "vgg16:hed", "--b", "vgg16:hed", "--reinit-b", "block2", "--layers", "block1_conv2,block2_conv2",
         "--cka-layers", "block1_conv1,block1_conv2,block2_conv1,block2_conv2", "--channels", "3", "--num-images", "12",
-        "--size", "32", "--steps", "4", "--fv-size", "32", "--fv-batch", "2", "--batch-size", "4", "--quiet"]  # fmt: skip
+        "--size", "32", "--steps", "4", "--fv-size", "32", "--fv-batch", "3", "--batch-size", "4", "--quiet"]  # fmt: skip
+# --fv-batch 3: one render (one trace, the cost of a render at these sizes) per model and layer.
 
 
 def _run(args):
@@ -25,6 +26,7 @@ def compare_dir(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_cka_shows_the_ablation(compare_dir):
     saved = fileio.read_json(compare_dir / "cka.json")
     matrix = np.asarray(saved["matrix"])
@@ -33,6 +35,7 @@ def test_cka_shows_the_ablation(compare_dir):
     assert np.all(np.diag(matrix)[2:] < 0.99)  # re-initialised block2
 
 
+@pytest.mark.slow
 def test_channels_sorted_by_change_and_dead_csv(compare_dir):
     page = (compare_dir / "block2_conv2.html").read_text()
     scores = [float(s) for s in __import__("re").findall(r"similarity (-?[0-9.]+)", page)]
@@ -44,6 +47,8 @@ def test_channels_sorted_by_change_and_dead_csv(compare_dir):
     assert len(rows) == 2 * 2 * 3 and {r["dead"] for r in rows} <= {"0", "1"}
 
 
+@pytest.mark.browser
+@pytest.mark.slow
 def test_compare_report_opens_in_chromium(compare_dir):
     results = check_pages(compare_dir / "index.html")
     assert len(results) == 3  # index and two layer pages
@@ -53,6 +58,7 @@ def test_compare_report_opens_in_chromium(compare_dir):
     assert len(layer[0]) == 3 * 2
 
 
+@pytest.mark.slow
 def test_second_run_reuses_saved_work(compare_dir, monkeypatch):
     from tfvis import compare, featurevis
 

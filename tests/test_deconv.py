@@ -38,16 +38,6 @@ def assert_agree(model, images, target, method, **kwargs):
 
 
 @pytest.fixture(scope="module")
-def alexnet():
-    return tfvis.load_model("alexnet", weights=None, include_top=False, seed=1)
-
-
-@pytest.fixture(scope="module")
-def vgg16():
-    return tfvis.load_model("vgg16", weights=None, include_top=False, seed=2)
-
-
-@pytest.fixture(scope="module")
 def photos64():
     return sample(2, 64)
 
@@ -58,20 +48,21 @@ def photos64():
 
 
 @pytest.mark.parametrize("method", deconv.METHODS)
-def test_agree_alexnet(alexnet, method):
+def test_agree_alexnet(alexnet_random, method):
     images = sample(2, 99)
     for target in ("conv2:3", "conv5:7"):
-        assert_agree(alexnet, images, target, method)
+        assert_agree(alexnet_random, images, target, method)
 
 
 @pytest.mark.parametrize("method", deconv.METHODS)
-def test_agree_vgg16(vgg16, photos64, method):
+def test_agree_vgg16(vgg16_random, photos64, method):
     for target in ("block2_conv2:5", "block4_conv3:11"):
-        assert_agree(vgg16, photos64, target, method)
+        assert_agree(vgg16_random, photos64, target, method)
 
 
-def test_agree_alexnet_fc8():
-    model = tfvis.load_model("alexnet", weights=None, include_top=True, seed=3)
+@pytest.mark.slow
+def test_agree_alexnet_fc8(alexnet_random_top):
+    model = alexnet_random_top
     image = sample(1, 227)
     results = {method: assert_agree(model, image, "fc8:281", method) for method in deconv.METHODS}
     assert not np.allclose(results["deconvnet"], results["gradient"])
@@ -162,9 +153,9 @@ def rf_box(y, x, size=64, extent=10, jump=2):
     return slice(max(lo_y, 0), min(lo_y + extent, size)), slice(max(lo_x, 0), min(lo_x + extent, size))
 
 
-def test_position_max_and_receptive_field(vgg16, photos64):
-    act = tfvis.activations(vgg16, "block2_conv1", photos64)["block2_conv1"][..., 5]
-    rec = reconstruct(vgg16, photos64, "block2_conv1:5", "deconvnet", position="max")
+def test_position_max_and_receptive_field(vgg16_random, photos64):
+    act = tfvis.activations(vgg16_random, "block2_conv1", photos64)["block2_conv1"][..., 5]
+    rec = reconstruct(vgg16_random, photos64, "block2_conv1:5", "deconvnet", position="max")
     for i in range(len(photos64)):
         y, x = np.unravel_index(np.argmax(act[i]), act[i].shape)
         inside = np.zeros(photos64.shape[1:3], bool)
@@ -173,27 +164,27 @@ def test_position_max_and_receptive_field(vgg16, photos64):
         assert np.all(energy[~inside] == 0) and energy[inside].max() > 0
     # the same units by their coordinates give the same maps
     units = [tuple(int(v) for v in np.unravel_index(np.argmax(a), a.shape)) for a in act]
-    np.testing.assert_allclose(reconstruct(vgg16, photos64, "block2_conv1:5", position=units), rec, rtol=0, atol=0)
+    np.testing.assert_allclose(reconstruct(vgg16_random, photos64, "block2_conv1:5", position=units), rec, rtol=0, atol=0)
     # a unit near a corner: support clipped to the image
-    corner = reconstruct(vgg16, photos64[:1], "block2_conv1:5", "gradient", position=(0, 31))[0]
+    corner = reconstruct(vgg16_random, photos64[:1], "block2_conv1:5", "gradient", position=(0, 31))[0]
     inside = np.zeros((64, 64), bool)
     inside[rf_box(0, 31)] = True
     assert np.all(corner[~inside] == 0)
     # the whole map spreads over the image
-    whole = reconstruct(vgg16, photos64[:1], "block2_conv1:5", position=None)[0]
+    whole = reconstruct(vgg16_random, photos64[:1], "block2_conv1:5", position=None)[0]
     assert np.count_nonzero(np.abs(whole).sum(-1)) > 4 * inside.sum()
 
 
-def test_per_image_channels_and_positions(vgg16, photos64):
+def test_per_image_channels_and_positions(vgg16_random, photos64):
     images = np.concatenate([photos64, photos64[:1]])
     targets = ["block2_conv2:5", "block2_conv2:9", "block2_conv2:1"]
     positions = ["max", (3, 4), None]
     for method in ("deconvnet", "guided"):
-        batched = reconstruct(vgg16, images, targets, method, position=positions, batch_size=2)
+        batched = reconstruct(vgg16_random, images, targets, method, position=positions, batch_size=2)
         for i in range(3):
-            alone = reconstruct(vgg16, images[i : i + 1], targets[i], method, position=positions[i])
+            alone = reconstruct(vgg16_random, images[i : i + 1], targets[i], method, position=positions[i])
             np.testing.assert_allclose(batched[i : i + 1], alone, rtol=0, atol=AGREE * np.abs(alone).max())
-    single = reconstruct(vgg16, images[0], "block2_conv2:5")  # one image in, one image out
+    single = reconstruct(vgg16_random, images[0], "block2_conv2:5")  # one image in, one image out
     assert single.shape == images[0].shape and single.dtype == np.float32
 
 
@@ -341,15 +332,13 @@ def test_branching_model_matches_hand_written_rules():
     with pytest.raises(NotImplementedError, match="'add'.*reconstruct_generic"):
         reconstruct_explicit(model, images, "d:1")
     # the rewrite shares the model's layer objects: no copies of weights
-    run = deconv._compiled(model, model, "d", "deconvnet", "generic")
-    shared = {id(layer) for layer in model.layers}
-    for layer in run.rewritten.layers:
-        if layer.weights:
-            assert id(layer) in shared, layer.name
+    rewritten = tfvis.graph.feature_net(model, "d", tfvis.rules.for_input_gradients("deconvnet"))
+    shared = {id(variable) for variable in model.weights}
+    assert rewritten.weights and all(id(variable) in shared for variable in rewritten.weights)
 
 
-def test_inceptionv1_gradient_equals_tape():
-    model = tfvis.load_model("inceptionv1", weights=None, include_top=False, seed=6)
+def test_inceptionv1_gradient_equals_tape(inceptionv1_random):
+    model = inceptionv1_random
     images = sample(2, 48)
     target, channel = "mixed3a", 5
     rec = reconstruct(model, images, f"{target}:{channel}", "gradient")
@@ -391,28 +380,28 @@ def test_to_image():
     assert to_image(rec[0], percentile=90).max() == 1.0
 
 
-def test_errors(alexnet):
+def test_errors(alexnet_random):
     images = sample(1, 99)
     with pytest.raises(ValueError, match="no layer 'conv9'.*conv1, conv2"):
-        reconstruct(alexnet, images, "conv9:0")
+        reconstruct(alexnet_random, images, "conv9:0")
     with pytest.raises(ValueError, match=r"channels 0\.\.255; got 256"):
-        reconstruct(alexnet, images, "conv2:256")
+        reconstruct(alexnet_random, images, "conv2:256")
     with pytest.raises(ValueError, match="deconvnet, guided, gradient"):
-        reconstruct(alexnet, images, "conv2:0", method="backprop")
+        reconstruct(alexnet_random, images, "conv2:0", method="backprop")
     with pytest.raises(ValueError, match="shape"):
-        reconstruct(alexnet, images[0, :, :, 0], "conv2:0")
+        reconstruct(alexnet_random, images[0, :, :, 0], "conv2:0")
     with pytest.raises(ValueError, match="layer:channel"):
-        reconstruct(alexnet, images, "conv2")
+        reconstruct(alexnet_random, images, "conv2")
     with pytest.raises(ValueError, match="outside layer 'conv2'"):
-        reconstruct(alexnet, images, "conv2:0", position=(40, 0))
+        reconstruct(alexnet_random, images, "conv2:0", position=(40, 0))
     with pytest.raises(ValueError, match="2 targets for 1 images"):
-        reconstruct(alexnet, images, ["conv2:0", "conv2:1"])
+        reconstruct(alexnet_random, images, ["conv2:0", "conv2:1"])
 
 
 @pytest.mark.parametrize("name, size, layer", [("vgg16", 48, "block3_conv1"), ("inceptionv1", 48, "mixed3a")])
-def test_reconstruct_units_shares_forward_and_matches(name, size, layer):
+def test_reconstruct_units_shares_forward_and_matches(name, size, layer, zoo_model):
     """Units of few images, several methods: the shared pipeline equals one reconstruct call per method."""
-    model = tfvis.load_model(name, weights=None, include_top=False, seed=2)
+    model = zoo_model(name)
     images = np.random.default_rng(0).uniform(0, 255, (2, size, size, 3)).astype(np.float32)
     image_index = [1, 0, 1, 1]
     targets = [f"{layer}:3", f"{layer}:3", f"{layer}:9", f"{layer}:20"]

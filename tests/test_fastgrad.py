@@ -73,10 +73,10 @@ def test_rewritten_model_same_outputs_and_input_gradients():
     np.testing.assert_allclose(fast(x), model(x), rtol=1e-6, atol=1e-6)
 
 
-def test_vgg16_hed_input_gradient_matches():
+def test_vgg16_hed_input_gradient_matches(vgg16_hed):
     import tfvis
 
-    model = tfvis.load_model("vgg16", weights="hed", include_top=False)
+    model = vgg16_hed
     fast = fast_input_gradients(model)
     photo = tfvis.images.sample_images(["coffee"], size=40)["coffee"][None]
     x = tf.constant(photo, tf.float32)

@@ -1,5 +1,8 @@
 """Lucid-style feature visualization: objectives, parameterizations, transforms, render, caricature."""
-import sys
+import base64
+import importlib
+import io
+import re
 import time
 import warnings
 
@@ -7,13 +10,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import conv2d_nhwc
+from PIL import Image
 
 import tfvis
 from tfvis import featurevis as fv
 from tfvis.featurevis import objectives as obj
 from tfvis.featurevis import param, transforms
-
-render_module = sys.modules["tfvis.featurevis.render"]
 
 
 def _tiny(seed=0, dead_channel=None):
@@ -105,6 +108,34 @@ def test_objective_arithmetic():
         a * b
 
 
+def test_objectives_read_every_target_form():
+    a = _acts()
+    acts = {"c": a}
+    # '@y,x' is row y, column x: the unit a[:, y, x, n]
+    assert _value(obj.neuron("c:3@1,4"), acts) == pytest.approx(a[:, 1, 4, 3].mean(), rel=1e-5)
+    assert _value(obj.neuron("c:3@1,4", batch=2), acts) == pytest.approx(a[2, 1, 4, 3], rel=1e-5)
+    assert obj.neuron("c:3@1,4").name == obj.neuron("c:3", x=4, y=1).name == "neuron(c:3, x=4, y=1)"
+    assert _value(obj.as_objective("c:3@1,4"), acts) == pytest.approx(a[:, 1, 4, 3].mean(), rel=1e-5)
+    assert _value(obj.channel("c:2@0,0"), acts) == pytest.approx(a[:, 0, 0, 2].mean(), rel=1e-5)
+    assert _value(obj.as_objective(tfvis.targets.parse("c:1")), acts) == pytest.approx(a[..., 1].mean(), rel=1e-5)
+    # classes: an int, digits and "logits:n" all mean class_logit(n), read from the class scores
+    logits = _acts(1, (2, 7))
+    for spec in (5, "5", "logits:5"):
+        objective = obj.as_objective(spec)
+        assert objective.name == "class_logit(5)" and objective.layers == (obj.LOGITS,)
+        assert _value(objective, {obj.LOGITS: logits}) == pytest.approx(logits[:, 5].mean(), rel=1e-5)
+    assert obj.channel("logits:5", batch=1).name == "class_logit(5)@1"
+    assert obj.LOGITS == tfvis.targets.LOGITS
+    with pytest.raises(ValueError, match="position once"):
+        obj.neuron("c:3@1,4", x=2)
+    with pytest.raises(ValueError, match="@y,x"):
+        obj.neuron("c:3@1,4,2")
+    with pytest.raises(ValueError, match="class score has no map"):
+        obj.neuron("logits:3")
+    with pytest.raises(ValueError, match="class index"):
+        obj.class_logit("c:3")
+
+
 def test_objective_input_errors():
     with pytest.raises(ValueError, match="'layer:channel'"):
         obj.channel("c")
@@ -188,7 +219,7 @@ def test_batch_objective_i_drives_image_i_only():
     np.testing.assert_allclose(base[2], changed[2], atol=1e-6)
     assert not np.allclose(base[1], changed[1], atol=1e-3)
     # gradients: objective i has zero gradient on image j != i
-    features = render_module._Features(model, ["c1"])
+    features = fv.FeatureNet(model, ["c1"])
     images = tf.Variable(tf.random.stateless_uniform([3, 16, 16, 3], [1, 2]) * 255)
     with tf.GradientTape() as tape:
         value = obj.channel("c1:3", batch=1)(features(images))
@@ -204,9 +235,138 @@ def test_single_objective_batch_and_thresholds():
         assert fv.render(model, obj.channel("c1:1", batch=2), size=16, steps=2, progress=False).shape[0] == 3
 
 
+def _fused_tanh(seed=0):
+    """[0, 255] -> Rescaling to [-1, 1] -> c1 (3x3 conv, fused tanh) -> c2 (1x1 conv)."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((None, None, 3))
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="tanh", name="c1")(x)
+    x = keras.layers.Conv2D(2, 1, name="c2")(x)
+    model = keras.Model(inputs, x, name="fused_tanh")
+    kernel, bias = model.get_layer("c1").get_weights()
+    model.get_layer("c1").set_weights([8.0 * kernel, bias])  # pre-tanh values of a few units, where tanh bends
+    return model
+
+
+def test_fused_tanh_target_is_pre_activation_and_tanh_layer_post_activation():
+    """"c1:0" maximises c1's pre-tanh value, "c1_tanh:0" its post-tanh value, each checked in NumPy.
+
+    ``values[k]`` is the objective at step ``k``, on the images after ``k`` updates: with no
+    transforms, the images of ``thresholds=[k]``.
+    """
+    model = _fused_tanh()
+    kernel, bias = (w.astype(np.float64) for w in model.get_layer("c1").get_weights())
+
+    def numpy_c1(images):
+        x = np.asarray(images, np.float64) * 255.0 / 127.5 - 1.0  # value range [0, 255], then the Rescaling
+        return conv2d_nhwc(x, kernel, bias)
+
+    k = 6
+    pre = fv.render(model, "c1:0", size=12, transforms=None, thresholds=[k, k + 1], progress=False)
+    post = fv.render(model, "c1_tanh:0", size=12, transforms=None, thresholds=[k, k + 1], progress=False)
+    want_pre = numpy_c1(pre[k])[..., 0].mean()
+    want_post = np.tanh(numpy_c1(post[k]))[..., 0].mean()
+    assert pre[k + 1].values[k] == pytest.approx(want_pre, rel=1e-4, abs=1e-5)
+    assert post[k + 1].values[k] == pytest.approx(want_post, rel=1e-4, abs=1e-5)
+    # the two objectives differ: pre-tanh values leave [-1, 1], where tanh bends
+    assert np.abs(numpy_c1(pre[k])[..., 0]).max() > 1.0
+    assert pre[k + 1].values[k] != pytest.approx(np.tanh(numpy_c1(pre[k]))[..., 0].mean(), rel=1e-4, abs=1e-5)
+    assert post[k + 1].values[k] != pytest.approx(numpy_c1(post[k])[..., 0].mean(), rel=1e-4, abs=1e-5)
+    assert pre[k + 1].values[-1] > pre[k + 1].values[0] and post[k + 1].values[-1] > post[k + 1].values[0]
+    features = fv.FeatureNet(model, ["c1", "c1_tanh"])
+    x = tf.random.stateless_uniform([2, 8, 8, 3], [0, 1]) * 255
+    out = features(x)
+    np.testing.assert_allclose(out["c1"].numpy(), numpy_c1(x.numpy() / 255.0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(out["c1_tanh"].numpy(), np.tanh(numpy_c1(x.numpy() / 255.0)), rtol=1e-4, atol=1e-5)
+
+
+def test_class_target_reads_the_logits_before_a_fused_softmax():
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential(
+        [
+            keras.Input((6, 6, 3)),
+            keras.layers.Rescaling(1 / 255.0),
+            keras.layers.Flatten(),
+            keras.layers.Dense(5, activation="softmax", name="probs"),
+        ]
+    )
+    w, b = (v.astype(np.float64) for v in model.get_layer("probs").get_weights())
+    k = 4
+    results = {spec: fv.render(model, spec, size=6, transforms=None, thresholds=[k, k + 1], progress=False) for spec in (3, "logits:3")}
+    for spec, result in results.items():
+        logits = np.asarray(result[k], np.float64).reshape(1, -1) @ w + b  # [0, 1] image * 255 / 255
+        assert result[k + 1].values[k] == pytest.approx(logits[0, 3], rel=1e-4, abs=1e-5), spec
+        assert result[k + 1].objectives == ["class_logit(3)"]
+    with pytest.raises(ValueError, match=r"channels 0\.\.4; got 7"):
+        fv.render(model, "logits:7", size=6, transforms=None, steps=1, progress=False)
+
+
+def _dead_start():
+    """c1's bias keeps every unit below zero at the mid-grey start: the plain gradient at c1_relu is 0."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((None, None, 3))
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)
+    x = keras.layers.Conv2D(4, 3, padding="same", name="c1", bias_initializer=keras.initializers.Constant(-2.0))(x)
+    x = keras.layers.ReLU(name="c1_relu")(x)
+    x = keras.layers.Conv2D(2, 3, padding="same", name="c2", kernel_initializer="ones")(x)
+    return keras.Model(inputs, x, name="dead_start")
+
+
+def test_redirected_relu_leaves_a_dead_start_and_changes_nothing_elsewhere():
+    model = _dead_start()
+    kwargs = dict(size=16, steps=30, progress=False)
+    with pytest.warns(RuntimeWarning, match="flat"):
+        plain = fv.render(model, "c2:0", **kwargs)
+    redirected = fv.render(model, "c2:0", redirect_relu=True, **kwargs)
+    assert plain.failed == [0] and redirected.failed == []
+    # the redirected gradient raised c1 (pre-ReLU), summed over channels as c2's kernel of ones does
+    c1 = keras.Model(model.input, model.get_layer("c1").output)
+    assert c1(np.asarray(redirected) * 255.0).numpy().sum(-1).mean() > c1(np.asarray(plain) * 255.0).numpy().sum(-1).mean() + 0.1
+    # where the gradient passes (the tiny model's ReLUs are alive), the redirected render is the plain one
+    tiny = _tiny()
+    plain = fv.render(tiny, ["c2:1", "c2:3"], **FAST)
+    np.testing.assert_allclose(np.asarray(fv.render(tiny, ["c2:1", "c2:3"], redirect_relu=True, **FAST)), np.asarray(plain), atol=1e-6)
+
+
+def test_render_result_displays_its_images_with_their_objectives():
+    result = fv.render(_tiny(), ["c1:0", "c2:1"], **FAST)
+    assert isinstance(result, np.ndarray)
+    html = result._repr_html_()
+    assert "20 steps" in html
+    sources = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
+    assert len(sources) == 2
+    for i, (source, label) in enumerate(zip(sources, ["channel(c1:0)", "channel(c2:1)"])):
+        shown = np.asarray(Image.open(io.BytesIO(base64.b64decode(source))).convert("RGB"))
+        np.testing.assert_array_equal(shown, np.round(np.asarray(result[i]) * 255.0).astype(np.uint8))
+        assert f"<figcaption style=\"font-size:11px\">{label}</figcaption>" in html
+    assert result[:, :2]._repr_html_().count("<img") == 2  # a view: labelled by position
+    assert "image 1" in result[:, :2]._repr_html_()
+    assert np.zeros((2, 3)).view(fv.RenderResult)._repr_html_() is None
+
+
+def test_describe_words_the_settings():
+    assert fv.describe() == "512 steps at 128 px, Fourier + decorrelated colours, standard transforms"
+    assert fv.describe(steps=256, size=64) == "256 steps at 64 px, Fourier + decorrelated colours, standard transforms"
+    assert (
+        fv.describe(steps=10, size=(32, 48), param="pixel", decorrelate=False, transforms=None, redirect_relu=True)
+        == "10 steps at 32 x 48 px, pixel parameterization, RGB colours, no transforms, redirected ReLU"
+    )
+    assert fv.describe(transforms=[transforms.jitter(2)]).endswith("custom transforms")
+    with pytest.raises(ValueError, match="fft, pixel"):
+        fv.describe(param="wavelet")
+
+
+def test_caricature_module_does_not_shadow_the_function():
+    from tfvis.featurevis import caricature
+
+    assert callable(caricature) and caricature is fv.caricatures.caricature
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("tfvis.featurevis.caricature")
+
+
 def test_fused_relu_is_split_so_objectives_see_pre_activation():
     model = _tiny()
-    features = render_module._Features(model, ["c2"])
+    features = fv.FeatureNet(model, ["c2"])
     out = features(tf.random.stateless_uniform([2, 16, 16, 3], [0, 1]) * 255)["c2"].numpy()
     assert out.min() < 0  # pre-ReLU values
     assert fv.render(model, "c2:3", **FAST).failed == []
@@ -214,7 +374,7 @@ def test_fused_relu_is_split_so_objectives_see_pre_activation():
 
 def test_class_logit_reads_pre_softmax_scores():
     model = _tiny()
-    features = render_module._Features(model, [obj.LOGITS])
+    features = fv.FeatureNet(model, [obj.LOGITS])
     x = tf.random.stateless_uniform([2, 16, 16, 3], [0, 1]) * 255
     logits = keras.Model(model.input, model.get_layer("logits").output)(x).numpy()
     np.testing.assert_allclose(features(x)[obj.LOGITS].numpy(), logits, rtol=1e-5)
@@ -294,6 +454,10 @@ def test_caricature_batch_on_tiny_model():
     assert single.shape == (1, 24, 24, 3)
     with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
         fv.caricature(model, photos[..., :2], "c2")
+    bad = photos.copy()
+    bad[1, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="images 1 .*NaN"):
+        fv.caricature(model, bad, "c2", steps=1)
 
 
 # ---------------------------------------------------------------------------------------------

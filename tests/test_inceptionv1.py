@@ -82,6 +82,12 @@ def lucid_arrays():
     return arrays
 
 
+@pytest.fixture(scope="module")
+def real_pb(tmp_path_factory, lucid_arrays):
+    """``lucid_arrays`` and the graph's LRN settings as a full-size InceptionV1.pb, written once (read-only)."""
+    return write_pb(tmp_path_factory.mktemp("lucid") / "InceptionV1.pb", lucid_arrays)
+
+
 def write_pb(path, arrays, lrn=REAL_LRN):
     """Serialize a TF1 graph holding ``arrays`` as Const nodes and the two LRN nodes to ``path``."""
     graph = tf.Graph()
@@ -152,8 +158,9 @@ def test_layer_names_and_channel_counts():
 # 2. The .pb format ------------------------------------------------------------------------------
 
 
-def test_pb_loads_every_array_where_it_belongs(lucid_arrays, private_weights_dir, tmp_path):
-    path = write_pb(private_weights_dir / "InceptionV1.pb", lucid_arrays)
+def test_pb_loads_every_array_where_it_belongs(lucid_arrays, real_pb, private_weights_dir):
+    path = private_weights_dir / "InceptionV1.pb"
+    path.symlink_to(real_pb)
     arrays, lrn = inceptionv1.read_lucid_pb(path)
     expected = {name[:-2] for name in lucid_shapes()}
     assert set(arrays) == expected  # head0 / softmax0 / nn1 constants ignored
@@ -162,8 +169,7 @@ def test_pb_loads_every_array_where_it_belongs(lucid_arrays, private_weights_dir
 
     model = tfvis.load_model("inceptionv1", weights="imagenet")
     assert model.tfvis_weights == "imagenet (InceptionV1.pb)"
-    elsewhere = write_pb(tmp_path / "lucid" / "InceptionV1.pb", lucid_arrays)
-    by_path = tfvis.load_model("inceptionv1", weights=str(elsewhere), include_top=False)
+    by_path = tfvis.load_model("inceptionv1", weights=str(real_pb), include_top=False)
     for layer in expected:
         kernel, bias = model.get_layer(layer).get_weights()
         np.testing.assert_array_equal(kernel, lucid_arrays[f"{layer}_w"], err_msg=layer)
@@ -228,13 +234,12 @@ def relu(x):
     return np.maximum(x, 0.0)
 
 
-def test_first_layers_and_mixed3a_match_numpy(lucid_arrays, tmp_path):
+def test_first_layers_and_mixed3a_match_numpy(lucid_arrays, real_pb):
     # Lucent's port of the graph pads conv2d0 by (2, 3) and the stride-2 pools by (0, 1) at 224 px:
     # the graph's SAME padding, odd pixel at the bottom/right.
     assert same_pads(224, 7, 2) == (2, 3) and same_pads(112, 3, 2) == (0, 1)
     size = 64
-    path = write_pb(tmp_path / "InceptionV1.pb", lucid_arrays)
-    model = tfvis.load_model("inceptionv1", weights=path, include_top=False, input_shape=(size, size, 3))
+    model = tfvis.load_model("inceptionv1", weights=real_pb, include_top=False, input_shape=(size, size, 3))
     names = ["conv2d0", "maxpool0", "localresponsenorm0", "conv2d1", "conv2d2", "localresponsenorm1",
              "maxpool1", "mixed3a_1x1", "mixed3a_3x3", "mixed3a_5x5", "mixed3a_pool_reduce", "mixed3a",
              "mixed3a_relu"]

@@ -1,9 +1,13 @@
 """Inversion of representations (Mahendran & Vedaldi): acceptance on VGG16 "hed", regularisers, errors."""
+import dataclasses
+
+import keras
 import matplotlib
 import numpy as np
 import pytest
 
 import tfvis
+from tfvis.models.info import model_info
 from tfvis.inversion import B_NORM, V_NORM, _regularisers, default_settings, invert, invert_layers
 
 
@@ -119,3 +123,53 @@ def test_invert_layers_takes_one_image(vgg, photo):
 def test_unknown_optimizer(vgg, photo):
     with pytest.raises(ValueError, match="optimizer"):
         invert(vgg, photo, "block1_conv1", optimizer="sgd")
+
+
+def test_nan_or_inf_image_is_refused_naming_it(vgg, photo):
+    batch = np.stack([photo, photo, photo])
+    batch[2, 5, 5, 1] = np.inf
+    with pytest.raises(ValueError, match="images 2 .*NaN or inf"):
+        invert(vgg, batch, "block1_conv1", steps=1)
+    with pytest.raises(ValueError, match="image 0 .*NaN or inf"):
+        invert(vgg, np.full((8, 8, 3), np.nan, np.float32), "block1_conv1", steps=1)
+
+
+def _fused(mean_rgb=None):
+    """A Sequential model whose conv has a fused ReLU; ``mean_rgb`` declared through its ModelInfo."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3, activation="relu", name="c1"), keras.layers.Conv2D(2, 3, name="c2")]
+    )
+    if mean_rgb is not None:
+        model.tfvis_info = dataclasses.replace(model_info(model), mean_rgb=mean_rgb)
+    return model
+
+
+def test_the_mean_is_the_models_and_the_start_is_seeded_noise_around_it():
+    """With no steps the reconstruction is the start: N(0, 1) noise of the seed plus the model's mean."""
+    mean = (100.0, 50.0, 25.0)
+    image = np.random.default_rng(5).uniform(0, 255, (8, 8, 3)).astype(np.float32)
+    recon, _ = invert(_fused(mean), image, "c2", steps=0, seed=7)
+    start = np.random.default_rng(7).normal(0.0, 1.0, (1, 8, 8, 3)).astype(np.float32)[0]
+    np.testing.assert_allclose(recon, start + np.float32(mean), rtol=0, atol=1e-4)
+    recon, _ = invert(_fused(), image, "c2", steps=0, seed=7)  # no preprocess layer: a zero mean
+    np.testing.assert_allclose(recon, start, rtol=0, atol=1e-6)
+
+
+def test_fused_activations_are_split_out(photo):
+    """On a model with a fused ReLU, "c1" is the pre-ReLU output and "c1_relu" the post-ReLU one."""
+    model = _fused()
+    image = photo[:8, :8]
+    for layer in ("c1", "c1_relu", "c2"):
+        recon, error = invert(model, image, layer, steps=5)
+        assert recon.shape == image.shape and np.isfinite(error)
+    with pytest.raises(ValueError, match="no layer 'c3'.*c1"):
+        invert(model, image, "c3", steps=1)
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "adam"])
+def test_invert_lowers_the_objective(vgg, photo, optimizer):
+    small = photo[:32, :32]
+    _, early = invert(vgg, small, "block1_conv2", steps=3, optimizer=optimizer, jitter=0)
+    _, late = invert(vgg, small, "block1_conv2", steps=40, optimizer=optimizer, jitter=0)
+    assert late < early

@@ -117,8 +117,11 @@ def test_layer_info_lists_convs_concats_dense():
 
 def test_activations_match_direct_model_and_stream(tmp_path, x16):
     model = tiny_cnn()
-    acts = tfvis.activations(model, ["cat", "out"], x16, batch_size=2)
-    np.testing.assert_allclose(acts["out"], np.asarray(model(x16)), rtol=1e-5)
+    acts = tfvis.activations(model, ["cat", "out", "out_softmax"], x16, batch_size=2)
+    np.testing.assert_allclose(acts["out_softmax"], np.asarray(model(x16)), rtol=1e-5)
+    # "out" is the fused layer's pre-activation output (tfvis.graph.prepared): its softmax is the model's output
+    logits = acts["out"] - acts["out"].max(axis=1, keepdims=True)
+    np.testing.assert_allclose(np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True), acts["out_softmax"], rtol=1e-5, atol=1e-7)
     assert acts["cat"].shape == (3, 16, 16, 8)
     streamed = list(tfvis.stream_activations(model, ["cat"], x16, batch_size=2))
     assert [ids for ids, _ in streamed] == [["0", "1"], ["2"]]

@@ -53,19 +53,22 @@ ALEXNET = {
 }
 
 
-@pytest.fixture(scope="module")
-def vgg16():
-    return tfvis.load_model("vgg16", weights=None, include_top=False)
+# The session's shared zoo models (conftest.py; read-only): geometry does not depend on the weights.
 
 
 @pytest.fixture(scope="module")
-def alexnet():
-    return tfvis.load_model("alexnet", weights=None)
+def vgg16(vgg16_random):
+    return vgg16_random
 
 
 @pytest.fixture(scope="module")
-def inception():
-    return tfvis.load_model("inceptionv1", weights=None, include_top=False)
+def alexnet(alexnet_random_top):
+    return alexnet_random_top
+
+
+@pytest.fixture(scope="module")
+def inception(inceptionv1_random):
+    return inceptionv1_random
 
 
 def test_vgg16_hand_values(vgg16):
@@ -402,8 +405,8 @@ def linearised(model):
     return copy
 
 
-def test_vgg16_gradient_at_64px():
-    model = tfvis.load_model("vgg16", weights=None, include_top=False, input_shape=(64, 64, 3))
+def test_vgg16_gradient_at_64px(zoo_model):
+    model = zoo_model("vgg16", input_shape=(64, 64, 3))
     copy = linearised(model)
     # block2_conv2 at 64: r = 14, j = 2, s0 = -6: unit (0, 0) is clipped, (15, 9) lies inside.
     rf = check_units(copy, "block2_conv2", [(0, 0), (15, 9), (31, 31)], channels=3)
@@ -414,8 +417,8 @@ def test_vgg16_gradient_at_64px():
     assert rf == receptive_field(model, "block3_pool")
 
 
-def test_inceptionv1_mixed3a_gradient_at_64px():
-    model = tfvis.load_model("inceptionv1", weights=None, include_top=False, input_shape=(64, 64, 3))
+def test_inceptionv1_mixed3a_gradient_at_64px(zoo_model):
+    model = zoo_model("inceptionv1", input_shape=(64, 64, 3))
     copy = linearised(model)
     rf = check_units(copy, "mixed3a", [(0, 0), (4, 4), (3, 6), (7, 7)], channels=3)
     assert rf == receptive_field(model, "mixed3a") and rf.size == (59, 59)

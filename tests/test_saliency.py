@@ -223,6 +223,7 @@ def test_mean_image_reads_preprocess():
     mean = saliency.mean_image(model)
     pre = model.get_layer("preprocess")
     np.testing.assert_allclose(pre(tf.constant(mean[None])).numpy(), 0, atol=1e-4)
+    assert saliency.default_layer(model) == "block5_conv3_relu"  # back over block5_pool
 
 
 def test_errors(relu_cnn):
@@ -275,6 +276,7 @@ def test_vgg16_with_top_class_score():
     with pytest.raises(ValueError, match=r"0\.\.999"):
         saliency.vanilla(model, image, 1000)
     assert saliency.grad_cam(model, image[0], 281, "block5_conv3_relu").shape == (224, 224)
+    assert saliency.default_layer(model) == "block5_conv3_relu"
 
 
 def test_per_image_targets_equal_separate_calls(relu_cnn):
@@ -297,13 +299,99 @@ def test_per_image_targets_equal_separate_calls(relu_cnn):
 
 
 def test_smoothgrad_equals_mean_of_gradients_at_its_noise(relu_cnn):
-    """A second implementation: regenerate the documented noise, average plain gradients."""
+    """A second implementation: draw the documented noise here, average plain gradients."""
     images = np.random.default_rng(12).uniform(0, 255, (2, 12, 12, 3)).astype(np.float32)
     sigma = 0.2 * 255.0
     expected = []
     for i, image in enumerate(images):
-        noise = saliency.smoothgrad_noise(image.shape, 6, sigma, 3, i).numpy()
+        # the documented formula: sigma * stateless_normal((samples, *shape), seed=(seed, image index))
+        noise = sigma * tf.random.stateless_normal((6, *image.shape), seed=(3, i)).numpy()
         grads = saliency.gradients(relu_cnn, image[None] + noise, [2, 0][i])
         expected.append(np.abs(np.abs(grads).mean(axis=0)).max(axis=-1))
     got = saliency.smoothgrad(relu_cnn, images, [2, 0], noise=0.2, samples=6, seed=3, batch_size=4)
     np.testing.assert_allclose(got, np.stack(expected), rtol=1e-4, atol=1e-7)
+
+
+def test_maps_display_inline(relu_cnn):
+    from tfvis.display import Maps
+
+    images = np.random.default_rng(13).uniform(0, 255, (2, 12, 12, 3)).astype(np.float32)
+    maps = {
+        "vanilla": saliency.vanilla(relu_cnn, images, 1),
+        "guided": saliency.guided(relu_cnn, images, 1),
+        "deconvnet": saliency.deconvnet(relu_cnn, images, 1),
+        "smoothgrad": saliency.smoothgrad(relu_cnn, images, 1, samples=2),
+        "integrated": saliency.integrated_gradients(relu_cnn, images, 1, steps=2),
+        "grad_cam": saliency.grad_cam(relu_cnn, images, 1),
+    }
+    for name, values in maps.items():
+        assert isinstance(values, Maps) and isinstance(values, np.ndarray) and values.shape == (2, 12, 12), name
+        assert values._repr_html_().count("<img") == 2, name
+    raw = saliency.integrated_gradients(relu_cnn, images, 1, steps=2, reduce=None)
+    assert not isinstance(raw, Maps) and raw.shape == images.shape
+    assert not isinstance(saliency.gradients(relu_cnn, images, 1), Maps)
+
+
+# --------------------------------------------------------------------------------------------
+# Grad-CAM's default layer
+# --------------------------------------------------------------------------------------------
+
+
+def _relu_layers_net():
+    """conv -> ReLU -> conv -> ReLU -> global average pooling -> Dense, every ReLU a layer."""
+    keras.utils.set_random_seed(14)
+    inputs = keras.Input((10, 10, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="conv1")(inputs)
+    x = keras.layers.ReLU(name="relu1")(x)
+    x = keras.layers.Conv2D(5, 3, padding="same", name="conv2")(x)
+    x = keras.layers.ReLU(name="relu2")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inputs, keras.layers.Dense(3, name="logits")(x), name="relu_layers")
+
+
+def test_default_layer_is_last_map_before_the_classifier(relu_cnn):
+    assert saliency.default_layer(_relu_layers_net()) == "relu2"
+    # fused ReLUs are split: the post-activation map of the last convolution
+    assert saliency.default_layer(relu_cnn) == "c2_relu"
+    assert saliency.default_layer(_relu_cnn(fused_softmax=True)) == "c2_relu"
+    # back over the pooling in front of Flatten, to the finest map of the last stage
+    pooled = keras.Sequential([
+        keras.Input((8, 8, 3)),
+        keras.layers.Conv2D(4, 3, activation="tanh", name="c1"),
+        keras.layers.Conv2D(4, 3, activation="relu", name="c2"),
+        keras.layers.MaxPooling2D(name="pool"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(2, name="logits"),
+    ])  # fmt: skip
+    assert saliency.default_layer(pooled) == "c2_relu"
+    assert saliency.default_layer(_tiny_tanh_net()) == "conv_tanh"
+    assert saliency.default_layer(_cam_model()) == "conv"
+    # residual, activations as layers: the activation after the add, as ResNet50's conv5_block3_out
+    inputs = keras.Input((8, 8, 2))
+    a = keras.layers.Activation("relu", name="a_out")(keras.layers.Conv2D(2, 3, padding="same", name="a")(inputs))
+    b = keras.layers.Conv2D(2, 3, padding="same", name="b")(a)
+    out = keras.layers.Activation("relu", name="block_out")(keras.layers.Add(name="add")([a, b]))
+    head = keras.layers.Dense(2, name="logits")(keras.layers.GlobalMaxPooling2D()(out))
+    assert saliency.default_layer(keras.Model(inputs, head)) == "block_out"
+    flat = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.Flatten(), keras.layers.Dense(2)])
+    with pytest.raises(ValueError, match="no layer with a spatial map"):
+        saliency.default_layer(flat)
+
+
+def test_grad_cam_default_layer_hand_worked():
+    model = _cam_model()
+    image = np.arange(-8, 8, dtype=np.float32).reshape(4, 4, 1)
+    np.testing.assert_allclose(saliency.grad_cam(model, image, 1), np.maximum(5 * image[..., 0] / 16, 0), rtol=1e-6)
+    net = _relu_layers_net()
+    images = np.random.default_rng(15).uniform(0, 255, (2, 10, 10, 3)).astype(np.float32)
+    # Grad-CAM at relu2 written out: weights are the mean over positions of dS/dA
+    maps_net = keras.Model(net.inputs[0], [net.get_layer("relu2").output, net.output])
+    x = tf.constant(images)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        maps, logits = maps_net(x)
+        s = tf.reduce_sum(logits[:, 2])
+    weights = tape.gradient(s, maps).numpy().mean(axis=(1, 2))
+    cam = np.maximum(np.einsum("nhwk,nk->nhw", maps.numpy(), weights), 0)  # 10 x 10 map: no resizing
+    np.testing.assert_allclose(saliency.grad_cam(net, images, 2), cam, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(saliency.grad_cam(net, images, 2, layer="relu2"), cam, rtol=1e-4, atol=1e-7)

@@ -9,8 +9,9 @@ from tfvis.deconv import reconstruct
 
 
 @pytest.fixture(scope="module")
-def vgg():
-    return tfvis.load_model("vgg16", weights="random", include_top=False, seed=3)
+def vgg(vgg16_random):
+    """The session's VGG16 with random weights (conftest.py; read-only)."""
+    return vgg16_random
 
 
 @pytest.fixture(scope="module")
@@ -86,9 +87,9 @@ def test_fewer_images_than_k(vgg, photos):
     "name, size, layer, channels",
     [("vgg16", 64, "block3_conv1", [2, 9]), ("alexnet", 131, "conv2", [4, 40])],
 )
-def test_crop_reconstructions_equal_full_image(name, size, layer, channels, monkeypatch):
+def test_crop_reconstructions_equal_full_image(name, size, layer, channels, zoo_model):
     """Reconstructing on an aligned crop around the field gives exactly the full-image result."""
-    model = tfvis.load_model(name, weights="random", include_top=False, seed=1)
+    model = zoo_model(name)
     ids, images = tfvis.images.sample_dataset(6, size=size)
     data = dict(zip(ids, images))
     assert topk._crops_are_exact(model)
@@ -108,8 +109,8 @@ def test_crop_reconstructions_equal_full_image(name, size, layer, channels, monk
                 assert np.abs(expected).max() > 0
 
 
-def test_inception_uses_whole_images():
-    model = tfvis.load_model("inceptionv1", weights="random", include_top=False)
+def test_inception_uses_whole_images(inceptionv1_random):
+    model = inceptionv1_random
     assert not topk._crops_are_exact(model)  # stride-2 "same" padding depends on the input size
 
 

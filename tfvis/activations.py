@@ -1,32 +1,25 @@
 """Layer activations of a model over images, in memory or streamed over a dataset."""
-import weakref
-
 import numpy as np
 import tensorflow as tf
 
+from .graph import as_list, cached, feature_net, prepared
 from .images import iter_batches
-from .layers import feature_model
-
-# model -> {layers: compiled function}; repeated calls reuse one trace per input shape
-_COMPILED = weakref.WeakKeyDictionary()
 
 
 def _compiled_features(model, layers):
-    try:
-        cache = _COMPILED.setdefault(model, {})
-    except TypeError:  # not weak-referenceable
-        cache = {}
-    key = tuple(layers)
-    if key not in cache:
-        extractor = feature_model(model, list(layers))
+    """A compiled ``images -> [outputs]`` for ``layers`` of the prepared model, one trace per input shape."""
+    net_model = prepared(model)
+
+    def build():
+        extractor = feature_net(net_model, list(layers))
 
         @tf.function(reduce_retracing=True)
         def run(images):
-            outputs = extractor(images, training=False)
-            return outputs if isinstance(outputs, (list, tuple)) else [outputs]
+            return as_list(extractor(images, training=False))
 
-        cache[key] = run
-    return cache[key]
+        return run
+
+    return cached(net_model, ("activations", tuple(layers)), build)
 
 
 def stream_activations(model, layers, source, batch_size=32, size=None):
@@ -36,7 +29,8 @@ def stream_activations(model, layers, source, batch_size=32, size=None):
     ----------
     model : keras.Model
     layers : list of str
-        Layer names.
+        Layer names (of the prepared model: ``c`` is a fused layer's pre-activation output,
+        ``c_relu`` its post-activation output; see :func:`tfvis.graph.prepared`).
     source : ndarray, list of files, directory or tf.data.Dataset
         Images, see :func:`tfvis.images.iter_images`.
     batch_size : int

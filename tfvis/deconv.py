@@ -12,16 +12,21 @@ backward signal ``g`` becomes ``relu(g)`` instead of ``g * [x > 0]``. Guided bac
 Two implementations are provided, and agree to float32 rounding on chain models:
 
 * :func:`reconstruct_generic` (used by :func:`reconstruct`) rewrites any Keras functional graph,
-  branches, concatenations and residual additions included, so that every ReLU (and, for the
-  deconvnet, every :class:`~tfvis.models.custom_layers.LocalResponseNorm`) carries a
-  ``tf.custom_gradient`` with the method's backward rule, then takes one gradient. Every other
-  layer is the model's own layer object (shared weights).
+  branches, concatenations and residual additions included, with the method's backward rules
+  (:mod:`tfvis.rules`: :func:`~tfvis.rules.guided`, :func:`~tfvis.rules.deconvnet`, which also
+  passes the signal back unchanged through every
+  :class:`~tfvis.models.custom_layers.LocalResponseNorm`), through the one graph walker of
+  :mod:`tfvis.graph`, then takes one gradient. Every other layer is the model's own layer object
+  (shared weights).
 * :func:`reconstruct_explicit` is the paper's pipeline written out layer by layer on a chain
   model (AlexNet, VGG16, Sequential CNNs): switches from ``tf.nn.max_pool_with_argmax``,
   ``tf.nn.conv2d_transpose`` with the layer's own kernel, the transposed dense kernel, and so on.
 
 The signal fed back at the target layer is the activation itself at the kept unit(s), every
-other activation of the layer zero: the gradient of ``sum(act * stop_gradient(mask * act))``.
+other activation of the layer zero: the gradient of ``sum(act * stop_gradient(mask * act))``
+(``signal="activation"``, Zeiler & Fergus). Attribution libraries (captum's ``Deconvolution``
+and ``GuidedBackprop``) feed back 1 instead, the gradient of ``sum(mask * act)``:
+``signal="unit"``.
 
 Max-pool ties. Post-ReLU zeros make many equal values in a pooling window. TensorFlow's
 ``MaxPoolGrad`` (the gradient of ``tf.nn.max_pool2d``) and ``tf.nn.max_pool_with_argmax`` both
@@ -33,265 +38,37 @@ signals, as the gradient does. ``position="max"`` resolves ties the same way (``
 first unit in row-major order).
 """
 import numbers
-import weakref
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from .fastgrad import fast_input_gradients
-from .layers import get_layer, parse_target
+from .display import to_image
+from .graph import activation_name, cached, feature_net, prepared, walk_to
+from .images import model_batch
 from .models.custom_layers import ImagePreprocess, LocalResponseNorm
-from .models.surgery import _activation_name, as_functional, split_activations
-
-#: The backward rules: ``"deconvnet"`` (g -> relu(g)), ``"guided"`` (g -> relu(g) * [x > 0]) and
-#: ``"gradient"`` (g -> g * [x > 0]) at every ReLU.
-METHODS = ("deconvnet", "guided", "gradient")
-
-_RECTIFIER_ACTIVATIONS = ("relu", "relu6")
+from .rules import METHODS, check_method, for_input_gradients, is_rectifier, rectify, vjp
+from .targets import check_position, per_image, resolve
 
 # Position codes in the int tensor ``positions`` (B, S): a first coordinate of -1 means "the
 # strongest unit of the channel", -2 "the whole channel map"; otherwise the unit's coordinates.
 _MAX, _ALL = -1, -2
 
-# model -> {key: value}: the prepared (activation-split) model and the compiled functions per
-# (layer, method, implementation). Weak keys: dropping the model drops its entries.
-_CACHE = weakref.WeakKeyDictionary()
-
 
 # --------------------------------------------------------------------------------------------
-# Layers and their backward rules
+# Targets and positions
 # --------------------------------------------------------------------------------------------
-
-
-def _is_rectifier(layer):
-    """True for ``keras.layers.ReLU`` (any parameters) and ``Activation("relu" | "relu6")``."""
-    if isinstance(layer, keras.layers.ReLU):
-        return True
-    return isinstance(layer, keras.layers.Activation) and _activation_name(layer) in _RECTIFIER_ACTIVATIONS
-
-
-def _is_plain_relu(layer):
-    """True when the rectifier is ``max(x, 0)``, whose derivative mask is ``[x > 0]``."""
-    if isinstance(layer, keras.layers.ReLU):
-        return layer.max_value is None and not layer.negative_slope and not layer.threshold
-    return _activation_name(layer) == "relu"
-
-
-def _vjp(forward, x, g):
-    """Vector-Jacobian product of one layer (or function) at ``x`` with the signal ``g``."""
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        y = forward(x)
-    grad = tape.gradient(y, x, output_gradients=g)
-    return tf.zeros_like(x) if grad is None else grad
-
-
-def _rectify(layer, method, x, g):
-    """The backward rule of ``method`` at a rectifier ``layer`` whose input was ``x``."""
-    if method == "deconvnet":
-        return tf.nn.relu(g)
-    if method == "guided":
-        g = tf.nn.relu(g)
-    if _is_plain_relu(layer):
-        return g * tf.cast(x > 0, g.dtype)
-    # ReLU6, thresholds, slopes: the layer's own derivative mask.
-    return _vjp(lambda t: layer(t), x, g)
-
-
-class _BackwardRule(keras.layers.Layer):
-    """Forward of ``layer`` unchanged; backward replaced by ``method``'s rule (a ``tf.custom_gradient``).
-
-    For rectifiers the rule is :func:`_rectify`; for ``kind="identity"`` (LRN in the deconvnet)
-    the signal passes unchanged. The wrapped layer is the original object.
-    """
-
-    def __init__(self, layer, method, kind, **kwargs):
-        super().__init__(name=layer.name, **kwargs)
-        self.wrapped = layer
-        self.method = method
-        self.kind = kind
-
-    def call(self, inputs):
-        layer, method, kind = self.wrapped, self.method, self.kind
-
-        @tf.custom_gradient
-        def op(x):
-            y = layer(x)
-
-            def grad(g):
-                if kind == "identity":
-                    return g
-                return _rectify(layer, method, x, g)
-
-            return y, grad
-
-        return op(inputs)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-
-def _rule_for(layer, method):
-    """The replacement of ``layer`` in the rewritten graph, or None to keep the layer."""
-    if method == "gradient":
-        return None
-    if _is_rectifier(layer):
-        return _BackwardRule(layer, method, "rectify")
-    if method == "deconvnet" and isinstance(layer, LocalResponseNorm):
-        return _BackwardRule(layer, method, "identity")
-    return None
-
-
-def _single_output(outputs):
-    return outputs[0] if isinstance(outputs, (list, tuple)) else outputs
-
-
-def _calls_through(model, layer_name, method):
-    """Run ``model``'s own graph on fresh symbolic inputs, with its own layer objects.
-
-    ``keras.models.clone_model(..., clone_function=lambda layer: layer, call_function=...)``
-    walks the model's graph and calls each *original* layer (shared weights, no copies) on new
-    symbolic inputs; the ``call_function`` swaps the rectifiers for :class:`_BackwardRule`
-    wrappers when ``method`` asks for it, recurses into nested models, and records every call.
-    Walking the model's own graph (rather than reading ``layer.output``) also serves layers
-    shared with other models. In Keras 3.15 this adds one inbound node to each layer called;
-    node 0, which ``layer.output`` reads, is unchanged.
-
-    Returns
-    -------
-    inputs : list of KerasTensor
-    target : KerasTensor or None
-        The output of the first call of the layer named ``layer_name`` (None: not reached).
-    calls : dict
-        ``id(output tensor) -> (output tensor, layer, [input tensors])``.
-    """
-    calls, found = {}, []
-
-    def call(layer, *args, **kwargs):
-        rule = _rule_for(layer, method) if method in ("deconvnet", "guided") else None
-        if rule is not None:
-            outputs = rule(args[0])
-        elif isinstance(layer, keras.Model) and method in ("deconvnet", "guided"):
-            outputs = _rewrite(layer, method)(*args, **kwargs)
-        else:
-            outputs = layer(*args, **kwargs)
-        inbound = [t for t in keras.tree.flatten((args, kwargs)) if isinstance(t, keras.KerasTensor)]
-        for tensor in keras.tree.flatten(outputs):
-            calls[id(tensor)] = (tensor, layer, inbound)
-        if layer.name == layer_name and not found:
-            found.append(outputs)
-        return outputs
-
-    clone = keras.models.clone_model(as_functional(model), clone_function=lambda layer: layer, call_function=call)
-    return clone.inputs, (_single_output(found[0]) if found else None), calls
-
-
-def _rewrite(model, method):
-    """A nested ``model`` with each ReLU (and LRN for the deconvnet) carrying ``method``'s rule."""
-
-    def call(layer, *args, **kwargs):
-        rule = _rule_for(layer, method)
-        if rule is not None:
-            return rule(args[0])
-        if isinstance(layer, keras.Model):
-            return _rewrite(layer, method)(*args, **kwargs)
-        return layer(*args, **kwargs)
-
-    return keras.models.clone_model(as_functional(model), clone_function=lambda layer: layer, call_function=call)
-
-
-# --------------------------------------------------------------------------------------------
-# Preparing a model, targets, positions
-# --------------------------------------------------------------------------------------------
-
-
-def _has_fused_rectifier(model):
-    return any(
-        _activation_name(layer) in _RECTIFIER_ACTIVATIONS
-        for layer in model.layers
-        if not isinstance(layer, (keras.layers.Activation, keras.layers.ReLU))
-    )
-
-
-def _entry(model):
-    try:
-        return _CACHE.setdefault(model, {})
-    except TypeError:  # not weak-referenceable: no cache
-        return {}
-
-
-def _prepared(model):
-    """``model``, or its :func:`~tfvis.split_activations` rewrite when it has fused ReLUs.
-
-    The split model holds copies of the weights; they are re-synchronised from ``model`` at
-    every call, so that weight changes made to ``model`` after the first call are seen.
-    """
-    entry = _entry(model)
-    if "prepared" not in entry:
-        if _has_fused_rectifier(model):
-            split = split_activations(model)
-            pairs = []
-            for layer in split.layers:
-                if layer.weights:
-                    original = model.get_layer(layer.name)
-                    pairs.extend(zip(original.weights, layer.weights))
-            entry["prepared"] = (split, pairs)
-        else:
-            entry["prepared"] = (None, [])  # the model itself (a value must not hold its weak key)
-    prepared, pairs = entry["prepared"]
-    if prepared is None:
-        return model
-    for source, copy in pairs:
-        copy.assign(source)
-    return prepared
-
-
-def _check_method(method):
-    if method not in METHODS:
-        raise ValueError(f"method={method!r}; choose one of: {', '.join(METHODS)}")
-
-
-def _as_batch(model, images):
-    """Float32 batch of images for ``model``; also whether a single image was given."""
-    if len(model.inputs) != 1:
-        raise ValueError(f"model {model.name!r} has {len(model.inputs)} inputs; reconstructions need a single image input")
-    images = np.asarray(images, dtype=np.float32)
-    shape = tuple(model.inputs[0].shape)
-    rank = len(shape)
-    single = images.ndim == rank - 1
-    if single:
-        images = images[None]
-    if images.ndim != rank:
-        raise ValueError(
-            f"images must have shape {('N',) + shape[1:]} (or one image {shape[1:]}) for model "
-            f"{model.name!r}; got an array of shape {images.shape}"
-        )
-    for axis, (want, got) in enumerate(zip(shape[1:], images.shape[1:]), start=1):
-        if want is not None and want != got:
-            raise ValueError(
-                f"images of shape {images.shape} do not fit model {model.name!r}, which takes "
-                f"{('N',) + shape[1:]} (axis {axis}: {got} instead of {want})"
-            )
-    return images, single
 
 
 def _parse_targets(model, target, n):
-    """One ``(layer_name, channel)`` per image, validated against ``model``."""
-    targets = [target] * n if isinstance(target, str) else list(target)
-    if len(targets) != n:
-        raise ValueError(f"got {len(targets)} targets for {n} images: give one target, or one per image")
-    parsed = []
-    for item in targets:
-        name, channel = parse_target(item)
-        layer = get_layer(model, name)
-        if channel is None:
-            raise ValueError(f"target {item!r}: expected 'layer:channel', e.g. '{name}:0'")
-        channels = layer.output.shape[-1]
-        if not 0 <= channel < channels:
-            raise ValueError(f"target {item!r}: layer {name!r} has channels 0..{channels - 1}; got {channel}")
-        parsed.append((name, channel))
-    return parsed
+    """One resolved target per image (``"layer:channel"``, ``"layer:channel@y,x"`` or a class), on the prepared ``model``."""
+    resolved = {}
+    out = []
+    for item in per_image(target, n):
+        if item not in resolved:
+            resolved[item] = resolve(model, item, require_index=True)
+        out.append(resolved[item])
+    return out
 
 
 def _is_coordinate(position):
@@ -305,12 +82,16 @@ def _is_coordinate(position):
     )
 
 
-def _per_image_positions(position, n):
+def _per_image_positions(position, n, targets=None):
+    """One position per image; a target's own ``@y,x`` overrides the ``position`` argument."""
     if position is None or isinstance(position, str) or _is_coordinate(position):
-        return [position] * n
-    positions = list(position)
-    if len(positions) != n:
-        raise ValueError(f"got {len(positions)} positions for {n} images: give one position, or one per image")
+        positions = [position] * n
+    else:
+        positions = list(position)
+        if len(positions) != n:
+            raise ValueError(f"got {len(positions)} positions for {n} images: give one position, or one per image")
+    if targets is not None:
+        positions = [p if t.position is None else t.position for p, t in zip(positions, targets)]
     return positions
 
 
@@ -342,11 +123,7 @@ def _encode_positions(positions, spatial, names):
             coords = tuple(int(v) for v in np.asarray(position).ravel())
             if len(coords) != rank:
                 raise ValueError(f"position {position!r}: layer {name!r} needs {rank} coordinates")
-            for c, size in zip(coords, spatial):
-                if c < 0 or (size is not None and c >= size):
-                    raise ValueError(
-                        f"position {coords}: outside layer {name!r}, whose map is {tuple(spatial)} for these images"
-                    )
+            check_position(coords, spatial, name)
             codes[i] = coords
     return codes
 
@@ -356,8 +133,19 @@ def _encode_positions(positions, spatial, names):
 # --------------------------------------------------------------------------------------------
 
 
-def _top_signal(act, channels, positions):
-    """``mask * act``: the activation at the kept units of each image's channel, zero elsewhere.
+#: What is fed back at the kept units: the activation itself (Zeiler & Fergus) or 1 (captum's
+#: ``Deconvolution`` and ``GuidedBackprop``, whose maps are the activation-signal maps divided by it).
+SIGNALS = ("activation", "unit")
+
+
+def _check_signal(signal):
+    if signal not in SIGNALS:
+        raise ValueError(f"signal={signal!r}; choose one of: {', '.join(SIGNALS)}")
+    return signal
+
+
+def _top_signal(act, channels, positions, signal="activation"):
+    """``mask * act`` (``signal="activation"``) or ``mask`` (``"unit"``) at the kept units of each image's channel.
 
     ``channels`` (B,) int32; ``positions`` (B, S) int32 codes (see :data:`_MAX`, :data:`_ALL`).
     """
@@ -366,7 +154,7 @@ def _top_signal(act, channels, positions):
     channel_hot = tf.one_hot(channels, depth, dtype=act.dtype)  # (B, C)
     rank = act.shape.rank
     if rank == 2:
-        return act * channel_hot
+        return channel_hot if signal == "unit" else act * channel_hot
     batch = shape[0]
     spatial = shape[1:-1]
     units = tf.reduce_prod(spatial)
@@ -381,7 +169,8 @@ def _top_signal(act, channels, positions):
     ones = tf.ones([rank - 2], dtype=tf.int32)
     unit_mask = tf.reshape(unit_hot, tf.concat([[batch], spatial, [1]], 0))
     channel_mask = tf.reshape(channel_hot, tf.concat([[batch], ones, [depth]], 0))
-    return act * unit_mask * channel_mask
+    mask = unit_mask * channel_mask
+    return mask + tf.zeros_like(act) if signal == "unit" else act * mask
 
 
 def _signatures(net):
@@ -399,33 +188,20 @@ def _signatures(net):
 # --------------------------------------------------------------------------------------------
 
 
-def _graph(model, prepared, layer_name, method):
-    """``(net, calls)``: a model from the input to the target layer (rules swapped in for the
-    deconvnet and guided methods), and the calls that built it; cached per (model, layer, method)."""
-    entry = _entry(model)
-    method = method if method in ("deconvnet", "guided") else None
-    key = ("graph", layer_name, method)
-    if key not in entry:
-        inputs, target, calls = _calls_through(prepared, layer_name, method)
-        if target is None:
-            raise ValueError(f"layer {layer_name!r} is not on a path from the input of model {prepared.name!r}")
-        net = keras.Model(inputs, target, name=f"{prepared.name}_{layer_name}_{method or 'plain'}")
-        entry[key] = (net, calls)
-    return entry[key]
+def _plain_walk(net_model, layer_name):
+    """``(net, walk)``: the prepared model cut at ``layer_name``, and the calls that built it (for the explicit pipeline)."""
+    return walk_to(net_model, layer_name)
 
 
-def _generic_function(net, calls):
-    fast = fast_input_gradients(net)
-
+def _generic_function(net, signal):
     @tf.function(input_signature=_signatures(net))
     def run(images, channels, positions):
         with tf.GradientTape() as tape:
             tape.watch(images)
-            act = _single_output(fast(images, training=False))
-        top = _top_signal(act, channels, positions)
+            act = net(images, training=False)
+        top = _top_signal(act, channels, positions, signal)
         return tape.gradient(act, images, output_gradients=top)
 
-    run.rewritten = net
     return run
 
 
@@ -462,8 +238,8 @@ def _padding(layer):
 
 def _explicit_kind(layer):
     channels_last = getattr(layer, "data_format", "channels_last") == "channels_last"
-    linear = _activation_name(layer) is None
-    if _is_rectifier(layer):
+    linear = activation_name(layer) is None
+    if is_rectifier(layer):
         return "rectify"
     if isinstance(layer, LocalResponseNorm):
         return "lrn"
@@ -505,9 +281,9 @@ def _conv_backward(layer, g, x):
 
 def _explicit_backward(kind, layer, method, g, x, switches):
     if kind == "rectify":
-        return _rectify(layer, method, x, g)
+        return rectify(method, layer, x, g)
     if kind == "lrn":
-        return g if method == "deconvnet" else _vjp(lambda t: layer(t), x, g)
+        return g if method == "deconvnet" else vjp(lambda t: layer(t), x, g)
     if kind == "preprocess":
         g = g * layer.scale
         return g[..., ::-1] if layer.bgr else g
@@ -523,7 +299,7 @@ def _explicit_backward(kind, layer, method, g, x, switches):
         )
     if kind == "reshape":
         return tf.reshape(g, tf.shape(x))
-    return _vjp(lambda t: layer(t, training=False), x, g)
+    return vjp(lambda t: layer(t, training=False), x, g)
 
 
 def _forward_records(steps, images):
@@ -542,13 +318,14 @@ def _forward_records(steps, images):
     return x, records
 
 
-def _explicit_function(net, calls, method):
+def _explicit_function(net, walk, method, signal):
+    calls = walk.calls
     steps = [(layer, _explicit_kind(layer)) for layer in _chain(net, calls)]
 
     @tf.function(input_signature=_signatures(net))
     def run(images, channels, positions):
         act, records = _forward_records(steps, images)
-        g = _top_signal(act, channels, positions)
+        g = _top_signal(act, channels, positions, signal)
         for layer, kind, x, switches in reversed(records):
             g = _explicit_backward(kind, layer, method, g, x, switches)
         return g
@@ -561,37 +338,42 @@ def _explicit_function(net, calls, method):
 # --------------------------------------------------------------------------------------------
 
 
-def _compiled(model, prepared, layer_name, method, implementation):
-    """The compiled reconstruction for (model, layer, method, implementation), cached."""
-    entry = _entry(model)
-    key = (implementation, layer_name, method)
-    if key not in entry:
+def _compiled(net_model, layer_name, method, implementation, signal):
+    """The compiled reconstruction for (prepared model, layer, method, implementation, signal), cached."""
+
+    def build():
         if implementation == "generic":
-            entry[key] = _generic_function(*_graph(model, prepared, layer_name, method))
-        else:
-            entry[key] = _explicit_function(*_graph(model, prepared, layer_name, None), method)
-    return entry[key]
+            return _generic_function(feature_net(net_model, layer_name, for_input_gradients(method)), signal)
+        return _explicit_function(*_plain_walk(net_model, layer_name), method, signal)
+
+    return cached(net_model, ("reconstruct", implementation, layer_name, method, signal), build)
 
 
-def _reconstruct(model, images, target, method, position, batch_size, implementation):
-    _check_method(method)
+def _check_batch_size(batch_size):
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be at least 1; got {batch_size}")
-    images, single = _as_batch(model, images)
+    return int(batch_size)
+
+
+def _reconstruct(model, images, target, method, position, batch_size, implementation, signal):
+    check_method(method)
+    _check_signal(signal)
+    batch_size = _check_batch_size(batch_size)
+    images, single = model_batch(model, images)
     n = len(images)
-    prepared = _prepared(model)
-    targets = _parse_targets(prepared, target, n)
-    positions = _per_image_positions(position, n)
+    net_model = prepared(model)
+    targets = _parse_targets(net_model, target, n)
+    positions = _per_image_positions(position, n, [t.target for t in targets])
     result = np.zeros_like(images)
-    for layer_name in dict.fromkeys(name for name, _ in targets):
-        index = np.array([i for i, (name, _) in enumerate(targets) if name == layer_name])
-        net, _ = _graph(model, prepared, layer_name, None)
+    for layer_name in dict.fromkeys(t.layer for t in targets):
+        index = np.array([i for i, t in enumerate(targets) if t.layer == layer_name])
+        net, _ = _plain_walk(net_model, layer_name)
         spatial = _target_shape(net, images.shape[1:])[:-1]
-        channels = np.array([targets[i][1] for i in index], dtype=np.int32)
+        channels = np.array([targets[i].index for i in index], dtype=np.int32)
         codes = _encode_positions([positions[i] for i in index], spatial, [layer_name] * len(index))
-        run = _compiled(model, prepared, layer_name, method, implementation)
-        for start in range(0, len(index), int(batch_size)):
-            chunk = slice(start, start + int(batch_size))
+        run = _compiled(net_model, layer_name, method, implementation, signal)
+        for start in range(0, len(index), batch_size):
+            chunk = slice(start, start + batch_size)
             out = run(tf.constant(images[index[chunk]]), tf.constant(channels[chunk]), tf.constant(codes[chunk]))
             result[index[chunk]] = out.numpy()
     return result[0] if single else result
@@ -601,14 +383,15 @@ _COMMON_PARAMETERS = """
     Parameters
     ----------
     model : keras.Model
-        A functional or Sequential model. Fused activations (``Conv2D(..., activation="relu")``)
-        are split internally with :func:`tfvis.split_activations`; a target ``"c:3"`` then names
-        the pre-activation output of layer ``c``, as in the zoo, where ``c_relu`` follows ``c``.
+        A functional or Sequential model. Targets are read on :func:`tfvis.graph.prepared`: a
+        fused activation is split out, so ``"c:3"`` names the pre-activation output of layer ``c``
+        and ``"c_relu:3"`` the post-activation one, as in the zoo, where ``c_relu`` follows ``c``.
     images : ndarray, shape (N, H, W, C) or (H, W, C)
         In the model's input space (RGB in [0, 255] for the zoo); any number of channels.
     target : str or list of str
-        ``"layer:channel"``, or one such string per image (a batch may project different
-        channels, and even different layers).
+        ``"layer:channel"`` or ``"layer:channel@y,x"`` (that unit, whatever ``position`` says),
+        a class (``281``, ``"logits:281"``), or one such target per image (a batch may project
+        different channels, and even different layers). See :mod:`tfvis.targets`.
     method : {"deconvnet", "guided", "gradient"}
         The rule applied to the backward signal ``g`` at every ReLU with input ``x``:
         ``relu(g)`` (Zeiler & Fergus), ``relu(g) * [x > 0]`` (guided backpropagation) or
@@ -620,6 +403,10 @@ _COMMON_PARAMETERS = """
         outputs.
     batch_size : int
         Images per compiled call.
+    signal : {"activation", "unit"}
+        What is fed back at the kept units: the activation itself (Zeiler & Fergus, the default)
+        or 1 (captum's ``Deconvolution`` and ``GuidedBackprop``, attribution libraries' convention:
+        their maps are the ``"activation"`` maps divided by the activation at a single kept unit).
 
     Returns
     -------
@@ -629,7 +416,7 @@ _COMMON_PARAMETERS = """
 """
 
 
-def reconstruct_generic(model, images, target, method="deconvnet", position="max", batch_size=16):
+def reconstruct_generic(model, images, target, method="deconvnet", position="max", batch_size=16, signal="activation"):
     """Project a unit or a channel back to the input by backpropagation with a replaced ReLU rule.
 
     Works on any Keras graph (branches, concatenations, residual additions, nested functional
@@ -648,10 +435,10 @@ def reconstruct_generic(model, images, target, method="deconvnet", position="max
     >>> rec.shape == photos.shape                                             # doctest: +SKIP
     True
     """
-    return _reconstruct(model, images, target, method, position, batch_size, "generic")
+    return _reconstruct(model, images, target, method, position, batch_size, "generic", signal)
 
 
-def reconstruct_explicit(model, images, target, method="deconvnet", position="max", batch_size=16):
+def reconstruct_explicit(model, images, target, method="deconvnet", position="max", batch_size=16, signal="activation"):
     """Project a unit or a channel back to the input with the paper's layer-by-layer pipeline.
 
     For chain models (every layer on the way to the target has a single inbound layer: AlexNet,
@@ -677,10 +464,10 @@ def reconstruct_explicit(model, images, target, method="deconvnet", position="ma
     >>> model = tfvis.load_model("alexnet", weights=None, include_top=False)  # doctest: +SKIP
     >>> rec = reconstruct_explicit(model, photos, "conv5:7", "deconvnet")      # doctest: +SKIP
     """
-    return _reconstruct(model, images, target, method, position, batch_size, "explicit")
+    return _reconstruct(model, images, target, method, position, batch_size, "explicit", signal)
 
 
-def reconstruct(model, images, target, method="deconvnet", position="max", batch_size=16):
+def reconstruct(model, images, target, method="deconvnet", position="max", batch_size=16, signal="activation"):
     """Deconvnet, guided-backpropagation or gradient reconstruction of a unit or a channel.
 
     Keeps the chosen unit(s) of the target channel, every other activation of the layer zero,
@@ -697,10 +484,10 @@ def reconstruct(model, images, target, method="deconvnet", position="max", batch
     >>> float(tiles.min()) >= 0.0 and float(tiles.max()) <= 1.0               # doctest: +SKIP
     True
     """
-    return reconstruct_generic(model, images, target, method, position, batch_size)
+    return reconstruct_generic(model, images, target, method, position, batch_size, signal)
 
 
-def _shared_explicit_function(net, calls, methods):
+def _shared_explicit_function(net, calls, methods, signal):
     """Compiled chain pipeline: one forward pass over U images, backward passes for M units and every method."""
     steps = [(layer, _explicit_kind(layer)) for layer in _chain(net, calls)]
     image_spec, channel_spec, position_spec = _signatures(net)
@@ -708,7 +495,7 @@ def _shared_explicit_function(net, calls, methods):
     @tf.function(input_signature=[image_spec, tf.TensorSpec([None], tf.int32), channel_spec, position_spec])
     def run(images, image_index, channels, positions):
         act, records = _forward_records(steps, images)
-        top = _top_signal(tf.gather(act, image_index), channels, positions)
+        top = _top_signal(tf.gather(act, image_index), channels, positions, signal)
         units = tf.cast(tf.shape(image_index)[0], tf.int64)
         results = []
         for method in methods:
@@ -726,7 +513,7 @@ def _shared_explicit_function(net, calls, methods):
     return run
 
 
-def reconstruct_units(model, images, image_index, targets, positions, methods=("deconvnet", "guided"), batch_size=16):
+def reconstruct_units(model, images, image_index, targets, positions, methods=("deconvnet", "guided"), batch_size=16, signal="activation"):
     """Reconstructions of many units drawn from few images, sharing each image's forward pass.
 
     What top-k reports need: units of many channels whose images repeat, and several methods.
@@ -748,6 +535,8 @@ def reconstruct_units(model, images, image_index, targets, positions, methods=("
     methods : sequence of {"deconvnet", "guided", "gradient"}
     batch_size : int
         Units per compiled call.
+    signal : {"activation", "unit"}
+        What is fed back at each unit (see :func:`reconstruct`).
 
     Returns
     -------
@@ -762,35 +551,33 @@ def reconstruct_units(model, images, image_index, targets, positions, methods=("
     3
     """
     for method in methods:
-        _check_method(method)
-    images, _ = _as_batch(model, images)
+        check_method(method)
+    _check_signal(signal)
+    images, _ = model_batch(model, images)
     image_index = np.asarray(image_index, dtype=np.int64)
     if image_index.size and (image_index.min() < 0 or image_index.max() >= len(images)):
         raise ValueError(f"image_index must lie in 0..{len(images) - 1}")
-    prepared = _prepared(model)
-    parsed = _parse_targets(prepared, list(targets), len(image_index))
-    layers = {name for name, _ in parsed}
+    net_model = prepared(model)
+    parsed = _parse_targets(net_model, list(targets), len(image_index))
+    layers = {t.layer for t in parsed}
     if len(layers) > 1:
         raise ValueError(f"reconstruct_units takes units of one layer; got {sorted(layers)}")
-    positions = _per_image_positions(positions, len(image_index))
+    positions = _per_image_positions(positions, len(image_index), [t.target for t in parsed])
     results = {method: np.zeros((len(image_index),) + images.shape[1:], np.float32) for method in methods}
     if not len(image_index):
         return results
     (layer_name,) = layers
-    net, calls = _graph(model, prepared, layer_name, None)
+    net, walk = _plain_walk(net_model, layer_name)
+    calls = walk.calls
     try:
         _chain(net, calls)
     except NotImplementedError:
         for method in methods:
-            results[method] = reconstruct_generic(model, images[image_index], targets, method, positions, batch_size)
+            results[method] = reconstruct_generic(model, images[image_index], targets, method, positions, batch_size, signal)
         return results
-    key = ("shared", layer_name, tuple(methods))
-    entry = _entry(model)
-    if key not in entry:
-        entry[key] = _shared_explicit_function(net, calls, tuple(methods))
-    run = entry[key]
+    run = cached(net_model, ("shared", layer_name, tuple(methods), signal), lambda: _shared_explicit_function(net, calls, tuple(methods), signal))
     spatial = _target_shape(net, images.shape[1:])[:-1]
-    channels = np.array([channel for _, channel in parsed], dtype=np.int32)
+    channels = np.array([t.index for t in parsed], dtype=np.int32)
     codes = _encode_positions(positions, spatial, [layer_name] * len(parsed))
     order = np.argsort(image_index, kind="stable")  # units of one image share a batch
     for start in range(0, len(order), int(batch_size)):
@@ -806,51 +593,4 @@ for _function in (reconstruct_generic, reconstruct_explicit, reconstruct):
     _function.__doc__ = _function.__doc__.replace("    {parameters}\n", "\n" + _COMMON_PARAMETERS.strip("\n") + "\n\n")
 
 
-def to_image(reconstruction, batch=None, percentile=100.0):
-    """Normalise reconstructions for display: centred at 0.5, scaled by the largest magnitude.
-
-    The deconvnet papers show reconstructions as signed maps: zero is mid grey, and each image is
-    scaled by its own largest absolute value, ``0.5 + 0.5 * r / max|r|``, so the sign and the
-    relative strength of the colours are kept (a min-max stretch would move zero). A map that is
-    zero everywhere gives flat 0.5 grey, never NaN.
-
-    Parameters
-    ----------
-    reconstruction : ndarray
-        One map ``(H, W)`` / ``(H, W, C)`` or a batch ``(N, H, W, C)``.
-    batch : bool, optional
-        Whether the first axis is the batch; default: True for 4-D arrays.
-    percentile : float
-        Scale by this percentile of ``|r|`` per image instead of the maximum (e.g. 99.5 to keep a
-        few extreme pixels from washing out the rest); values beyond are clipped.
-
-    Returns
-    -------
-    ndarray, float32
-        Same shape, values in [0, 1].
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> to_image(np.array([[-2.0, 0.0], [1.0, 2.0]]))
-    array([[0.  , 0.5 ],
-           [0.75, 1.  ]], dtype=float32)
-    >>> to_image(np.zeros((2, 2)))
-    array([[0.5, 0.5],
-           [0.5, 0.5]], dtype=float32)
-    """
-    r = np.nan_to_num(np.asarray(reconstruction, dtype=np.float32))
-    batch = r.ndim == 4 if batch is None else bool(batch)
-    batched = r if batch else r[None]
-    magnitude = np.abs(batched.reshape(len(batched), -1))
-    if magnitude.shape[1] == 0:
-        return np.full(r.shape, 0.5, dtype=np.float32)
-    scale = np.percentile(magnitude, percentile, axis=1) if percentile < 100 else magnitude.max(axis=1)
-    scale = scale.reshape((-1,) + (1,) * (batched.ndim - 1))
-    safe = np.where(scale > 0, scale, 1.0)
-    out = np.where(scale > 0, 0.5 + 0.5 * batched / safe, 0.5)
-    out = np.clip(out, 0.0, 1.0).astype(np.float32)
-    return out if batch else out[0]
-
-
-__all__ = ["METHODS", "reconstruct", "reconstruct_explicit", "reconstruct_generic", "to_image"]
+__all__ = ["METHODS", "SIGNALS", "reconstruct", "reconstruct_explicit", "reconstruct_generic", "reconstruct_units", "to_image"]

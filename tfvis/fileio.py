@@ -8,6 +8,15 @@ from pathlib import Path
 import numpy as np
 
 
+def _current_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 def write_bytes(path, data):
     """Write ``data`` to ``path`` through a temporary file in the same folder, then rename."""
     path = Path(path)
@@ -16,6 +25,7 @@ def write_bytes(path, data):
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the mode open() would
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -58,19 +68,11 @@ def save_npy(path, array):
     return write_bytes(path, buffer.getvalue())
 
 
-def to_uint8(image):
-    """An image in [0, 1] (float) or [0, 255] (uint8) as uint8; greyscale stays 2-D."""
-    image = np.asarray(image)
-    if image.dtype != np.uint8:
-        image = np.clip(np.nan_to_num(image, nan=0.5) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    if image.ndim == 3 and image.shape[-1] == 1:
-        image = image[..., 0]
-    return image
-
-
 def save_png(path, image, scale=1):
     """Save an image in [0, 1] (float) or uint8 as PNG atomically, optionally enlarged ``scale`` times (nearest)."""
     from PIL import Image
+
+    from .display import to_uint8
 
     pixels = to_uint8(image)
     if scale > 1:

@@ -24,6 +24,12 @@ SALIENCY_TITLES = {
 }
 #: Noisy copies per image of the pages' SmoothGrad.
 SMOOTHGRAD_SAMPLES = 16
+#: Noise of the pages' SmoothGrad, as a fraction of the input range.
+SMOOTHGRAD_NOISE = 0.15
+
+
+def _smoothgrad_settings():
+    return {"noise": SMOOTHGRAD_NOISE, "samples": SMOOTHGRAD_SAMPLES}
 
 
 def strongest_channels(model, images, layer, channels, batch_size=16):
@@ -50,17 +56,10 @@ def strongest_channels(model, images, layer, channels, batch_size=16):
     return np.asarray(channels)[pick], means[np.arange(len(images)), pick]
 
 
-def cam_layer(model):
-    """The layer Grad-CAM uses for class targets: the last rectified spatial map, else the last spatial map."""
-    spatial = [layer for layer in model.layers if len(getattr(layer, "output", np.zeros(0)).shape) == 4 and layer is not model.layers[0]]
-    if not spatial:
-        raise ValueError(f"model {model.name!r} has no layer with a spatial map for Grad-CAM")
-    rectified = [layer for layer in spatial if layer.name.endswith("_relu")]
-    return (rectified or spatial)[-1].name
-
-
-def saliency_maps(model, images, targets, cam_at, batch_size=16, seed=0):
+def saliency_maps(model, images, targets, cam_at, batch_size=16, seed=0, noise=SMOOTHGRAD_NOISE, samples=SMOOTHGRAD_SAMPLES):
     """The page's saliency maps of ``images`` for one target per image, by method.
+
+    ``noise`` and ``samples`` are SmoothGrad's (:func:`tfvis.saliency.smoothgrad`).
 
     Returns
     -------
@@ -69,7 +68,7 @@ def saliency_maps(model, images, targets, cam_at, batch_size=16, seed=0):
     """
     return {
         "vanilla": saliency.vanilla(model, images, targets, batch_size=batch_size),
-        "smoothgrad": saliency.smoothgrad(model, images, targets, samples=SMOOTHGRAD_SAMPLES, batch_size=batch_size, seed=seed),
+        "smoothgrad": saliency.smoothgrad(model, images, targets, noise=noise, samples=samples, batch_size=batch_size, seed=seed),
         "guided": saliency.guided(model, images, targets, batch_size=batch_size),
         "grad_cam": saliency.grad_cam(model, images, targets, cam_at, batch_size=batch_size),
     }
@@ -95,12 +94,13 @@ def layer_saliency(report, model, ids, images, layer, channels, batch_size=16, s
         return record
     best, values = strongest_channels(model, images, layer, channels, batch_size)
     targets = [f"{layer}:{int(c)}" for c in best]
-    cam_at = layer if len(get_layer(model, layer).output.shape) == 4 else cam_layer(model)
-    maps = saliency_maps(model, images, targets, cam_at, batch_size, seed)
+    cam_at = layer if len(get_layer(model, layer).output.shape) == 4 else saliency.default_layer(model)
+    smoothgrad = _smoothgrad_settings()
+    maps = saliency_maps(model, images, targets, cam_at, batch_size, seed, **smoothgrad)
     entries = _save_maps(report, report.model_name, layer, ids, images, maps, targets)
     for entry, value in zip(entries, values):
         entry["note"] = f"mean activation {value:.3g}"
-    record = {"images": list(ids), "layer": layer, "cam_layer": cam_at, "entries": entries}
+    record = {"images": list(ids), "layer": layer, "cam_layer": cam_at, "smoothgrad": smoothgrad, "entries": entries}
     report.save_state("saliency", layer, record)
     return record
 
@@ -112,16 +112,17 @@ def class_saliency(report, model, ids, images, top=3, batch_size=16, seed=0):
         return record
     logits = saliency.class_scores(model, images, batch_size)
     order = np.argsort(-logits, axis=1)[:, :top]
-    cam_at = cam_layer(model)
+    cam_at = saliency.default_layer(model)
+    smoothgrad = _smoothgrad_settings()
     ranks = []
     for rank in range(order.shape[1]):
         targets = [int(c) for c in order[:, rank]]
-        maps = saliency_maps(model, images, targets, cam_at, batch_size, seed)
+        maps = saliency_maps(model, images, targets, cam_at, batch_size, seed, **smoothgrad)
         entries = _save_maps(report, report.model_name, f"class{rank + 1}", ids, images, maps, targets)
         for entry, i in zip(entries, range(len(ids))):
             entry["note"] = f"class {targets[i]}, logit {logits[i, targets[i]]:.3g}"
         ranks.append(entries)
-    record = {"images": list(ids), "cam_layer": cam_at, "ranks": ranks}
+    record = {"images": list(ids), "cam_layer": cam_at, "smoothgrad": smoothgrad, "ranks": ranks}
     report.save_state("saliency", "classes", record)
     return record
 
@@ -169,6 +170,14 @@ def _saliency_table(records, index, titles):
     return rows
 
 
+def _smoothgrad_text(records):
+    """SmoothGrad's settings as the records say their maps were computed (records saved before they were kept: the defaults)."""
+    settings = [record.get("smoothgrad") or _smoothgrad_settings() for record in records]
+    samples = dict.fromkeys(f"{s['samples']:g}" for s in settings)
+    noises = dict.fromkeys(f"{s['noise']:.0%}" for s in settings)
+    return f"SmoothGrad: {' or '.join(samples)} copies, noise {' or '.join(noises)} of the range."
+
+
 def image_tables(ids, index, image_src, saliency_records=(), class_record=None, inversion_records=()):
     """The tables of the page of image ``ids[index]`` (see :meth:`tfvis.report.Report.write_grid_page`)."""
     image_id = ids[index]
@@ -190,7 +199,7 @@ def image_tables(ids, index, image_src, saliency_records=(), class_record=None, 
             "rows": _saliency_table(saliency_records, index, titles),
             "lede": "For each layer, the report channel with the largest mean activation on this image; the maps are "
             "gradients of that mean (Grad-CAM at the layer itself is the channel's own map, upsampled). "
-            f"SmoothGrad: {SMOOTHGRAD_SAMPLES} copies, noise 15% of the range.",
+            + _smoothgrad_text(saliency_records),
         })  # fmt: skip
     if inversion_records:
         rows = []

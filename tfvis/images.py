@@ -190,17 +190,26 @@ def sample_dataset(count, size=224, seed=0):
     return ids, np.stack(images) if images else np.zeros((0, size, size, 3), np.float32)
 
 
+class NoImagesError(ValueError):
+    """A folder (or other source) that gave no readable image; the message says where and why."""
+
+
 def _iter_dir(directory, size):
     files = sorted(p for p in Path(directory).rglob("*") if p.is_file() and not p.name.startswith("."))
-    skipped = 0
+    skipped, reasons = 0, []
     for path in files:
         try:
             yield path.relative_to(directory).as_posix(), load_image(path, size=size)
         except ImageLoadError as err:
             skipped += 1
+            reasons.append(str(err))
             print(f"tfvis: warning: skipped {err}", file=sys.stderr)
-    if skipped:
+    if skipped and skipped < len(files):
         print(f"tfvis: skipped {skipped} unreadable file(s) of {len(files)} in {directory}", file=sys.stderr)
+    if skipped == len(files):
+        if not files:
+            raise NoImagesError(f"{directory}: no images (the folder holds no files)")
+        raise NoImagesError(f"{directory}: no readable images: all {skipped} file(s) skipped as unreadable (first: {reasons[0]})")
 
 
 def _iter_dataset(dataset, size):
@@ -221,6 +230,8 @@ def iter_images(source, size=None):
     their index as id.
     """
     if isinstance(source, dict):
+        if not source:
+            raise NoImagesError("the image source is empty (an empty dict)")
         for image_id, image in source.items():
             image = to_rgb_array(image)
             yield str(image_id), fit_image(image, size) if size is not None else image
@@ -262,3 +273,58 @@ def iter_batches(source, batch_size=32, size=None, limit=None):
             ids, images = [], []
     if images:
         yield ImageBatch(ids, np.stack(images))
+
+
+def model_batch(model, images):
+    """``(batch, single)``: ``images`` as a float32 batch that fits ``model``'s input, and whether one image was given.
+
+    The one check of the images every method takes: rank and size against the model's input,
+    and finite values (NaN or inf would silently give NaN maps).
+
+    Parameters
+    ----------
+    model : keras.Model
+        A model with one image input.
+    images : array_like, shape (N, H, W, C) or (H, W, C)
+
+    Returns
+    -------
+    batch : ndarray, float32, shape (N, H, W, C)
+    single : bool
+
+    Raises
+    ------
+    ValueError
+        More than one model input, the wrong rank or size (naming the axis), or non-finite values
+        (naming the images that hold them).
+    """
+    if len(model.inputs) != 1:
+        raise ValueError(f"model {model.name!r} has {len(model.inputs)} inputs; tfvis needs a single image input")
+    images = np.asarray(images, dtype=np.float32)
+    shape = tuple(model.inputs[0].shape)
+    rank = len(shape)
+    single = images.ndim == rank - 1
+    if single:
+        images = images[None]
+    if images.ndim != rank:
+        raise ValueError(
+            f"images must have shape {('N',) + shape[1:]} (or one image {shape[1:]}) for model "
+            f"{model.name!r}; got an array of shape {images.shape}"
+        )
+    for axis, (want, got) in enumerate(zip(shape[1:], images.shape[1:]), start=1):
+        if want is not None and want != got:
+            raise ValueError(
+                f"images of shape {images.shape} do not fit model {model.name!r}, which takes "
+                f"{('N',) + shape[1:]} (axis {axis}: {got} instead of {want})"
+            )
+    check_finite(images)
+    return images, single
+
+
+def check_finite(images, what="images"):
+    """Raise ``ValueError`` naming the images (first axis) that hold NaN or inf."""
+    finite = np.isfinite(images).reshape(len(images), -1).all(axis=1)
+    if not finite.all():
+        bad = np.flatnonzero(~finite).tolist()
+        shown = ", ".join(map(str, bad[:10])) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
+        raise ValueError(f"{what} {shown} (of {len(images)}) hold NaN or inf values; give finite pixel values")

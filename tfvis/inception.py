@@ -1,5 +1,5 @@
 """``python -m tfvis.inception``: the InceptionV1 report (see ``python -m tfvis.inception --help``)."""
-from .cli import main
+from .cli.report import main
 
 if __name__ == "__main__":
     main("inceptionv1", "inception")

@@ -10,28 +10,24 @@ where ``x`` is the image minus the model's mean (the space the regularisers are 
 ``R_alpha(x) = mean_pixels ||x_ij / B||^alpha`` (``||.||`` over the colour channels) and
 ``R_tv(x) = mean_pixels ((d_x x / V)^2 + (d_y x / V)^2)^(beta / 2)`` with ``B = 80`` (the typical
 pixel norm of a mean-subtracted image) and ``V = B / 6.5``.
+
+Layers are named on the prepared model (:func:`tfvis.graph.prepared`: ``"c"`` is a layer's
+pre-activation output, ``"c_relu"`` the post-activation one, fused or not); the mean is the
+model's (:func:`tfvis.models.info.model_info`); the step is :mod:`tfvis.optim`'s.
 """
 import time
 
 import numpy as np
 import tensorflow as tf
 
-from .fastgrad import fast_feature_model
-from .layers import get_layer
+from . import graph, optim, rules, targets
+from .images import check_finite
+from .models.info import model_info
 
 #: Typical norm of a mean-subtracted pixel, in [0, 255] units (their IJCV code's ``B``).
 B_NORM = 80.0
 #: Typical size of a pixel difference, ``B / 6.5`` (their ``V``).
 V_NORM = B_NORM / 6.5
-
-
-def _mean_rgb(model):
-    """The mean that the model's ``preprocess`` layer subtracts, in RGB order (zeros if none)."""
-    for layer in model.layers:
-        if hasattr(layer, "bgr") and hasattr(layer, "mean"):
-            mean = np.asarray(layer.mean, dtype=np.float32)
-            return mean[::-1].copy() if layer.bgr else mean
-    return np.zeros(3, np.float32)
 
 
 def _regularisers(x, alpha=6.0, beta=2.0, b=B_NORM, v=V_NORM):
@@ -65,6 +61,15 @@ def _regularisers(x, alpha=6.0, beta=2.0, b=B_NORM, v=V_NORM):
     else:
         tv = (sq + 1e-8) ** (beta / 2.0)  # the small constant keeps the gradient finite at 0 for beta < 2
     return r_alpha, tf.reduce_mean(tv, axis=[1, 2])
+
+
+def _layer(model, layer):
+    """The prepared model and ``layer`` checked on it (the error names the valid layers)."""
+    prepared = graph.prepared(model)
+    if not isinstance(layer, str):
+        raise ValueError(f"layer={layer!r}: give a layer name, e.g. {prepared.layers[-1].name!r}")
+    targets.find_layer(prepared, layer)
+    return prepared
 
 
 def _layer_stride(model, layer, size):
@@ -110,8 +115,8 @@ def invert(
 ):
     """Reconstruct an image from its representation at ``layer`` (Mahendran & Vedaldi).
 
-    Gradient descent on the mean-subtracted image ``x`` (``image = x + mean``, the mean of the
-    model's ``preprocess`` layer) from small seeded noise, each step jittering ``x`` by a random
+    Gradient descent on the mean-subtracted image ``x`` (``image = x + mean``, the model's
+    ``model_info(model).mean_rgb``) from small seeded noise, each step jittering ``x`` by a random
     circular shift of up to ``jitter`` pixels and projecting it back onto valid RGB values.
 
     Parameters
@@ -122,7 +127,9 @@ def invert(
         RGB image(s) in [0, 255] whose representation is inverted; a batch is inverted in one
         compiled optimisation (each image with its own normalised objective).
     layer : str
-        Name of the layer whose output is matched.
+        Name of the layer whose output is matched, on :func:`tfvis.graph.prepared` (for a layer
+        ``c`` with a fused activation, ``"c"`` is its pre-activation output, ``"c_relu"`` the
+        post-activation one).
     steps : int
         Number of iterations; the last seventh runs at a tenth of the learning rate (their
         schedule: 300 then 50 at a tenth) and, with ``settle``, without jitter.
@@ -133,7 +140,7 @@ def invert(
     jitter : int, optional
         Largest shift in pixels; default ``max(round(stride / 4), 1)``. 0 disables it.
     optimizer : {"momentum", "adam"}
-        Momentum 0.9 (the paper's) or Adam.
+        Momentum 0.9 (the paper's) or Adam (:mod:`tfvis.optim`).
     learning_rate : float, optional
         Default ``0.05 B^2 / alpha * H W / 4`` for momentum (their ``0.05 B^2 / alpha`` rescaled
         for this objective, whose per-pixel gradient shrinks as ``1 / (H W)``), 2.0 for Adam.
@@ -156,7 +163,7 @@ def invert(
     ------
     ValueError
         Unknown layer (the message lists the valid ones), image not of rank 3 or 4 with 3
-        channels, unknown optimizer.
+        channels or holding NaN or inf, unknown optimizer.
 
     Examples
     --------
@@ -164,17 +171,18 @@ def invert(
     >>> photo = tfvis.images.sample_images(["chelsea"], size=64)["chelsea"]  # doctest: +SKIP
     >>> recon, err = invert(model, photo, "block1_conv2")  # doctest: +SKIP
     """
-    get_layer(model, layer)
+    prepared = _layer(model, layer)
     image = np.asarray(image, dtype=np.float32)
     if image.ndim not in (3, 4) or image.shape[-1] != 3:
         raise ValueError(f"image must be (H, W, 3) or (N, H, W, 3) RGB; got shape {image.shape}")
-    if optimizer not in ("momentum", "adam"):
-        raise ValueError(f"optimizer must be 'momentum' or 'adam'; got {optimizer!r}")
+    if optimizer not in optim.NAMES:
+        raise ValueError(f"optimizer must be one of {', '.join(optim.NAMES)}; got {optimizer!r}")
     single = image.ndim == 3
     batch = image[None] if single else image
+    check_finite(batch, "image" if single else "images")
     n, h, w, _ = batch.shape
 
-    stride = _layer_stride(model, layer, (h, w))
+    stride = _layer_stride(prepared, layer, (h, w))
     d_alpha, d_tv, d_jitter = default_settings(stride)
     lambda_alpha = d_alpha if lambda_alpha is None else float(lambda_alpha)
     lambda_tv = d_tv if lambda_tv is None else float(lambda_tv)
@@ -189,13 +197,12 @@ def invert(
             learning_rate = min(learning_rate, 1.9 * h * w * V_NORM**2 / (16.0 * lambda_tv))
     alpha, beta = float(alpha), float(beta)
 
-    features = fast_feature_model(model, [layer])
-    mean = tf.constant(_mean_rgb(model))
+    features = graph.feature_net(prepared, layer, rules.for_input_gradients())
+    mean = tf.constant(np.asarray(model_info(model).mean_rgb, np.float32))
     lo, hi = -mean, 255.0 - mean
 
     def phi(x):
-        out = features(x + mean, training=False)
-        return out[0] if isinstance(out, (list, tuple)) else out
+        return features(x + mean, training=False)
 
     target = tf.constant(phi(tf.constant(batch) - mean))
     axes = list(range(1, target.shape.rank))
@@ -203,9 +210,10 @@ def invert(
 
     rng = np.random.default_rng(seed)
     x = tf.Variable(rng.normal(0.0, 1.0, batch.shape).astype(np.float32))
-    m = tf.Variable(tf.zeros_like(x))
-    s = tf.Variable(tf.zeros_like(x))
-    t = tf.Variable(0.0)
+    if optimizer == "momentum":
+        update = optim.Momentum([x], learning_rate, sign=-1, momentum=0.9)
+    else:
+        update = optim.Adam([x], learning_rate, sign=-1, epsilon_hat=False)
     gen = tf.random.Generator.from_seed(seed)
 
     def objective(xin, shift):
@@ -224,18 +232,8 @@ def invert(
             shift = tf.zeros([2], tf.int32)
         with tf.GradientTape() as tape:
             loss = objective(x, shift)
-        g = tape.gradient(loss, x)
-        if optimizer == "momentum":
-            m.assign(0.9 * m - lr * g)
-            new = x + m
-        else:
-            t.assign_add(1.0)
-            m.assign(0.9 * m + 0.1 * g)
-            s.assign(0.999 * s + 0.001 * g * g)
-            mhat = m / (1.0 - 0.9**t)
-            shat = s / (1.0 - 0.999**t)
-            new = x - lr * mhat / (tf.sqrt(shat) + 1e-8)
-        x.assign(tf.clip_by_value(new, lo, hi))
+        update([tape.gradient(loss, x)], lr)
+        x.assign(tf.clip_by_value(x, lo, hi))
         return loss
 
     steps = int(steps)
@@ -279,7 +277,7 @@ def invert_layers(model, image, layers, **kwargs):
     if image.ndim != 3:
         raise ValueError(f"invert_layers takes one (H, W, 3) image; got shape {image.shape}")
     for name in layers:
-        get_layer(model, name)
+        _layer(model, name)
     recons, errors = [], []
     for name in layers:
         recon, err = invert(model, image, name, **kwargs)

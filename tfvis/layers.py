@@ -51,27 +51,17 @@ def conv_layer_names(model):
 
 
 def get_layer(model, name):
-    """``model.get_layer(name)`` with an error that lists the valid names."""
-    try:
-        return model.get_layer(name)
-    except ValueError:
-        valid = [n for n, _ in layer_info(model)]
-        raise ValueError(f"model {model.name!r} has no layer {name!r}; visualizable layers: {', '.join(valid)}") from None
+    """``model.get_layer(name)`` with an error that names the valid layers (:func:`tfvis.targets.find_layer`)."""
+    from .targets import find_layer
+
+    return find_layer(model, name)
 
 
 def feature_model(model, layers):
-    """A model from ``model``'s input to the outputs of ``layers`` (a list of names), sharing weights."""
+    """A model from ``model``'s input to the outputs of ``layers`` (a list of names), sharing weights.
+
+    Names are read on ``model`` as given; methods pass :func:`tfvis.graph.prepared` models.
+    """
     outputs = [get_layer(model, name).output for name in layers]
     inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
     return keras.Model(inputs, outputs, name=f"{model.name}_features")
-
-
-def parse_target(target):
-    """Split ``"layer:channel"`` into ``(layer, channel)``; ``(layer, None)`` when there is no channel."""
-    name, _, channel = str(target).partition(":")
-    if not channel:
-        return name, None
-    try:
-        return name, int(channel)
-    except ValueError:
-        raise ValueError(f"target {target!r}: expected 'layer:channel' with an integer channel") from None

@@ -44,7 +44,8 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from .layers import get_layer
+from .graph import prepared
+from .targets import find_layer as get_layer
 from .models.custom_layers import ImagePreprocess, LocalResponseNorm
 
 __all__ = ["ReceptiveField", "ReceptiveFieldError", "receptive_field", "receptive_fields"]
@@ -713,6 +714,8 @@ def receptive_fields(model, layers=None, input_size=None):
     graph = _graph_of(model)
     input_fields, size, check_static = _input_fields(graph, input_size)
     walker = _Walker(graph, input_fields, check_static)
+    if layers is not None and all(isinstance(layer, str) for layer in layers):
+        model = prepared(model)  # names as every method reads them: fused activations split (tfvis.graph)
     chosen = list(model.layers) if layers is None else [_resolve_layer(model, layer) for layer in layers]
     return {layer.name: _result(_layer_field(walker, layer), size) for layer in chosen}
 
@@ -761,5 +764,7 @@ def receptive_field(model, layer, input_size=None):
     >>> rf.box(0, 0, image_shape=(224, 224))  # doctest: +SKIP
     (0, 0, 4, 4)
     """
+    if isinstance(layer, str):
+        model = prepared(model)  # names as every method reads them: fused activations split (tfvis.graph)
     layer = _resolve_layer(model, layer)
     return receptive_fields(model, [layer], input_size=input_size)[layer.name]

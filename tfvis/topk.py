@@ -12,9 +12,11 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from .images import iter_batches
-from .layers import feature_model, get_layer
+from .display import html_images, to_image
+from .graph import as_list, cached, feature_net, prepared
+from .images import NoImagesError, iter_batches
 from .receptive_field import receptive_field
+from .targets import resolve
 
 
 @dataclass
@@ -47,6 +49,20 @@ class LayerTopK:
             raise KeyError(f"channel {channel} of {self.layer} was not computed; computed: {self.channels.tolist()}")
         return int(rows[0])
 
+    def _repr_html_(self, max_channels=16):
+        """Inline display in notebooks: per channel, its top-k patches, then each method's reconstructions."""
+        parts = []
+        for row, channel in enumerate(self.channels[:max_channels]):
+            filled = [rank for rank in range(self.k) if self.image_ids[row, rank]]
+            labels = [f"{self.image_ids[row, r]} ({self.values[row, r]:.3g})" for r in filled]
+            parts.append(html_images([self.patches[row, r] for r in filled], labels, width=64, title=f"{self.layer}:{channel}"))
+            for method, maps in sorted(self.reconstructions.items()):
+                parts.append(html_images([to_image(maps[row, r]) for r in filled], [method] * len(filled), width=64))
+        more = len(self.channels) - max_channels
+        if more > 0:
+            parts.append(f"<div>... and {more} more channels</div>")
+        return "".join(parts)
+
 
 class _RunningTopK:
     """Running top-k over images for the channels of one layer, merged batch by batch."""
@@ -73,15 +89,14 @@ class _RunningTopK:
         return set(self.images[self.images >= 0].tolist())
 
 
-def _channel_max_step(model, layers, channels):
+def _channel_max_step(net_model, layers, channels):
     """A compiled step: per layer, each selected channel's max over positions and its flat index."""
-    extractor = feature_model(model, layers)
+    extractor = feature_net(net_model, list(layers))
     selections = [tf.constant(c, tf.int32) for c in channels]
 
-    @tf.function(input_signature=[tf.TensorSpec([None, *model.inputs[0].shape[1:]], tf.float32)])
+    @tf.function(input_signature=[tf.TensorSpec([None, *net_model.inputs[0].shape[1:]], tf.float32)])
     def step(images):
-        outputs = extractor(images, training=False)
-        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        outputs = as_list(extractor(images, training=False))
         results = []
         for out, selection in zip(outputs, selections):
             out = tf.gather(out, selection, axis=-1)
@@ -92,8 +107,8 @@ def _channel_max_step(model, layers, channels):
     return step
 
 
-def _resolve_channels(model, layer, channels):
-    count = get_layer(model, layer).output.shape[-1]
+def _resolve_channels(net_model, layer, channels):
+    count = resolve(net_model, layer).channels
     if channels is None:
         return np.arange(count)
     channels = np.atleast_1d(np.asarray(channels, dtype=np.int64))
@@ -132,8 +147,10 @@ def top_k_layers(
     dict of str to LayerTopK
     """
     names = list(layers)
-    channels = [_resolve_channels(model, name, layers[name]) for name in names]
-    step = _channel_max_step(model, names, channels)
+    net_model = prepared(model)  # layer names mean what they mean in every method (tfvis.graph)
+    channels = [_resolve_channels(net_model, name, layers[name]) for name in names]
+    key = ("top_k_step", tuple(names), tuple(tuple(int(v) for v in c) for c in channels))
+    step = cached(net_model, key, lambda: _channel_max_step(net_model, names, channels))
     running = [_RunningTopK(c, k) for c in channels]
     kept, ids = {}, {}
     seen = 0
@@ -154,11 +171,11 @@ def top_k_layers(
         bar.update(len(batch.ids))
     bar.close()
     if not seen:
-        raise ValueError("the image source yielded no images")
+        raise NoImagesError(f"the image source ({type(images).__name__}) yielded no images")
     input_shape = next(iter(kept.values())).shape[:2]
     results = {}
     for name, state in zip(names, running):
-        result = _assemble(model, name, state, kept, ids, input_shape)
+        result = _assemble(net_model, name, state, kept, ids, input_shape)
         if methods:
             result.reconstructions = _reconstruct(model, result, kept, batch_size, methods, progress)
         results[name] = result
@@ -211,6 +228,11 @@ def _crops_are_exact(model):
     return True
 
 
+def _fixed_input_size(model):
+    """True when the model takes one image size only (a crop would not fit it)."""
+    return any(d is not None for d in tuple(model.inputs[0].shape[1:3]))
+
+
 def _crop_windows(rf, positions, image_shape):
     """Per unit, an aligned window ``(top, left)`` of one common side per axis holding its field.
 
@@ -252,7 +274,8 @@ def _reconstruct(model, result, kept, batch_size, methods, progress):
         return out
     image_shape = next(iter(kept.values())).shape
     positions = np.array([result.positions[row, rank] for row, rank in entries])
-    windows = None if rf.is_global or not _crops_are_exact(model) else _crop_windows(rf, positions, image_shape)
+    crops = not rf.is_global and _crops_are_exact(model) and not _fixed_input_size(model)
+    windows = _crop_windows(rf, positions, image_shape) if crops else None
     if windows is None:
         starts, (side_y, side_x) = np.zeros((len(entries), 2), np.int64), image_shape[:2]
     else:

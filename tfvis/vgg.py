@@ -1,5 +1,5 @@
 """``python -m tfvis.vgg``: the VGG16 report (see ``python -m tfvis.vgg --help``)."""
-from .cli import main
+from .cli.report import main
 
 if __name__ == "__main__":
     main("vgg16", "vgg")

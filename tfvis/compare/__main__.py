@@ -1,4 +1,4 @@
 """``python -m tfvis.compare``: what fine-tuning changed (see ``python -m tfvis.compare --help``)."""
-from ..cli import compare_main
+from ..cli.compare import compare_main
 
 compare_main()

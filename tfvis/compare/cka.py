@@ -32,8 +32,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-#: Kernels of :func:`cka`.
-KERNELS = ("linear", "rbf")
+#: Kernels of :func:`cka`: ``"rbf"`` sets the bandwidth as Kornblith et al.'s reference code does,
+#: ``"rbf_pairs"`` from the median distance over the pairs ``i != j`` (see :func:`rbf_from_linear`).
+KERNELS = ("linear", "rbf", "rbf_pairs")
+_RBF = ("rbf", "rbf_pairs")
 #: How :func:`cka` computes linear CKA: ``"auto"`` picks the cheaper of the two.
 METHODS = ("auto", "gram", "feature")
 
@@ -56,7 +58,7 @@ def _features(x, name="x"):
 def _check_kernel(kernel, sigma):
     if kernel not in KERNELS:
         raise ValueError(f"unknown kernel {kernel!r}; choose one of: {', '.join(KERNELS)}")
-    if kernel == "rbf" and not (np.isfinite(sigma) and sigma > 0):
+    if kernel in _RBF and not (np.isfinite(sigma) and sigma > 0):
         raise ValueError(f"sigma must be a positive number; got {sigma!r}")
 
 
@@ -117,12 +119,19 @@ def gram_linear(x):
         return x @ x.T
 
 
-def rbf_from_linear(gram, sigma=0.8):
+def rbf_from_linear(gram, sigma=0.8, median="reference"):
     """The RBF kernel of a representation, given its linear Gram matrix.
 
-    ``K_ij = exp(-||x_i - x_j||^2 / (2 s^2))`` with the bandwidth ``s = sigma * m``, ``m`` the median
-    Euclidean distance over the pairs ``i != j``. When all examples coincide (``m = 0``) every
-    entry is 1.
+    ``K_ij = exp(-d_ij^2 / (2 s^2))``, ``d_ij = ||x_i - x_j||``, with one of two bandwidths:
+
+    * ``median="reference"`` (the default): ``s^2 = sigma^2 * median(d^2)``, the median taken over
+      the whole n x n matrix of squared distances, its zero diagonal included. This is the
+      ``gram_rbf(x, threshold)`` of Kornblith et al.'s CKA notebook (``threshold`` is ``sigma``),
+      which their published figures and most ports use.
+    * ``median="pairs"``: ``s = sigma * m``, ``m`` the median Euclidean distance over the pairs
+      ``i != j`` (tfvis' definition before 0.2; the two differ in the third decimal of CKA).
+
+    When the median is zero (e.g. all examples coincide) every entry is 1.
 
     Parameters
     ----------
@@ -130,6 +139,7 @@ def rbf_from_linear(gram, sigma=0.8):
         Linear Gram matrices ``X X^T``.
     sigma : float
         Bandwidth as a fraction of the median distance.
+    median : {"reference", "pairs"}
 
     Returns
     -------
@@ -137,34 +147,51 @@ def rbf_from_linear(gram, sigma=0.8):
 
     Examples
     --------
-    >>> rbf_from_linear(gram_linear([[0.0], [1.0], [3.0]]), sigma=1.0).round(3)
+    >>> rbf_from_linear(gram_linear([[0.0], [1.0], [3.0]]), sigma=1.0, median="pairs").round(3)
     array([[1.   , 0.882, 0.325],
            [0.882, 1.   , 0.607],
            [0.325, 0.607, 1.   ]])
+    >>> rbf_from_linear(gram_linear([[0.0], [1.0], [3.0]]), sigma=1.0).round(3)  # median of d^2: 1
+    array([[1.   , 0.607, 0.011],
+           [0.607, 1.   , 0.135],
+           [0.011, 0.135, 1.   ]])
     """
+    if median not in ("reference", "pairs"):
+        raise ValueError(f"median={median!r}; choose 'reference' or 'pairs'")
     gram = np.asarray(gram, dtype=np.float64)
     single = gram.ndim == 2
     gram = gram[None] if single else gram
     n = gram.shape[-1]
     norms = np.einsum("lii->li", gram)
     sq = np.maximum(norms[:, :, None] + norms[:, None, :] - 2.0 * gram, 0.0)
-    off = ~np.eye(n, dtype=bool)
-    median = np.median(np.sqrt(sq[:, off]), axis=-1) if n > 1 else np.zeros(len(gram))
-    width = 2.0 * (sigma * median) ** 2
+    if median == "reference":
+        width = 2.0 * sigma**2 * np.median(sq.reshape(len(sq), -1), axis=-1)
+    else:
+        off = ~np.eye(n, dtype=bool)
+        distance = np.median(np.sqrt(sq[:, off]), axis=-1) if n > 1 else np.zeros(len(gram))
+        width = 2.0 * (sigma * distance) ** 2
     width = np.where(width > 0, width, np.inf)  # coincident examples: exp(-0/inf) = 1 everywhere
     kernel = np.exp(-sq / width[:, None, None])
     return kernel[0] if single else kernel
 
 
-def gram_rbf(x, sigma=0.8):
-    """The RBF kernel of a representation, bandwidth ``sigma`` times the median pairwise distance.
+def _kernel_grams(grams, kernel, sigma):
+    """The Gram matrices of ``kernel`` from linear ones."""
+    if kernel == "linear":
+        return grams
+    return rbf_from_linear(grams, sigma, "reference" if kernel == "rbf" else "pairs")
 
-    See :func:`rbf_from_linear` for the definition.
+
+def gram_rbf(x, sigma=0.8, median="reference"):
+    """The RBF kernel of a representation (Kornblith et al.'s ``gram_rbf(x, threshold=sigma)`` by default).
+
+    See :func:`rbf_from_linear` for the two bandwidth definitions.
 
     Parameters
     ----------
     x : array_like, shape (n, ...)
     sigma : float
+    median : {"reference", "pairs"}
 
     Returns
     -------
@@ -175,7 +202,7 @@ def gram_rbf(x, sigma=0.8):
     >>> gram_rbf(np.random.default_rng(0).normal(size=(5, 3))).shape
     (5, 5)
     """
-    return rbf_from_linear(gram_linear(x), sigma)
+    return rbf_from_linear(gram_linear(x), sigma, median)
 
 
 def center_gram(gram):
@@ -350,8 +377,10 @@ def cka(x, y, kernel="linear", sigma=0.8, debiased=False, method="auto"):
     x, y : array_like, shape (n, ...)
         Activations (numpy or tf), one example per row; ``(n, h, w, c)`` maps are flattened per
         example. Computed in float64.
-    kernel : {"linear", "rbf"}
-        RBF bandwidth: ``sigma`` times the median pairwise distance (:func:`rbf_from_linear`).
+    kernel : {"linear", "rbf", "rbf_pairs"}
+        ``"rbf"``: Kornblith et al.'s reference bandwidth, ``sigma^2`` times the median squared
+        distance over the whole n x n matrix; ``"rbf_pairs"``: ``sigma`` times the median distance
+        over the pairs ``i != j`` (:func:`rbf_from_linear`).
     sigma : float
         The RBF bandwidth as a fraction of the median distance.
     debiased : bool
@@ -363,8 +392,9 @@ def cka(x, y, kernel="linear", sigma=0.8, debiased=False, method="auto"):
     Returns
     -------
     float
-        In [0, 1] for the biased estimator (the debiased one can fall slightly below 0); NaN when a
-        representation is constant over the examples.
+        In [0, 1] for the biased estimator (the debiased one can fall slightly below 0); NaN, with a
+        ``RuntimeWarning`` that names the constant input, when a representation is constant over the
+        examples (a dead layer): CKA is then undefined.
 
     Examples
     --------
@@ -372,6 +402,20 @@ def cka(x, y, kernel="linear", sigma=0.8, debiased=False, method="auto"):
     >>> round(cka(x, 3 * x), 6)
     1.0
     """
+    value = _cka(x, y, kernel, sigma, debiased, method)
+    if np.isnan(value):
+        constant = [name for name, rep in (("x", x), ("y", y)) if np.ptp(_features(rep, name), axis=0).max(initial=0.0) == 0.0]
+        which = " and ".join(constant) or "a kernel"
+        warnings.warn(
+            f"cka: {which} is constant over the {len(_features(x))} examples (no variance to align): CKA is undefined, "
+            "returned NaN (a dead layer, or too few distinct examples)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return value
+
+
+def _cka(x, y, kernel, sigma, debiased, method):
     _check_kernel(kernel, sigma)
     x, y = _features(x, "x"), _features(y, "y")
     if len(x) != len(y):
@@ -386,11 +430,9 @@ def cka(x, y, kernel="linear", sigma=0.8, debiased=False, method="auto"):
             cross = np.sum((y.T @ x) ** 2)
             self_x, self_y = np.linalg.norm(x.T @ x) ** 2, np.linalg.norm(y.T @ y) ** 2
         return float(_ratio(cross, self_x, self_y))
-    if kernel == "rbf" and method not in ("auto", "gram"):
+    if kernel in _RBF and method not in ("auto", "gram"):
         raise ValueError(f"method={method!r} is only for the linear kernel; the RBF kernel uses 'gram'")
-    k, l = gram_linear(x), gram_linear(y)
-    if kernel == "rbf":
-        k, l = rbf_from_linear(k, sigma), rbf_from_linear(l, sigma)
+    k, l = _kernel_grams(gram_linear(x), kernel, sigma), _kernel_grams(gram_linear(y), kernel, sigma)
     if debiased:
         grams = np.stack([k, l])
         pairs = hsic_unbiased_pairs(grams, grams)
@@ -414,7 +456,7 @@ class LayerPairsCKA:
 
     Parameters
     ----------
-    kernel : {"linear", "rbf"}
+    kernel : {"linear", "rbf", "rbf_pairs"}
     sigma : float
         RBF bandwidth as a fraction of each batch's median pairwise distance.
 
@@ -455,8 +497,7 @@ class LayerPairsCKA:
         if self.cross is not None and self.cross.shape != (len(grams_a), len(grams_b)):
             raise ValueError(f"this accumulator holds {self.cross.shape} layers; got {len(grams_a)} x {len(grams_b)}")
         _check_n(grams_a.shape[1], debiased=True, what="examples per batch")
-        if self.kernel == "rbf":
-            grams_a, grams_b = rbf_from_linear(grams_a, self.sigma), rbf_from_linear(grams_b, self.sigma)
+        grams_a, grams_b = _kernel_grams(grams_a, self.kernel, self.sigma), _kernel_grams(grams_b, self.kernel, self.sigma)
         cross = hsic_unbiased_pairs(grams_a, grams_b)
         self_a, self_b = _hsic_unbiased_self(grams_a), _hsic_unbiased_self(grams_b)
         if self.cross is None:
@@ -497,7 +538,7 @@ class MinibatchCKA(LayerPairsCKA):
 
     Parameters
     ----------
-    kernel : {"linear", "rbf"}
+    kernel : {"linear", "rbf", "rbf_pairs"}
     sigma : float
 
     Examples
@@ -576,7 +617,10 @@ def gram_function(model_a, layers_a, model_b=None, layers_b=None):
     """
     import tensorflow as tf
 
-    from ..layers import feature_model
+    from ..graph import feature_net, prepared
+
+    def feature_model(model, names):  # the names as every method reads them (tfvis.graph.prepared)
+        return feature_net(prepared(model), list(names))
 
     model_b = model_a if model_b is None else model_b
     layers_b = list(layers_a) if layers_b is None else list(layers_b)
@@ -634,7 +678,7 @@ def model_cka(
         Resize and centre-crop every image to this size.
     limit : int, optional
         Stop after this many images.
-    kernel : {"linear", "rbf"}
+    kernel : {"linear", "rbf", "rbf_pairs"}
     sigma : float
         RBF bandwidth as a fraction of each batch's median pairwise distance.
     progress : bool

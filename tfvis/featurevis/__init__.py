@@ -2,8 +2,9 @@
 
 :func:`render` optimises images to maximise an objective (:mod:`~tfvis.featurevis.objectives`)
 through a parameterization (:mod:`~tfvis.featurevis.param`: Fourier spectrum, decorrelated
-colours) and random transforms (:mod:`~tfvis.featurevis.transforms`); :func:`caricature` renders
-what a layer sees in an image.
+colours) and random transforms (:mod:`~tfvis.featurevis.transforms`); :func:`caricature`
+(:mod:`~tfvis.featurevis.caricatures`) renders what a layer sees in an image; :func:`describe`
+words a render's settings for reports. Results display inline in notebooks.
 
 Examples
 --------
@@ -11,26 +12,32 @@ Examples
 >>> model = load_model("vgg16", weights="hed", include_top=False)  # doctest: +SKIP
 >>> images = featurevis.render(model, [f"block4_conv3:{c}" for c in range(8)])  # doctest: +SKIP
 """
-from . import objectives, param, transforms
-from .caricature import caricature
+from . import caricatures, objectives, param, transforms
+from .caricatures import caricature, reference_activations
 from .objectives import Objective, alignment, channel, class_logit, deepdream, diversity, direction, layer, neuron
-from .render import RenderResult, flat_or_nan, render
+from .render import FeatureNet, RenderResult, describe, flat_or_nan, input_range, objective_value, render
 
 __all__ = [
+    "FeatureNet",
     "Objective",
     "RenderResult",
     "alignment",
     "caricature",
+    "caricatures",
     "channel",
     "class_logit",
     "deepdream",
+    "describe",
     "direction",
     "diversity",
     "flat_or_nan",
+    "input_range",
     "layer",
     "neuron",
     "objectives",
     "param",
+    "reference_activations",
+    "objective_value",
     "render",
     "transforms",
 ]

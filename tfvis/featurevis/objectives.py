@@ -6,21 +6,25 @@ An :class:`Objective` declares the layers it reads (:attr:`Objective.layers`) an
     objective = channel("block4_conv3:12") - 0.5 * channel("block4_conv3:3") + 1e-2 * diversity("block4_conv3")
 
 ``batch=i`` restricts an objective to image ``i`` of the batch (``None``: the mean over the
-batch). A string ``"layer:n"`` stands for ``channel("layer:n")`` wherever an objective is taken.
-In the zoo a named conv layer is the pre-ReLU value (``<name>_relu`` follows it); for models with
-fused ReLUs :func:`render` splits them (:func:`tfvis.split_activations`), so the same holds.
+batch). A target (:mod:`tfvis.targets`) stands for its objective wherever an objective is taken:
+``"layer:n"`` for ``channel("layer:n")``, ``"layer:n@y,x"`` for ``neuron("layer:n@y,x")``, a class
+(``281``, ``"281"``, ``"logits:281"``) for ``class_logit(281)``. Layers are named on the prepared
+model (:func:`tfvis.graph.prepared`): a named conv layer is the pre-activation value, and
+``<name>_relu`` (``<name>_tanh``, ...) the post-activation one, whether the activation is a layer of
+its own (the zoo) or fused into the convolution.
 
-The special layer :data:`LOGITS` stands for the model's class logits (see :func:`class_logit`).
+The pseudo layer :data:`LOGITS` stands for the model's class scores, found by
+:func:`tfvis.targets.logits_layer` (see :func:`class_logit`).
 """
 import numbers
 
 import numpy as np
 import tensorflow as tf
 
-from ..layers import parse_target
+from .. import targets
 
-#: Pseudo layer name of the class logits (the last Dense layer before a final softmax).
-LOGITS = "<logits>"
+#: Pseudo layer name of the class scores (:data:`tfvis.targets.LOGITS`): the logits before the final softmax.
+LOGITS = targets.LOGITS
 
 
 class Objective:
@@ -165,11 +169,14 @@ def _index(index):
 
 
 def as_objective(objective):
-    """An :class:`Objective` from an objective or a ``"layer:n"`` string (a :func:`channel`).
+    """An :class:`Objective` from an objective or a target (:mod:`tfvis.targets`).
+
+    ``"layer:n"`` gives :func:`channel`, ``"layer:n@y,x"`` :func:`neuron`, a class (``281``,
+    ``"logits:281"``) :func:`class_logit`.
 
     Parameters
     ----------
-    objective : Objective or str
+    objective : Objective, str, int or tfvis.targets.Target
 
     Returns
     -------
@@ -179,12 +186,18 @@ def as_objective(objective):
     --------
     >>> as_objective("block4_conv3:7").name
     'channel(block4_conv3:7)'
+    >>> as_objective("block4_conv3:7@3,5").name
+    'neuron(block4_conv3:7, x=5, y=3)'
+    >>> as_objective(281).name
+    'class_logit(281)'
     """
     if isinstance(objective, Objective):
         return objective
-    if isinstance(objective, str):
+    if isinstance(objective, (str, numbers.Integral, targets.Target)) and not isinstance(objective, bool):
         return channel(objective)
-    raise ValueError(f"objective {objective!r}: use an Objective (tfvis.featurevis.objectives) or a 'layer:channel' string")
+    raise ValueError(
+        f"objective {objective!r}: use an Objective (tfvis.featurevis.objectives), a 'layer:channel' string or a class index"
+    )
 
 
 def _leaf(fn, layer, name, batch, checks=()):
@@ -194,13 +207,15 @@ def _leaf(fn, layer, name, batch, checks=()):
 
 
 def _split(target, n):
-    """``(layer, channel)`` from ``"layer:n"`` or ``("layer", n)``."""
+    """A :class:`tfvis.targets.Target` with a channel, from ``"layer:n"`` (any target form) or ``("layer", n)``."""
     if n is None:
-        layer, n = parse_target(target)
-        if n is None:
+        parsed = targets.parse(target)
+        if parsed.index is None:
             raise ValueError(f"target {target!r}: expected 'layer:channel', e.g. '{target}:0'")
-        return layer, n
-    return str(target), int(n)
+        return parsed
+    if isinstance(n, bool) or not isinstance(n, (numbers.Integral, np.integer)) or n < 0:
+        raise ValueError(f"n={n!r}: give a non-negative integer channel")
+    return targets.Target(str(target), int(n))
 
 
 def _channel_check(layer, n, text):
@@ -220,16 +235,15 @@ def _spatial_check(layer, text):
     return check
 
 
-def _mean_over_batch_and_space(values):
-    return tf.reduce_mean(values)
-
-
 def channel(target, n=None, batch=None):
     """The mean of one channel of a layer over positions (and over the batch).
 
+    A target with a position (``"layer:n@y,x"``) gives that unit's :func:`neuron`; a class
+    (``"logits:281"``, ``281``) its :func:`class_logit`.
+
     Parameters
     ----------
-    target : str
+    target : str, int or tfvis.targets.Target
         ``"layer:n"``, or the layer name with ``n`` given.
     n : int, optional
         Channel index when ``target`` is a layer name.
@@ -244,8 +258,15 @@ def channel(target, n=None, batch=None):
     --------
     >>> channel("block4_conv3:12").layers
     ('block4_conv3',)
+    >>> channel("logits:281").name
+    'class_logit(281)'
     """
-    layer, n = _split(target, n)
+    parsed = _split(target, n)
+    if parsed.is_class:
+        return class_logit(parsed.index, batch)
+    if parsed.position is not None:
+        return neuron(parsed, batch=batch)
+    layer, n = parsed.layer, parsed.index
     text = f"channel({layer}:{n})"
     return _leaf(lambda act: tf.reduce_mean(act[..., n]), layer, text, batch, [_channel_check(layer, n, text)])
 
@@ -255,10 +276,12 @@ def neuron(target, x=None, y=None, n=None, batch=None):
 
     Parameters
     ----------
-    target : str
-        ``"layer:n"``, or the layer name with ``n`` given.
+    target : str or tfvis.targets.Target
+        ``"layer:n"``, ``"layer:n@y,x"`` (the unit at row ``y``, column ``x``), or the layer name
+        with ``n`` given.
     x, y : int, optional
-        Column and row in the layer's map; default its centre ``(W // 2, H // 2)``.
+        Column and row in the layer's map; default the target's position, else the map's centre
+        ``(W // 2, H // 2)``.
     n : int, optional
         Channel index when ``target`` is a layer name.
     batch : int, optional
@@ -272,8 +295,19 @@ def neuron(target, x=None, y=None, n=None, batch=None):
     --------
     >>> neuron("block4_conv3:12", 3, 4).name
     'neuron(block4_conv3:12, x=3, y=4)'
+    >>> neuron("block4_conv3:12@4,3").name
+    'neuron(block4_conv3:12, x=3, y=4)'
     """
-    layer, n = _split(target, n)
+    parsed = _split(target, n)
+    if parsed.is_class:
+        raise ValueError(f"neuron({target!r}): a class score has no map; use class_logit({parsed.index})")
+    layer, n = parsed.layer, parsed.index
+    if parsed.position is not None:
+        if len(parsed.position) != 2:
+            raise ValueError(f"neuron({target!r}): give the position as '@y,x' (row, column)")
+        if x is not None or y is not None:
+            raise ValueError(f"neuron({target!r}, x={x}, y={y}): give the position once, in the target or as x and y")
+        y, x = parsed.position
     where = "centre" if x is None and y is None else f"x={x}, y={y}"
     text = f"neuron({layer}:{n}, {where})"
 
@@ -355,10 +389,13 @@ def direction(name, vector, batch=None):
 def class_logit(n, batch=None):
     """The unnormalised score of class ``n`` (the logit before the model's final softmax).
 
+    The scores are those of :func:`tfvis.targets.logits_layer`: the last Dense layer before the
+    model's final softmax.
+
     Parameters
     ----------
-    n : int
-        Class index.
+    n : int or str
+        Class index (``281``, ``"281"`` or ``"logits:281"``).
     batch : int, optional
         Image of the batch; None for the mean over the batch.
 
@@ -369,9 +406,14 @@ def class_logit(n, batch=None):
     Examples
     --------
     >>> class_logit(281).layers
-    ('<logits>',)
+    ('logits',)
+    >>> class_logit("logits:281").name
+    'class_logit(281)'
     """
-    n = int(n)
+    parsed = targets.parse(n)
+    if not parsed.is_class or parsed.index is None or parsed.position is not None:
+        raise ValueError(f"class_logit({n!r}): give a class index, e.g. 281 or 'logits:281'")
+    n = parsed.index
     text = f"class_logit({n})"
     return _leaf(lambda logits: tf.reduce_mean(logits[:, n]), LOGITS, text, batch, [_channel_check(LOGITS, n, text)])
 

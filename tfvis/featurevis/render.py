@@ -2,19 +2,22 @@
 
 One compiled ``tf.function`` makes a whole optimisation step (parameterization, random
 transforms, one forward pass of a feature model returning every layer the objective reads, the
-gradient, an Adam update); the Python loop only calls it. Randomness is stateless, keyed by the
-seed and the step number, so a render is reproducible.
+gradient, an Adam ascent step of :mod:`tfvis.optim`); the Python loop only calls it. Randomness is
+stateless, keyed by the seed and the step number, so a render is reproducible.
+
+Layers are named on the prepared model (:func:`tfvis.graph.prepared`): for a layer ``c`` with a
+fused activation, ``"c:0"`` is the pre-activation value and ``"c_relu:0"`` (``"c_tanh:0"``, ...)
+the post-activation one. :func:`describe` words the settings of a render for reports.
 """
 import warnings
-import weakref
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from ..fastgrad import fast_feature_model
-from ..layers import get_layer
-from ..models.surgery import _activation_name, split_activations
+from .. import graph, optim, rules, targets
+from ..display import html_images
+from ..models.info import model_info
 from . import objectives as obj_
 from . import param as param_
 from . import transforms as transforms_
@@ -36,6 +39,8 @@ class RenderResult(np.ndarray):
         Optimisation steps taken.
 
     Slices and arithmetic give plain arrays' behaviour with these attributes left at their defaults.
+    In a notebook the result shows as its images, each labelled with its objective
+    (:func:`tfvis.display.html_images`).
     """
 
     failed = ()
@@ -51,11 +56,68 @@ class RenderResult(np.ndarray):
         """True when no image failed."""
         return not self.failed
 
+    def _repr_html_(self):
+        images = np.asarray(self)
+        if images.ndim == 3:
+            images = images[None]
+        if images.ndim != 4 or images.shape[-1] != 3 or not 0 < len(images) <= 64:
+            return None  # not a batch of renders: the plain array repr
+        names = list(self.objectives) if len(self.objectives) == len(images) else [f"image {i}" for i in range(len(images))]
+        labels = [f"{name} (flat or NaN)" if i in self.failed else name for i, name in enumerate(names)]
+        return html_images(images, labels, title=f"{self.steps} steps" if self.steps else None)
+
 
 def _as_result(images, failed, names, values, steps):
     result = np.asarray(images, np.float32).view(RenderResult)
     result.failed, result.objectives, result.values, result.steps = list(failed), list(names), values, steps
     return result
+
+
+_PARAM_WORDS = {"fft": "Fourier", "pixel": "pixel"}
+
+
+def describe(steps=512, size=128, param="fft", decorrelate=True, transforms="standard", redirect_relu=False):
+    """The settings of a render in words, for report pages.
+
+    The defaults are :func:`render`'s, so ``describe(**kwargs)`` describes ``render(model, objective, **kwargs)``
+    for these settings.
+
+    Parameters
+    ----------
+    steps : int
+    size : int or (int, int)
+    param : {"fft", "pixel"}
+    decorrelate : bool
+    transforms : "standard", None, "none", callable or list of callables
+    redirect_relu : bool
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> describe(steps=256, size=128)
+    '256 steps at 128 px, Fourier + decorrelated colours, standard transforms'
+    >>> describe(steps=64, size=(32, 48), param="pixel", decorrelate=False, transforms=None)
+    '64 steps at 32 x 48 px, pixel parameterization, RGB colours, no transforms'
+    """
+    if param not in _PARAM_WORDS:
+        raise ValueError(f"param={param!r}; choose one of: {', '.join(param_.PARAMS)}")
+    h, w = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
+    side = f"{h} px" if h == w else f"{h} x {w} px"
+    basis = _PARAM_WORDS[param]
+    colours = f"{basis} + decorrelated colours" if decorrelate else f"{basis} parameterization, RGB colours"
+    if transforms is None or transforms == "none":
+        moves = "no transforms"
+    elif transforms == "standard":
+        moves = "standard transforms"
+    else:
+        moves = "custom transforms"
+    words = [f"{int(steps)} steps at {side}", colours, moves]
+    if redirect_relu:
+        words.append("redirected ReLU")
+    return ", ".join(words)
 
 
 def flat_or_nan(images, tolerance=0.01):
@@ -103,82 +165,58 @@ def _batch_objective(objective, batch):
     return objective, int(batch), [objective.name] * int(batch)
 
 
-# model -> (split model or None, [(source weight, copy)]): the fused-activation rewrite, weakly cached
-_SPLIT = weakref.WeakKeyDictionary()
+class FeatureNet:
+    """The outputs of an objective's layers on the prepared model: ``net(x) -> {layer: output}``.
 
+    Layers are named on :func:`tfvis.graph.prepared` (every fused activation split out: ``"c"`` is
+    the pre-activation output of a layer ``c``, ``"c_relu"`` or ``"c_tanh"`` the post-activation one);
+    :data:`~tfvis.featurevis.objectives.LOGITS` stands for the class scores
+    (:func:`tfvis.targets.logits_layer`). The net's input gradients go through
+    :func:`tfvis.rules.for_input_gradients`.
 
-def _prepared(model):
-    """``model``, or its :func:`~tfvis.split_activations` rewrite when a layer has a fused activation.
+    Parameters
+    ----------
+    model : keras.Model
+        The user's model.
+    layers : sequence of str
+        Layer names (and :data:`~tfvis.featurevis.objectives.LOGITS`).
+    redirect_relu : bool
+        Lucid's redirected ReLU gradient at every rectifier (:func:`tfvis.rules.redirected`).
 
-    Objectives then read pre-activation values by the layer's name. The rewrite holds copies of
-    the weights, re-synchronised from ``model`` at every render.
+    Raises
+    ------
+    ValueError
+        An unknown layer (the message names the valid ones), or class scores asked of a model
+        without a class output.
+
+    Examples
+    --------
+    >>> features = FeatureNet(model, ["block4_conv3"])  # doctest: +SKIP
+    >>> features(images)["block4_conv3"].shape  # doctest: +SKIP
+    TensorShape([1, 28, 28, 512])
     """
-    try:
-        entry = _SPLIT.get(model)
-    except TypeError:
-        entry = None
-    if entry is None:
-        if any(_activation_name(layer) is not None for layer in model.layers if not isinstance(layer, keras.layers.Activation)):
-            split = split_activations(model)
-            pairs = [
-                pair for layer in split.layers if layer.weights for pair in zip(model.get_layer(layer.name).weights, layer.weights)
-            ]
-            entry = (split, pairs)
-        else:
-            entry = (None, [])
-        try:
-            _SPLIT[model] = entry
-        except TypeError:
-            pass
-    split, pairs = entry
-    for source, copy in pairs:
-        copy.assign(source)
-    return model if split is None else split
 
-
-def _producer(tensor):
-    history = getattr(tensor, "_keras_history", None)
-    return None if history is None else history[0]
-
-
-def _logits_layer(model):
-    """The name of the layer giving class logits: the last Dense layer, before any final softmax."""
-    layer = _producer(model.outputs[0]) if len(model.outputs) == 1 else None
-    while isinstance(layer, (keras.layers.Softmax, keras.layers.Activation)):
-        layer = _producer(layer.input)
-    if not isinstance(layer, keras.layers.Dense):
-        raise ValueError(
-            f"class_logit: model {model.name!r} has no class output (a Dense layer, optionally followed by a "
-            "softmax, at its end); use a 'layer:channel' objective, or a model with its top"
-        )
-    return layer.name, int(layer.units)
-
-
-class _Features:
-    """The feature model for an objective's layers on the prepared (fused-ReLU-split) model."""
-
-    def __init__(self, model, layers):
-        prepared = _prepared(model)
+    def __init__(self, model, layers, redirect_relu=False):
+        prepared = graph.prepared(model)
+        self.layers = list(dict.fromkeys(layers))
+        self.logits = targets.logits_layer(prepared) if obj_.LOGITS in self.layers else None
         names = []
-        for name in layers:
+        for name in self.layers:
             if name == obj_.LOGITS:
-                self.logits_source, self.classes = _logits_layer(prepared)
-                names.append(self.logits_source)
+                names.append(self.logits.layer)
             else:
-                get_layer(prepared, name)  # a clear error for an unknown name
-                names.append(name)
-        self.layers = list(layers)
+                names.append(targets.find_layer(prepared, name).name)
+        self._source = dict(zip(self.layers, names))
         self.sources = list(dict.fromkeys(names))
-        # input gradients through stride-1 convs as forward convs: ~15% faster steps on CPU
-        self.model = fast_feature_model(prepared, self.sources)
+        self.model = graph.feature_net(prepared, self.sources, rules.for_input_gradients(redirect_relu=bool(redirect_relu)))
 
     def __call__(self, x):
         outs = self.model(x, training=False)
         outs = outs if isinstance(outs, (list, tuple)) else [outs]
         by_source = dict(zip(self.sources, outs))
-        acts = {}
-        for name in self.layers:
-            acts[name] = by_source[self.logits_source if name == obj_.LOGITS else name]
+        acts = {name: by_source[self._source[name]] for name in self.layers}
+        if self.logits is not None and self.logits.head is not None:
+            acts[obj_.LOGITS] = targets.apply_head(acts[obj_.LOGITS], self.logits.head)
         return acts
 
     def shapes(self, input_hw):
@@ -187,9 +225,10 @@ class _Features:
         outs = self.model.compute_output_spec(spec)
         outs = outs if isinstance(outs, (list, tuple)) else [outs]
         by_source = {n: tuple(o.shape[1:]) for n, o in zip(self.sources, outs)}
-        return {
-            name: (self.classes,) if name == obj_.LOGITS else by_source[name] for name in self.layers
-        }
+        shapes = {name: by_source[self._source[name]] for name in self.layers}
+        if self.logits is not None:
+            shapes[obj_.LOGITS] = (self.logits.classes,)
+        return shapes
 
 
 def _check_input(model, hw):
@@ -202,23 +241,6 @@ def _check_input(model, hw):
             f"model {model.name!r} takes {fixed[0]} x {fixed[1]} images, but the transformed images are "
             f"{hw[0]} x {hw[1]}; choose size and transforms that give {fixed[0]} x {fixed[1]} (e.g. transforms=None, size={fixed[0]})"
         )
-
-
-def _adam(variables, learning_rate, beta1=0.9, beta2=0.999, epsilon=1e-8):
-    """State and an update rule for Adam *ascent* (maximising) on ``variables``."""
-    m = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
-    v2 = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
-    t = tf.Variable(0.0, trainable=False)
-
-    def apply(grads):
-        t.assign_add(1.0)
-        correction = tf.sqrt(1.0 - beta2**t) / (1.0 - beta1**t)
-        for var, g, mi, vi in zip(variables, grads, m, v2):
-            mi.assign(beta1 * mi + (1.0 - beta1) * g)
-            vi.assign(beta2 * vi + (1.0 - beta2) * tf.square(g))
-            var.assign_add(learning_rate * correction * mi / (tf.sqrt(vi) + epsilon))
-
-    return apply
 
 
 def make_step(features, objective, image_param, transform, value_range=(0.0, 255.0), learning_rate=0.05, seed=0, jit_compile=False):
@@ -253,7 +275,7 @@ def make_step(features, objective, image_param, transform, value_range=(0.0, 255
     >>> value = step(tf.constant(0))  # doctest: +SKIP
     """
     low, high = float(value_range[0]), float(value_range[1])
-    update = _adam(image_param.variables, learning_rate)
+    update = optim.Adam(image_param.variables, learning_rate, sign=1)
     seed = int(seed) & 0x7FFFFFFF
 
     @tf.function(jit_compile=bool(jit_compile), reduce_retracing=True)
@@ -282,9 +304,10 @@ def render(
     seed=0,
     progress=True,
     learning_rate=0.05,
-    value_range=(0, 255),
+    value_range=None,
     jit_compile=False,
     flat_tolerance=0.01,
+    redirect_relu=False,
 ):
     """Optimise images to maximise ``objective`` on ``model`` (Lucid's ``render_vis``).
 
@@ -292,10 +315,15 @@ def render(
     ----------
     model : keras.Model
         A CNN taking RGB images ``(N, H, W, 3)`` in ``value_range`` (the zoo's models take [0, 255]
-        and preprocess inside). Fused ReLUs are split, so objectives see pre-ReLU values.
-    objective : Objective, str, or list of them
-        What to maximise; ``"layer:n"`` means :func:`~tfvis.featurevis.objectives.channel`. A list
-        renders one image per entry, objective ``i`` on image ``i``, in one batch.
+        and preprocess inside). Layers are named on :func:`tfvis.graph.prepared`: every fused
+        activation is split out, so ``"c:0"`` is the pre-activation value of layer ``c`` and
+        ``"c_relu:0"`` (``"c_tanh:0"``, ...) the post-activation one.
+    objective : Objective, str, int, or list of them
+        What to maximise. A target (:mod:`tfvis.targets`) stands for its objective:
+        ``"layer:n"`` for :func:`~tfvis.featurevis.objectives.channel`, ``"layer:n@y,x"`` for
+        :func:`~tfvis.featurevis.objectives.neuron`, a class (``281``, ``"logits:281"``) for
+        :func:`~tfvis.featurevis.objectives.class_logit`. A list renders one image per entry,
+        objective ``i`` on image ``i``, in one batch.
     size : int or (int, int)
         Side of the rendered images (before the transforms' padding).
     steps : int
@@ -317,13 +345,19 @@ def render(
         Show a progress bar.
     learning_rate : float
         Adam's learning rate.
-    value_range : (float, float)
-        The model's input range; [0, 1] images are scaled onto it.
+    value_range : (float, float), optional
+        The model's input range; [0, 1] images are scaled onto it. Default: the model's
+        (:func:`tfvis.models.info.model_info`; [0, 255] for the zoo and for unknown models).
     jit_compile : bool
         Compile the step with XLA. Off by default: on CPU, XLA's convolutions ran VGG16's step
         2-3x slower than TensorFlow's oneDNN kernels (``benchmarks/featurevis.py``); try it on GPU.
     flat_tolerance : float
         Images whose pixel std falls below this are reported as flat (see :class:`RenderResult`).
+    redirect_relu : bool
+        Lucid's redirected ReLU (:func:`tfvis.rules.redirected`): where a rectifier stops all of
+        an image's gradient (every unit below zero, e.g. a dead start), pass the gradient that would
+        raise its input, so the image can leave the flat region. Off by default; the plain gradient
+        elsewhere is unchanged.
 
     Returns
     -------
@@ -345,12 +379,70 @@ def render(
     _, h, w, _ = image_param.shape
     out_hw = transforms_.output_size(transform, h) if h == w else _output_hw(transform, h, w)
     _check_input(model, out_hw)
-    features = _Features(model, objective.layers)
+    features = FeatureNet(model, objective.layers, redirect_relu=redirect_relu)
     objective.check(features.shapes(out_hw), batch)
-    if len(value_range) != 2 or not value_range[1] > value_range[0]:
-        raise ValueError(f"value_range={value_range!r}: give (low, high) with low < high, e.g. (0, 255)")
+    value_range = input_range(model, value_range)
     step = make_step(features, objective, image_param, transform, value_range, learning_rate, seed, jit_compile)
     return _optimise(step, image_param, checkpoints, thresholds is not None, names, progress, flat_tolerance)
+
+
+def input_range(model, value_range=None):
+    """``value_range`` checked, or the model's input range (:func:`tfvis.models.info.model_info`) when None.
+
+    Parameters
+    ----------
+    model : keras.Model
+    value_range : (float, float), optional
+
+    Returns
+    -------
+    (float, float)
+
+    Raises
+    ------
+    ValueError
+        Not two numbers with ``low < high``.
+    """
+    if value_range is None:
+        value_range = model_info(model).value_range
+    if len(value_range) != 2 or not value_range[1] > value_range[0]:
+        raise ValueError(f"value_range={value_range!r}: give (low, high) with low < high, e.g. (0, 255)")
+    return value_range
+
+
+def objective_value(model, objective, images, batch_size=16):
+    """The value of ``objective`` on ``images`` (in the model's input space), without optimising.
+
+    What :func:`render` maximises, measured on given images: e.g. how strongly photos drive a
+    channel compared with its feature visualization. Images are read in batches; an objective
+    that averages over the batch (the default of every objective) is averaged over all images.
+
+    Parameters
+    ----------
+    model : keras.Model
+    objective : Objective or str
+    images : ndarray, shape (N, H, W, 3)
+        In the model's input space (RGB in [0, 255] for the zoo).
+    batch_size : int
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> objective_value(model, "block4_conv3:12", photos)  # doctest: +SKIP
+    """
+    from ..images import model_batch
+
+    objective = obj_.as_objective(objective)
+    images, _ = model_batch(model, images)
+    features = FeatureNet(model, objective.layers)
+    total = 0.0
+    for start in range(0, len(images), int(batch_size)):
+        chunk = images[start : start + int(batch_size)]
+        total += float(objective(features(tf.constant(chunk)))) * len(chunk)
+    return total / len(images)
 
 
 def _output_hw(transform, h, w):

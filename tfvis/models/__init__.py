@@ -12,6 +12,7 @@ from pathlib import Path
 import keras
 
 from . import alexnet, inceptionv1, vgg16
+from .info import ModelInfo, attach, model_info
 from .weights import (
     WeightsError,
     WeightsFormatError,
@@ -152,7 +153,7 @@ def load_model(name, weights="auto", include_top=True, seed=0, input_shape=None)
         require_layers(arrays, expected, source.path)
         assign(model, {n: arrays[n] for n in expected}, source.path)
     model.tfvis_weights = source.label
-    return model
+    return attach(model, module.INFO)
 
 
 __all__ = [
@@ -161,7 +162,9 @@ __all__ = [
     "WeightsFormatError",
     "WeightsHashError",
     "WeightsUnavailableError",
+    "ModelInfo",
     "load_model",
+    "model_info",
     "resolve_weights",
     "weighted_layers",
     "zoo_module",

@@ -15,6 +15,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from .info import ModelInfo
 from .custom_layers import ImagePreprocess, LocalResponseNorm, conv_relu, dense_relu
 from .weights import WeightFile, WeightsFormatError, read_error, read_keras_weights
 
@@ -215,3 +216,7 @@ def preprocess_for(source_name):
         Keyword arguments of :class:`ImagePreprocess`.
     """
     return {"bgr": True, "mean": CAFFE_MEAN_BGR}
+
+
+#: What every method reads about this model (see :mod:`tfvis.models.info`).
+INFO = ModelInfo(name=NAME, value_range=(0.0, 255.0), default_size=DEFAULT_SIZE, min_size=MIN_SIZE, report_layers=REPORT_LAYERS)

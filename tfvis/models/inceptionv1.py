@@ -41,6 +41,7 @@ from pathlib import Path
 
 import keras
 
+from .info import ModelInfo
 from .custom_layers import ImagePreprocess, LocalResponseNorm, conv_relu
 from .weights import WeightFile, WeightsFormatError, read_error, read_keras_weights
 
@@ -326,3 +327,7 @@ def imagenet_file(include_top):
 def preprocess_for(source_name):
     """:class:`ImagePreprocess` arguments: Lucid's input is RGB minus 117 whatever the weights' source."""
     return {"bgr": False, "mean": LUCID_MEAN_RGB}
+
+
+#: What every method reads about this model (see :mod:`tfvis.models.info`).
+INFO = ModelInfo(name=NAME, value_range=(0.0, 255.0), default_size=DEFAULT_SIZE, min_size=MIN_SIZE, report_layers=REPORT_LAYERS)

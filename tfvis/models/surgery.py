@@ -7,20 +7,8 @@ import numbers
 import keras
 import numpy as np
 
-from ..layers import get_layer, parse_target
-
-#: Layer classes whose ``activation`` argument :func:`split_activations` moves into a layer of its own.
-_ACTIVATION_NAMES = {"relu": "relu", "relu6": "relu6", "softmax": "softmax", "sigmoid": "sigmoid", "tanh": "tanh"}
-
-
-def _activation_name(layer):
-    activation = getattr(layer, "activation", None)
-    if activation is None:
-        return None
-    name = keras.activations.serialize(activation)
-    if isinstance(name, dict):
-        name = name.get("config", {}).get("name", name.get("class_name"))
-    return None if name in (None, "linear") else str(name)
+from ..graph import activation_name, as_functional, has_fused_activation
+from ..targets import find_layer, parse
 
 
 def _activation_layer(name, layer_name):
@@ -31,19 +19,10 @@ def _activation_layer(name, layer_name):
     return keras.layers.Activation(name, name=f"{layer_name}_{name}")
 
 
-def as_functional(model):
-    """A functional model with ``model``'s layers (shared, not copied); Sequential models are rewired."""
-    if isinstance(model, keras.Sequential):
-        inputs = keras.Input(batch_shape=model.inputs[0].shape, dtype=model.inputs[0].dtype, name="image")
-        x = inputs
-        for layer in model.layers:
-            x = layer(x)
-        return keras.Model(inputs, x, name=model.name)
-    return model
-
-
 def split_activations(model):
     """Rewrite ``model`` so that every layer with a fused activation is linear and followed by it.
+
+    ``Activation`` layers are left as they are: their output is already a post-activation tensor.
 
     A ``Conv2D(..., activation="relu", name="c")`` becomes ``Conv2D(name="c")`` followed by
     ``ReLU(name="c_relu")`` (``c_relu6`` for ReLU6, ``c_softmax`` for softmax, ...). Weights are
@@ -71,7 +50,7 @@ def split_activations(model):
 
     def clone_layer(layer):
         config = layer.get_config()
-        if _activation_name(layer) is not None:
+        if has_fused_activation(layer):  # an Activation layer is its own post-activation tensor: kept whole
             config["activation"] = "linear"
         clone = layer.__class__.from_config(config)
         originals[clone.name] = layer
@@ -79,9 +58,10 @@ def split_activations(model):
 
     def call_layer(layer, *args, **kwargs):
         outputs = layer(*args, **kwargs)
-        activation = _activation_name(originals.get(layer.name, layer))
-        if activation is None:
+        original = originals.get(layer.name, layer)
+        if not has_fused_activation(original):
             return outputs
+        activation = activation_name(original)
         return _activation_layer(activation, layer.name)(outputs)
 
     rewritten = keras.models.clone_model(source, clone_function=clone_layer, call_function=call_layer)
@@ -133,8 +113,9 @@ def set_weights(model, target, source, mode="both"):
     """
     if mode not in ("both", "weight", "bias"):
         raise ValueError(f"mode={mode!r}; choose one of: both, weight, bias")
-    name, channel = parse_target(target)
-    layer = get_layer(model, name)
+    parsed = parse(target)
+    name, channel = parsed.layer, parsed.index
+    layer = find_layer(model, name)
     arrays = layer.get_weights()
     if not arrays:
         raise ValueError(f"layer {name!r} has no weights to set")
@@ -144,7 +125,7 @@ def set_weights(model, target, source, mode="both"):
     if isinstance(source, numbers.Number):
         values = [np.full_like(a, float(source)) for a in arrays]
     elif isinstance(source, keras.Model):
-        values = get_layer(source, name).get_weights()
+        values = find_layer(source, name).get_weights()
         for a, b in zip(arrays, values):
             if a.shape != b.shape:
                 raise ValueError(f"layer {name!r}: shape {a.shape} in the model, {b.shape} in the source model")

@@ -13,6 +13,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from .info import ModelInfo
 from .custom_layers import ImagePreprocess, conv_relu, dense_relu
 from .weights import WeightFile, WeightsFormatError, read_error, read_keras_weights
 
@@ -145,3 +146,7 @@ def imagenet_file(include_top):
 def preprocess_for(source_name):
     """:class:`ImagePreprocess` arguments for weights of ``source_name`` ("hed" or another)."""
     return {"bgr": True, "mean": HED_MEAN_BGR if source_name == "hed" else IMAGENET_MEAN_BGR}
+
+
+#: What every method reads about this model (see :mod:`tfvis.models.info`).
+INFO = ModelInfo(name=NAME, value_range=(0.0, 255.0), default_size=DEFAULT_SIZE, min_size=MIN_SIZE, report_layers=REPORT_LAYERS)

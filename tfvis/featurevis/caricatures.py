@@ -1,10 +1,15 @@
-"""Caricatures: render what a layer "sees" in an image (Lucid's activation-grid notebooks)."""
+"""Caricatures: render what a layer "sees" in an image (Lucid's activation-grid notebooks).
+
+:func:`caricature` (also ``tfvis.featurevis.caricature``) renders them; :func:`reference_activations`
+gives the activations they match.
+"""
 import numpy as np
 import tensorflow as tf
 
+from ..images import check_finite
 from . import objectives
 from . import transforms as transforms_
-from .render import _Features, render
+from .render import FeatureNet, input_range, render
 
 
 def _canvas(images, hw, fill):
@@ -18,7 +23,7 @@ def _canvas(images, hw, fill):
     return images[:, top : top + hw[0], left : left + hw[1]]
 
 
-def reference_activations(model, images, layer, size, transforms="standard", value_range=(0, 255)):
+def reference_activations(model, images, layer, size, transforms="standard", value_range=None):
     """The activations of ``images`` at ``layer``, placed as the rendered image sits after the transforms.
 
     Each image is resized to ``size`` and centred on the transforms' output canvas (mid-grey
@@ -32,13 +37,13 @@ def reference_activations(model, images, layer, size, transforms="standard", val
     images : ndarray, shape (N, H, W, 3)
         Images in ``value_range``.
     layer : str
-        Layer name.
+        Layer name, on the prepared model (:func:`tfvis.graph.prepared`).
     size : int
         Side of the rendered images.
     transforms : "standard", None, callable or list
         The render's transforms.
-    value_range : (float, float)
-        The model's input range.
+    value_range : (float, float), optional
+        The model's input range; default the model's (:func:`tfvis.models.info.model_info`).
 
     Returns
     -------
@@ -51,9 +56,9 @@ def reference_activations(model, images, layer, size, transforms="standard", val
     transform = transforms_.get(transforms)
     hw = transforms_.output_size(transform, size)
     resized = tf.image.resize(tf.constant(images, tf.float32), (size, size), antialias=True).numpy()
-    low, high = value_range
+    low, high = input_range(model, value_range)
     canvas = _canvas(resized, hw, low + 0.5 * (high - low))
-    features = _Features(model, [layer])
+    features = FeatureNet(model, [layer])
     return features(tf.constant(canvas, tf.float32))[layer].numpy()
 
 
@@ -67,7 +72,7 @@ def caricature(model, image, layer, steps=512, size=None, power=2.0, seed=0, pro
     Parameters
     ----------
     model : keras.Model
-        A CNN taking RGB images in ``value_range`` (default [0, 255]).
+        A CNN taking RGB images in ``value_range`` (default: the model's, [0, 255] for the zoo).
     image : ndarray, shape (H, W, 3) or (N, H, W, 3)
         The image(s), in the model's value range.
     layer : str
@@ -100,9 +105,10 @@ def caricature(model, image, layer, steps=512, size=None, power=2.0, seed=0, pro
         images = images[None]
     if images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"image of shape {np.shape(image)}: expected (H, W, 3) or (N, H, W, 3) RGB")
+    check_finite(images)
     size = int(size or min(images.shape[1:3]))
     transforms = kwargs.pop("transforms", "standard")
-    value_range = kwargs.get("value_range", (0, 255))
+    value_range = kwargs.get("value_range")
     target = reference_activations(model, images, layer, size, transforms, value_range)
     objective = objectives.caricature(layer, target, power=power)
     return render(

@@ -1,0 +1,212 @@
+"""``python -m tfvis.vgg``, ``tfvis.alex`` and ``tfvis.inception``: the per-layer HTML report of a zoo model.
+
+It loads a zoo model, streams the images once to find every requested channel's top-k
+activations, reconstructs them with the deconvnet, and writes the HTML report. Runs resume:
+channels already in the output folder are skipped unless ``--force``.
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .common import (
+    DEFAULT_CHANNELS,
+    DEFAULT_FV_BATCH,
+    DEFAULT_FV_SIZE,
+    DEFAULT_FV_STEPS,
+    DEFAULT_SAMPLE_IMAGES,
+    UsageError,
+    check_layers,
+    check_out,
+    check_positive,
+    first_images,
+    image_source,
+    parse_channels,
+    run_command,
+)
+
+#: Report parts: top-k reconstructions on the layer pages; per-image saliency and inversion pages.
+METHODS = ("deconv", "featurevis", "saliency", "inversion")
+DEFAULT_PAGE_IMAGES = 4
+DEFAULT_INVERT_SIZE = 128
+_POSITIVE = ("num_images", "top_k", "batch_size", "size", "page_images", "invert_size", "fv_steps", "fv_size", "fv_batch")
+
+
+def build_parser(prog, model_name):
+    """The argument parser of ``python -m tfvis.<prog>``."""
+    parser = argparse.ArgumentParser(
+        prog=f"python -m tfvis.{prog}",
+        description=f"Write an HTML report of what {model_name}'s layers respond to: for each channel the top-k "
+        "dataset patches and their deconvnet reconstructions (Zeiler & Fergus 2014); with --methods saliency,inversion "
+        "also a page per image with its saliency maps and its inversion from each layer.",
+    )
+    parser.add_argument("--weights", default="auto", help="auto, imagenet, random, hed (VGG16), or a weight file (default: auto)")
+    parser.add_argument("--layers", help="comma-separated layer names (default: every conv layer)")
+    parser.add_argument("--channels", default=DEFAULT_CHANNELS, help="'all', N (the first N), 'a-b' or '3,7,12' (default: 8)")
+    parser.add_argument("--images", help="a folder of images (default: scikit-image's sample photos plus crops of them)")
+    parser.add_argument("--num-images", type=int, help=f"use at most this many images (default: {DEFAULT_SAMPLE_IMAGES} samples, or the whole folder)")
+    parser.add_argument("--size", type=int, help="image side in pixels (default: the model's input size)")
+    parser.add_argument("--top-k", type=int, default=9, help="patches per channel (default: 9)")
+    parser.add_argument("--methods", default="deconv", help=f"comma-separated, from: {', '.join(METHODS)}, all (default: deconv)")
+    parser.add_argument("--page-images", type=int, default=DEFAULT_PAGE_IMAGES,
+                        help=f"saliency and inversion pages for the first N images (default: {DEFAULT_PAGE_IMAGES})")
+    parser.add_argument("--invert-layers", help="layers inverted on the image pages (default: the last selected layer before each downsampling)")
+    parser.add_argument("--invert-size", type=int, default=DEFAULT_INVERT_SIZE,
+                        help=f"image side for inversions, at most --size (default: {DEFAULT_INVERT_SIZE})")
+    parser.add_argument("--fv-steps", type=int, default=DEFAULT_FV_STEPS, help=f"feature visualization steps (default: {DEFAULT_FV_STEPS})")
+    parser.add_argument("--fv-size", type=int, default=DEFAULT_FV_SIZE, help=f"feature visualization side in pixels (default: {DEFAULT_FV_SIZE})")
+    parser.add_argument("--fv-batch", type=int, default=DEFAULT_FV_BATCH, help=f"channels rendered together (default: {DEFAULT_FV_BATCH})")
+    parser.add_argument("--out", help=f"output folder (default: html_out/{model_name})")
+    parser.add_argument("--batch-size", type=int, default=16, help="images per batch (default: 16)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of random weights and sample crops (default: 0)")
+    parser.add_argument("--force", action="store_true", help="recompute channels already in the output folder")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def _methods(spec):
+    methods = METHODS if spec == "all" else tuple(m.strip() for m in spec.split(",") if m.strip())
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        raise UsageError(f"--methods: unknown {', '.join(bad)}; choose from: {', '.join(METHODS)}, all")
+    return methods
+
+
+def _layers(spec, model, option="--layers"):
+    """The layers named by ``spec`` (any layer of the model), or the model's report layers."""
+    from tfvis.models import model_info
+
+    info = model_info(model)
+    names = [n.strip() for n in spec.split(",") if n.strip()] if spec else list(info.report_layers)
+    return check_layers(model, info.name, names, option)
+
+
+def _channel_counts(model, layers):
+    from tfvis.graph import prepared
+    from tfvis.targets import resolve
+
+    net_model = prepared(model)
+    counts = {}
+    for name in layers:
+        count = resolve(net_model, name).channels
+        if not count:
+            raise UsageError(f"--layers: layer {name} has no channel axis (output shape {net_model.get_layer(name).output.shape})")
+        counts[name] = count
+    return counts
+
+
+def _load(module, args, include_top):
+    import tfvis
+    from tfvis.models import WeightsError, WeightsUnavailableError
+
+    try:
+        return tfvis.load_model(module.NAME, weights=args.weights, include_top=include_top, seed=args.seed)
+    except WeightsUnavailableError as err:
+        raise UsageError(f"{err} Or try the whole pipeline now with --weights random.") from None
+    except (WeightsError, ValueError) as err:
+        raise UsageError(str(err)) from None
+
+
+FV_KIND = "featurevis"
+
+
+def render_channels(report, model, channels, steps, size, batch, seed=0, progress=True):
+    """Render the feature visualization of every channel without one, ``batch`` channels per render.
+
+    Flat or NaN renders (a dead channel) are saved too, with a title that says so.
+    """
+    from tfvis.featurevis import render
+
+    for layer, chans in channels.items():
+        todo = [c for c in chans if not report.has_slot(layer, c, FV_KIND)]
+        for start in range(0, len(todo), batch):
+            group = todo[start : start + batch]
+            images = render(model, [f"{layer}:{c}" for c in group], size=size, steps=steps, seed=seed, progress=progress)
+            for i, channel in enumerate(group):
+                title = "Feature visualization" + (" (flat: a dead channel?)" if i in images.failed else "")
+                report.add_slot(layer, channel, FV_KIND, title, np.asarray(images[i]))
+
+
+def run(model_name, prog, argv=None):
+    """Parse ``argv`` and write the report; returns the exit status."""
+    return run_command(build_parser(prog, model_name), lambda args: _run(model_name, args), argv)
+
+
+def _run(model_name, args):
+    check_positive(args, _POSITIVE)
+    methods = _methods(args.methods)
+    from tfvis.models import zoo_module
+    from tfvis.receptive_field import receptive_fields
+    from tfvis.image_pages import stage_layers, write_image_pages
+    from tfvis.report import Report, field_text, stride_text
+    from tfvis.topk import top_k_layers
+
+    module = zoo_module(model_name)
+    requested = [n.strip() for n in (args.layers or "").split(",") if n.strip()]
+    include_top = any(name in module.TOP_LAYERS for name in requested)
+    info = module.INFO
+    size = args.size or info.default_size
+    if include_top and size != info.default_size:
+        raise UsageError(f"--size {size}: layers {', '.join(requested)} need the classifier, whose input is {info.default_size} px")
+    if size < info.min_size:
+        raise UsageError(f"--size {size}: {info.name} needs at least {info.min_size} px")
+    out = Path(args.out or Path("html_out") / model_name)
+    check_out(out)
+    source, images_label, limit = image_source(args, size)  # before loading the model: bad images fail at once
+    model = _load(module, args, include_top)
+    layers = _layers(args.layers, model)
+    counts = _channel_counts(model, layers)
+    channels = {name: parse_channels(args.channels, counts[name], name) for name in layers}
+    settings = {"images": images_label, "top-k": args.top_k, "seed": args.seed, "methods": ", ".join(methods)}
+    fields = receptive_fields(model, layers, input_size=(size, size))
+    if "featurevis" in methods:
+        from tfvis.featurevis import describe
+
+        settings["feature visualization"] = describe(steps=args.fv_steps, size=args.fv_size)
+    per_image = [m for m in methods if m in ("saliency", "inversion")]
+    if per_image:
+        invert_layers = _layers(args.invert_layers, model, "--invert-layers") if args.invert_layers else stage_layers(fields, layers)
+        invert_size = min(args.invert_size, size)
+        if invert_size < info.min_size:
+            raise UsageError(f"--invert-size {invert_size}: {info.name} needs at least {info.min_size} px")
+        settings["image pages"] = f"{args.page_images} images"
+        if "inversion" in per_image:
+            settings["inversion"] = f"{', '.join(invert_layers)} at {invert_size} px"
+    report = Report(out, model_name, model.tfvis_weights, settings, force=args.force)
+    todo = {name: [c for c in channels[name] if c not in report.done_channels(name)] for name in layers}
+    todo = {name: chans for name, chans in todo.items() if chans}
+    started = time.perf_counter()
+    if todo:
+        results = top_k_layers(
+            model, source, todo, k=args.top_k, batch_size=args.batch_size, size=size, limit=limit,
+            methods=("deconvnet", "guided") if "deconv" in methods else (), progress=not args.quiet,
+        )  # fmt: skip
+        for result in results.values():
+            report.add_top_k(result)
+    if "featurevis" in methods:
+        render_channels(report, model, channels, args.fv_steps, args.fv_size, args.fv_batch, args.seed, not args.quiet)
+    pages = []
+    if per_image:
+        ids, page_images = first_images(source, size, args.page_images)
+        pages = write_image_pages(
+            report, model, ids, page_images, layers, channels, per_image, invert_layers=invert_layers,
+            invert_size=invert_size, batch_size=args.batch_size, seed=args.seed, progress=not args.quiet,
+        )  # fmt: skip
+    input_desc = f"{size} x {size} RGB, values in [0, 255]"
+    for name in layers:
+        report.write_layer_page(name, counts[name], field_text(fields[name]), stride_text(fields[name]), args.top_k, input_desc=input_desc)
+    rows = [{"name": name, "channels": counts[name], "field": field_text(fields[name]), "stride": stride_text(fields[name])} for name in layers]
+    index = report.write_index(rows, input_desc, pages=pages)
+    elapsed = time.perf_counter() - started
+    skipped = sum(len(channels[n]) for n in layers) - sum(len(c) for c in todo.values())
+    print(f"{model_name} ({model.tfvis_weights}): {len(layers)} layers, "
+          f"{sum(len(c) for c in todo.values())} channels computed, {skipped} already done, {elapsed:.0f} s")  # fmt: skip
+    print(index.resolve())
+    return 0
+
+
+def main(model_name, prog):
+    """Entry point of the thin modules: exit with :func:`run`'s status."""
+    sys.exit(run(model_name, prog))
