@@ -1,4 +1,7 @@
-"""Open report pages in headless Chromium (Debian's package) through Playwright."""
+"""Open report pages in headless Chromium (Debian's package) through Playwright.
+
+A test that calls :func:`check_pages` carries ``@pytest.mark.browser`` (pytest.ini).
+"""
 import shutil
 from pathlib import Path
 from urllib.parse import unquote, urlparse

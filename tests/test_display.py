@@ -61,6 +61,7 @@ def test_top_k_result_displays_its_patches_and_reconstructions():
     decoded, alts = _decoded_images(result._repr_html_())
     assert len(decoded) == 2 * 2 * 2  # channels x (patches + deconvnet) x k
     np.testing.assert_array_equal(decoded[0], result.patches[0, 0])
-    expected = display.to_uint8(display.to_image(result.reconstructions["deconvnet"][0, 0]))
+    shown = display.to_image(result.reconstructions["deconvnet"][0, 0], percentile=display.RECONSTRUCTION_PERCENTILE)
+    expected = display.to_uint8(shown)
     np.testing.assert_array_equal(decoded[2], expected)
     assert alts[0].startswith(str(result.image_ids[0, 0]))

@@ -8,6 +8,12 @@ and :func:`html_images`, which gives tfvis' results their inline display in Jupy
 import numpy as np
 import tensorflow as tf
 
+#: Reconstructions are shown scaled per tile by this percentile of ``|r|`` around mid grey (values
+#: beyond it clipped): with the maximum (100) a few extreme pixels leave block4/5 tiles flat grey
+#: with a faint trace; 99.5 shows the structure at the contrast of Zeiler & Fergus' figure 2
+#: (compared side by side in docs/reconstruction_display.png). The .npy arrays stay raw.
+RECONSTRUCTION_PERCENTILE = 99.5
+
 
 def to_image(reconstruction, batch=None, percentile=100.0):
     """Normalise reconstructions for display: centred at 0.5, scaled by the largest magnitude.

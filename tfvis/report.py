@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from . import fileio
-from .deconv import to_image
+from .display import RECONSTRUCTION_PERCENTILE, to_image
 
 STYLE = "style.css"
 METHOD_TITLES = {"deconvnet": "Deconvnet", "guided": "Guided backprop", "gradient": "Gradient"}
@@ -121,7 +121,7 @@ class Report:
                 item["reconstructions"] = {}
                 for method, arrays in result.reconstructions.items():
                     fileio.save_npy(assets / f"{stem}_{method}.npy", arrays[row, rank])
-                    fileio.save_png(assets / f"{stem}_{method}.png", to_image(arrays[row, rank]))
+                    fileio.save_png(assets / f"{stem}_{method}.png", to_image(arrays[row, rank], percentile=RECONSTRUCTION_PERCENTILE))
                     item["reconstructions"][method] = f"assets/{safe_name(layer)}/{stem}_{method}.png"
                 items.append(item)
             previous = fileio.read_json(self._manifest_path(layer, channel), {}) or {}

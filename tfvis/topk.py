@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from .display import html_images, to_image
+from .display import RECONSTRUCTION_PERCENTILE, html_images, to_image
 from .graph import as_list, cached, feature_net, prepared
 from .images import NoImagesError, iter_batches
 from .receptive_field import receptive_field
@@ -57,7 +57,7 @@ class LayerTopK:
             labels = [f"{self.image_ids[row, r]} ({self.values[row, r]:.3g})" for r in filled]
             parts.append(html_images([self.patches[row, r] for r in filled], labels, width=64, title=f"{self.layer}:{channel}"))
             for method, maps in sorted(self.reconstructions.items()):
-                parts.append(html_images([to_image(maps[row, r]) for r in filled], [method] * len(filled), width=64))
+                parts.append(html_images([to_image(maps[row, r], percentile=RECONSTRUCTION_PERCENTILE) for r in filled], [method] * len(filled), width=64))
         more = len(self.channels) - max_channels
         if more > 0:
             parts.append(f"<div>... and {more} more channels</div>")
