@@ -22,6 +22,7 @@ import weakref
 from dataclasses import dataclass
 
 import keras
+import numpy as np
 
 # model -> {key: value}. Weak keys: dropping the model drops every entry made for it.
 _CACHE = weakref.WeakKeyDictionary()
@@ -277,9 +278,44 @@ def feature_net(model, layers, rules=()):
     return walk_to(model, layers, rules)[0]
 
 
+def free_input(net):
+    """``net`` rebuilt on an input of free spatial size (its own layers), or None when its graph needs its size.
+
+    For a model whose input size is fixed (e.g. ``keras.applications.ResNet50(weights=None)``,
+    224 x 224) but whose layers up to the outputs of ``net`` are fully convolutional, so that
+    feature visualization can feed it images of another size. Cached per net.
+
+    Parameters
+    ----------
+    net : keras.Model
+        Typically a :func:`feature_net` cut at the layers an objective reads.
+
+    Returns
+    -------
+    keras.Model or None
+        ``net`` itself when its input size is already free.
+    """
+    shape = tuple(net.inputs[0].shape)
+    if len(net.inputs) != 1 or all(d is None for d in shape[1:-1]):
+        return net
+
+    def build():
+        free = keras.Input(batch_shape=(None,) * (len(shape) - 1) + shape[-1:], dtype=net.inputs[0].dtype)
+        try:
+            clone = keras.models.clone_model(net, input_tensors=free, clone_function=lambda layer: layer)
+            probe = tuple(d + 16 if d else 32 for d in shape[1:-1])  # a size the original would refuse
+            clone(np.zeros((1,) + probe + shape[-1:], np.float32), training=False)  # shape inference alone misses Dense
+        except Exception:  # noqa: BLE001 - any layer that needs the fixed size (Flatten + Dense, Reshape...)
+            return _Prepared(None, [])
+        return _Prepared(clone, [])
+
+    state = cached(net, "free_input", build)
+    return state.split
+
+
 def as_list(outputs):
     """A model's outputs as a list (Keras returns a lone tensor for a one-element output list)."""
     return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
 
 
-__all__ = ["Walk", "activation_name", "as_functional", "as_list", "inbound", "producer", "cached", "feature_net", "has_fused_activation", "prepared", "rewrite", "rewritten", "walk_to"]
+__all__ = ["Walk", "activation_name", "as_functional", "as_list", "free_input", "inbound", "producer", "cached", "feature_net", "has_fused_activation", "prepared", "rewrite", "rewritten", "walk_to"]

@@ -58,7 +58,7 @@ def reference_activations(model, images, layer, size, transforms="standard", val
     resized = tf.image.resize(tf.constant(images, tf.float32), (size, size), antialias=True).numpy()
     low, high = input_range(model, value_range)
     canvas = _canvas(resized, hw, low + 0.5 * (high - low))
-    features = FeatureNet(model, [layer])
+    features = FeatureNet(model, [layer], input_hw=hw)  # the same net (and input size) the render will use
     return features(tf.constant(canvas, tf.float32))[layer].numpy()
 
 

@@ -9,6 +9,7 @@ Layers are named on the prepared model (:func:`tfvis.graph.prepared`): for a lay
 fused activation, ``"c:0"`` is the pre-activation value and ``"c_relu:0"`` (``"c_tanh:0"``, ...)
 the post-activation one. :func:`describe` words the settings of a render for reports.
 """
+import sys
 import warnings
 
 import keras
@@ -196,7 +197,7 @@ class FeatureNet:
     TensorShape([1, 28, 28, 512])
     """
 
-    def __init__(self, model, layers, redirect_relu=False):
+    def __init__(self, model, layers, redirect_relu=False, input_hw=None):
         prepared = graph.prepared(model)
         self.layers = list(dict.fromkeys(layers))
         self.logits = targets.logits_layer(prepared) if obj_.LOGITS in self.layers else None
@@ -209,8 +210,24 @@ class FeatureNet:
         self._source = dict(zip(self.layers, names))
         self.sources = list(dict.fromkeys(names))
         self.model = graph.feature_net(prepared, self.sources, rules.for_input_gradients(redirect_relu=bool(redirect_relu)))
+        self.resize_to = None
+        self.notice = None
+        fixed = tuple(self.model.inputs[0].shape[1:3])
+        if input_hw is not None and all(d is not None for d in fixed) and fixed != tuple(input_hw):
+            free = graph.free_input(self.model)
+            where = ", ".join(self.sources)
+            if free is not None:
+                self.model = free
+                self.notice = (f"model {model.name!r} takes {fixed[0]} x {fixed[1]} images; rendering {input_hw[0]} x {input_hw[1]} "
+                               f"through a copy with a free input size (its layers up to {where} are fully convolutional)")  # fmt: skip
+            else:
+                self.resize_to = fixed
+                self.notice = (f"model {model.name!r} takes {fixed[0]} x {fixed[1]} images and its layers up to {where} need that size; "
+                               f"rendering at {fixed[0]} x {fixed[1]} (the transformed images resized to it)")  # fmt: skip
 
     def __call__(self, x):
+        if self.resize_to is not None:
+            x = tf.image.resize(x, self.resize_to, method="bilinear")
         outs = self.model(x, training=False)
         outs = outs if isinstance(outs, (list, tuple)) else [outs]
         by_source = dict(zip(self.sources, outs))
@@ -221,7 +238,8 @@ class FeatureNet:
 
     def shapes(self, input_hw):
         """Output shapes without the batch axis for an input of ``input_hw`` pixels."""
-        spec = keras.KerasTensor((1, input_hw[0], input_hw[1], 3))
+        hw = self.resize_to or input_hw
+        spec = keras.KerasTensor((1, hw[0], hw[1], 3))
         outs = self.model.compute_output_spec(spec)
         outs = outs if isinstance(outs, (list, tuple)) else [outs]
         by_source = {n: tuple(o.shape[1:]) for n, o in zip(self.sources, outs)}
@@ -231,16 +249,10 @@ class FeatureNet:
         return shapes
 
 
-def _check_input(model, hw):
+def _check_input(model):
     shape = model.inputs[0].shape
     if len(shape) != 4 or shape[-1] != 3:
         raise ValueError(f"model {model.name!r} takes inputs of shape {tuple(shape)}; render needs RGB images (N, H, W, 3)")
-    fixed = tuple(shape[1:3])
-    if all(s is not None for s in fixed) and fixed != tuple(hw):
-        raise ValueError(
-            f"model {model.name!r} takes {fixed[0]} x {fixed[1]} images, but the transformed images are "
-            f"{hw[0]} x {hw[1]}; choose size and transforms that give {fixed[0]} x {fixed[1]} (e.g. transforms=None, size={fixed[0]})"
-        )
 
 
 def make_step(features, objective, image_param, transform, value_range=(0.0, 255.0), learning_rate=0.05, seed=0, jit_compile=False):
@@ -378,8 +390,10 @@ def render(
     image_param = param_.image(size, batch, param=param, decorrelate=decorrelate, seed=seed)
     _, h, w, _ = image_param.shape
     out_hw = transforms_.output_size(transform, h) if h == w else _output_hw(transform, h, w)
-    _check_input(model, out_hw)
-    features = FeatureNet(model, objective.layers, redirect_relu=redirect_relu)
+    _check_input(model)
+    features = FeatureNet(model, objective.layers, redirect_relu=redirect_relu, input_hw=out_hw)
+    if features.notice:
+        print(f"tfvis: {features.notice}", file=sys.stderr)
     objective.check(features.shapes(out_hw), batch)
     value_range = input_range(model, value_range)
     step = make_step(features, objective, image_param, transform, value_range, learning_rate, seed, jit_compile)
