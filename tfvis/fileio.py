@@ -33,6 +33,17 @@ def write_bytes(path, data):
     return path
 
 
+def remove_stale_temporaries(folder):
+    """Delete the temporary files that a killed run (``kill -9``) left under ``folder``; returns how many.
+
+    :func:`write_bytes` names them ``.<name>.<random>.tmp``; the finished files are never touched.
+    """
+    stale = [p for p in Path(folder).rglob(".*.tmp") if p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
+
+
 def write_text(path, text):
     """Write UTF-8 ``text`` atomically."""
     return write_bytes(path, text.encode("utf8"))

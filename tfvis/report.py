@@ -80,6 +80,7 @@ class Report:
         self.force = force
         self._added = set()  # slots written by this run (kept when forcing)
         self.out.mkdir(parents=True, exist_ok=True)
+        fileio.remove_stale_temporaries(self.out)
         fileio.write_json(self.out / "run.json", {"model": model_name, "weights": weights, "settings": self.settings})
         fileio.write_text(self.out / STYLE, (Path(self.env.loader.searchpath[0]) / STYLE).read_text(encoding="utf8"))
 

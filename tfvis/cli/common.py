@@ -63,6 +63,9 @@ def run_command(parser, runner, argv):
     except (UsageError, NoImagesError) as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted; every file written is complete: run the same command again to resume", file=sys.stderr)
+        return 130
 
 
 def check_out(out, option="--out"):
