@@ -214,3 +214,4 @@ def _run_compare(args):
 
 def compare_main(argv=None):
     """Entry point of ``python -m tfvis.compare``."""
+    sys.exit(run_command(build_compare_parser(), _run_compare, argv))
