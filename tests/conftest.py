@@ -49,23 +49,6 @@ def private_weights_dir(tmp_path_factory, monkeypatch):
     return root
 
 
-#: Slow tests of files whose owners have not marked them yet (node ids; an entry that no longer
-#: matches does nothing). Remove an entry once its test carries ``@pytest.mark.slow`` itself.
-SLOW_ELSEWHERE = {
-    "tests/test_featurevis.py::test_vgg16_visualizations_beat_photos_and_noise",
-    "tests/test_featurevis.py::test_xla_step_matches_default",
-    "tests/test_saliency.py::test_vgg16_with_top_class_score",
-    "tests/test_inversion.py::test_block1_conv2_reconstruction_is_close_to_the_photo",
-    "tests/test_inversion.py::test_block2_conv2_error_is_small",
-}
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if item.nodeid.split("[")[0] in SLOW_ELSEWHERE:
-            item.add_marker(pytest.mark.slow)
-
-
 def _fingerprint(model):
     """CRC32 of every weight: cheap (about 0.3 s for VGG16 with its classifier) and order-sensitive."""
     import numpy as np

@@ -96,12 +96,12 @@ def _reference(twin, kind, text):
 
 
 def _twin_tensor(twin, name, images):
-    return keras.Model(twin.inputs, twin.get_layer(name).output)(images).numpy()
+    return keras.Model(twin.inputs[0], twin.get_layer(name).output)(images).numpy()
 
 
 def _twin_gradient(twin, name, images, weights_fn):
     """``d sum(T * w) / d images`` with ``w = weights_fn(T)`` held constant, T the twin's tensor."""
-    net = keras.Model(twin.inputs, twin.get_layer(name).output)
+    net = keras.Model(twin.inputs[0], twin.get_layer(name).output)
     x = tf.constant(images)
     with tf.GradientTape() as tape:
         tape.watch(x)
@@ -264,7 +264,7 @@ def test_every_layer_of_a_resnet_is_a_target():
     images = _images(1)[:, :SIZE, :SIZE].repeat(6, axis=1).repeat(6, axis=2)[:, :64, :64]
     for name in ("conv3_block4_out", "conv3_block4_add", "conv2_block1_1_relu"):
         acts = tfvis.activations(model, [name], images)[name]
-        want = keras.Model(model.inputs, model.get_layer(name).output)(images).numpy()
+        want = keras.Model(model.inputs[0], model.get_layer(name).output)(images).numpy()
         np.testing.assert_allclose(acts, want, rtol=1e-4, atol=1e-4)
         maps = saliency.vanilla(model, images, f"{name}:3")
         assert maps.shape == (1, 64, 64) and np.isfinite(maps).all()

@@ -382,6 +382,7 @@ def test_class_logit_reads_pre_softmax_scores():
     assert result.values[-1] > result.values[0]
 
 
+@pytest.mark.slow
 def test_xla_step_matches_default():
     model = _tiny()
     kwargs = dict(size=16, steps=3, progress=False)
@@ -467,24 +468,30 @@ def test_caricature_batch_on_tiny_model():
 QUALITY_LAYER, QUALITY_CHANNELS = "block3_conv1", (3, 17)
 
 
-def test_vgg16_visualizations_beat_photos_and_noise():
-    """Default settings at 128 px: each channel's visualization activates it more than any photo."""
-    model = tfvis.load_model("vgg16", weights="hed", include_top=False)
+@pytest.mark.slow
+def test_vgg16_visualizations_beat_photos_and_noise(vgg16_hed):
+    """Default settings but 64 px and 256 steps: each channel's visualization activates it more than any photo.
+
+    (Lucid renders 128 px for 512 steps; measured at 128 px, 256 steps: channel 3 scored 326 against
+    the photos' best 14 and ten times the noise, 205; at 64 px, 256 steps the margin is about 20%.)
+    """
+    model = vgg16_hed
+    SIZE = 64
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # nothing flat or NaN
-        result = fv.render(model, [f"{QUALITY_LAYER}:{c}" for c in QUALITY_CHANNELS], size=128, progress=False)
+        result = fv.render(model, [f"{QUALITY_LAYER}:{c}" for c in QUALITY_CHANNELS], size=SIZE, steps=256, progress=False)
     seconds = time.perf_counter() - start
-    print(f"render of 2 channels of {QUALITY_LAYER}, 512 steps at 128 px: {seconds:.1f} s")
+    print(f"render of 2 channels of {QUALITY_LAYER}, 256 steps at {SIZE} px: {seconds:.1f} s")
     features = keras.Model(model.input, model.get_layer(QUALITY_LAYER).output)
 
     def channel_means(images):
         return features.predict(np.asarray(images, np.float32), verbose=0, batch_size=8).mean(axis=(1, 2))
 
-    photos = tfvis.images.sample_images(size=128)
-    crops = [tfvis.images.random_crops(p, 128, 3, seed=i) for i, p in enumerate(photos.values())]
+    photos = tfvis.images.sample_images(size=SIZE)
+    crops = [tfvis.images.random_crops(p, SIZE, 3, seed=i) for i, p in enumerate(photos.values())]
     natural = channel_means(np.concatenate([np.stack(list(photos.values()))] + crops))
-    noise = channel_means(np.random.default_rng(0).uniform(0, 255, (4, 128, 128, 3)))
+    noise = channel_means(np.random.default_rng(0).uniform(0, 255, (4, SIZE, SIZE, 3)))
     ours = channel_means(np.asarray(result) * 255.0)
     for i, c in enumerate(QUALITY_CHANNELS):
         assert ours[i, c] > natural[:, c].max(), (c, ours[i, c], natural[:, c].max())

@@ -12,8 +12,8 @@ from tfvis.inversion import B_NORM, V_NORM, _regularisers, default_settings, inv
 
 
 @pytest.fixture(scope="module")
-def vgg():
-    return tfvis.load_model("vgg16", weights="hed", include_top=False)
+def vgg(vgg16_hed):
+    return vgg16_hed
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +26,7 @@ def psnr(a, b):
     return 10.0 * np.log10(255.0**2 / np.mean((a - b) ** 2))
 
 
+@pytest.mark.slow
 def test_block1_conv2_reconstruction_is_close_to_the_photo(vgg, photo):
     recon, error = invert(vgg, photo, "block1_conv2")
     assert recon.shape == photo.shape and recon.dtype == np.float32
@@ -34,8 +35,9 @@ def test_block1_conv2_reconstruction_is_close_to_the_photo(vgg, photo):
     assert psnr(recon, photo) > 20.0
 
 
+@pytest.mark.slow
 def test_block2_conv2_error_is_small(vgg, photo):
-    _, error = invert(vgg, photo, "block2_conv2")
+    _, error = invert(vgg, photo, "block2_conv2", steps=175)  # 0.032 at 175 steps (0.025 at the default 350)
     assert error < 0.1
 
 

@@ -140,10 +140,10 @@ def test_integrated_gradients_completeness(relu_cnn, rule):
     np.testing.assert_allclose(small, raw, rtol=1e-4, atol=1e-6)
 
 
-def test_integrated_gradients_vgg16_channel():
+def test_integrated_gradients_vgg16_channel(zoo_model):
     import tfvis
 
-    model = tfvis.load_model("vgg16", weights=None, include_top=False, input_shape=(64, 64, 3))
+    model = zoo_model("vgg16", input_shape=(64, 64, 3))
     images = np.random.default_rng(7).uniform(0, 255, (1, 64, 64, 3)).astype(np.float32)
     baseline = saliency.mean_image(model)
     target = "block2_conv1:5"
@@ -216,10 +216,10 @@ def test_class_model_raises_score():
     assert after > before + 1e-3, (before, after)
 
 
-def test_mean_image_reads_preprocess():
+def test_mean_image_reads_preprocess(zoo_model):
     import tfvis
 
-    model = tfvis.load_model("vgg16", weights=None, include_top=False, input_shape=(32, 32, 3))
+    model = zoo_model("vgg16", input_shape=(32, 32, 3))
     mean = saliency.mean_image(model)
     pre = model.get_layer("preprocess")
     np.testing.assert_allclose(pre(tf.constant(mean[None])).numpy(), 0, atol=1e-4)
@@ -261,10 +261,9 @@ def test_overlay_and_figure():
         saliency.figure([image], [sal, sal])
 
 
-def test_vgg16_with_top_class_score():
-    import tfvis
-
-    model = tfvis.load_model("vgg16", weights=None)
+@pytest.mark.slow
+def test_vgg16_with_top_class_score(vgg16_random_top):
+    model = vgg16_random_top
     image = np.random.default_rng(12).uniform(0, 255, (1, 224, 224, 3)).astype(np.float32)
     logits = keras.Model(model.inputs[0], model.get_layer("predictions").output)
     x = tf.constant(image)
