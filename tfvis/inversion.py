@@ -208,12 +208,15 @@ def invert(
     axes = list(range(1, target.shape.rank))
     target_norm = tf.reduce_sum(target * target, axis=axes)
 
+    def clip(value):
+        return tf.clip_by_value(value, lo, hi)
+
     rng = np.random.default_rng(seed)
     x = tf.Variable(rng.normal(0.0, 1.0, batch.shape).astype(np.float32))
     if optimizer == "momentum":
-        update = optim.Momentum([x], learning_rate, sign=-1, momentum=0.9)
+        update = optim.Momentum([x], learning_rate, sign=-1, momentum=0.9, project=clip)
     else:
-        update = optim.Adam([x], learning_rate, sign=-1, epsilon_hat=False)
+        update = optim.Adam([x], learning_rate, sign=-1, epsilon_hat=False, project=clip)
     gen = tf.random.Generator.from_seed(seed)
 
     def objective(xin, shift):
@@ -232,8 +235,7 @@ def invert(
             shift = tf.zeros([2], tf.int32)
         with tf.GradientTape() as tape:
             loss = objective(x, shift)
-        update([tape.gradient(loss, x)], lr)
-        x.assign(tf.clip_by_value(x, lo, hi))
+        update([tape.gradient(loss, x)], lr)  # the step, clipped onto valid RGB values
         return loss
 
     steps = int(steps)

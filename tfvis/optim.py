@@ -49,6 +49,14 @@ def _state(variables):
     return [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
 
 
+def _move(var, delta, project):
+    """``var += delta``, then ``project`` (if any) in the same write."""
+    if project is None:
+        var.assign_add(delta)
+    else:
+        var.assign(project(var + delta))
+
+
 class Adam:
     """Adam on ``variables``: one call, one step.
 
@@ -67,6 +75,9 @@ class Adam:
     epsilon_hat : bool
         True: ``epsilon`` is added to ``sqrt(v)`` (Kingma & Ba's "epsilon hat", as in TensorFlow);
         False: to ``sqrt(v_hat)``, the bias-corrected second moment (their Algorithm 1).
+    project : callable, optional
+        Applied to each variable's new value before it is stored (e.g. a clip onto valid pixels):
+        one write per step instead of a step and a separate projection.
 
     Attributes
     ----------
@@ -85,8 +96,9 @@ class Adam:
     array([2.5], dtype=float32)
     """
 
-    def __init__(self, variables, learning_rate=0.001, sign=1, beta1=0.9, beta2=0.999, epsilon=1e-8, epsilon_hat=True):
+    def __init__(self, variables, learning_rate=0.001, sign=1, beta1=0.9, beta2=0.999, epsilon=1e-8, epsilon_hat=True, project=None):
         self.variables = list(variables)
+        self.project = project
         self.learning_rate = learning_rate
         self.sign = _sign(sign)
         self.beta1, self.beta2, self.epsilon = float(beta1), float(beta2), float(epsilon)
@@ -105,7 +117,7 @@ class Adam:
         for var, g, m, v in zip(self.variables, grads, self.m, self.v):
             m.assign(beta1 * m + (1.0 - beta1) * g)
             v.assign(beta2 * v + (1.0 - beta2) * tf.square(g))
-            var.assign_add(self.sign * lr * correction * m / (tf.sqrt(v) + epsilon))
+            _move(var, self.sign * lr * correction * m / (tf.sqrt(v) + epsilon), self.project)
 
 
 class Momentum:
@@ -121,6 +133,8 @@ class Momentum:
         ``+1`` for ascent (maximise), ``-1`` for descent (minimise).
     momentum : float
         The share ``mu`` of the last step kept in the next.
+    project : callable, optional
+        As in :class:`Adam`.
 
     Attributes
     ----------
@@ -138,8 +152,9 @@ class Momentum:
     array([2.5], dtype=float32)
     """
 
-    def __init__(self, variables, learning_rate=0.01, sign=1, momentum=0.9):
+    def __init__(self, variables, learning_rate=0.01, sign=1, momentum=0.9, project=None):
         self.variables = list(variables)
+        self.project = project
         self.learning_rate = learning_rate
         self.sign = _sign(sign)
         self.momentum = float(momentum)
@@ -150,7 +165,7 @@ class Momentum:
         lr = self.learning_rate if learning_rate is None else learning_rate
         for var, g, u in zip(self.variables, grads, self.velocity):
             u.assign(self.momentum * u + self.sign * lr * g)
-            var.assign_add(u)
+            _move(var, u, self.project)
 
 
 __all__ = ["NAMES", "Adam", "Momentum"]
