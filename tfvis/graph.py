@@ -306,11 +306,10 @@ def free_input(net):
             probe = tuple(d + 16 if d else 32 for d in shape[1:-1])  # a size the original would refuse
             clone(np.zeros((1,) + probe + shape[-1:], np.float32), training=False)  # shape inference alone misses Dense
         except Exception:  # noqa: BLE001 - any layer that needs the fixed size (Flatten + Dense, Reshape...)
-            return _Prepared(None, [])
-        return _Prepared(clone, [])
+            return None
+        return clone
 
-    state = cached(net, "free_input", build)
-    return state.split
+    return cached(net, "free_input", build)
 
 
 def as_list(outputs):

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+from .graph import activation_name, producer
+
 #: The pseudo layer name of the class scores: ``"logits:281"`` is class 281.
 LOGITS = "logits"
 
@@ -168,22 +170,10 @@ def parse_list(spec):
 # --------------------------------------------------------------------------------------------
 
 
-def _producer(tensor):
-    from .graph import producer
-
-    return producer(tensor)
-
-
-def _activation_name(layer):
-    from .graph import activation_name
-
-    return activation_name(layer)
-
-
 def _is_softmax(layer):
     if isinstance(layer, keras.layers.Softmax):
         return True
-    return isinstance(layer, keras.layers.Activation) and _activation_name(layer) == "softmax"
+    return isinstance(layer, keras.layers.Activation) and activation_name(layer) == "softmax"
 
 
 @dataclass(frozen=True)
@@ -239,21 +229,21 @@ def logits_layer(model):
     )
     if len(model.outputs) != 1:
         raise ValueError(no_class)
-    last = _producer(model.outputs[0])
+    last = producer(model.outputs[0])
     softmaxes = 0
     # walk back over the final softmax and linear activations (a split softmax leaves one of each)
     while last is not None and (
-        _is_softmax(last) or (isinstance(last, keras.layers.Activation) and _activation_name(last) is None)
+        _is_softmax(last) or (isinstance(last, keras.layers.Activation) and activation_name(last) is None)
     ):
         softmaxes += _is_softmax(last)
-        last = _producer(last.input)
+        last = producer(last.input)
     if softmaxes > 1 or not isinstance(last, keras.layers.Dense):
         raise ValueError(no_class)
-    activation = _activation_name(last)
+    activation = activation_name(last)
     if activation is None:
         return Logits(last.name, int(last.units))
     if activation == "softmax":  # fused: read the Dense input, apply the kernel in the graph
-        source = _producer(last.input)
+        source = producer(last.input)
         if source is None or len(source.output.shape) != 2:
             raise ValueError(no_class)
         return Logits(source.name, int(last.units), last)
