@@ -67,11 +67,28 @@ def test_layer_page_has_patches_and_reconstructions(report_dir):
     assert len(patches) == len(deconvs) == len(guided) == 2 * 4
     for src in patches + deconvs + guided:
         assert (report_dir / src).is_file()
-    # Raw arrays beside the PNGs, named <model>_<layer>_<image>.
-    npys = sorted((report_dir / "assets" / "block2_conv1").glob("vgg16_block2_conv1_*_ch0_deconvnet.npy"))
-    assert len(npys) == 4
-    assert np.load(npys[0]).shape == (10, 10, 3)  # block2_conv1's receptive field is 10 x 10
+    # Raw arrays beside the PNGs: one compressed .npz per channel, reconstructions in float16.
+    with np.load(report_dir / "assets" / "block2_conv1" / "vgg16_block2_conv1_ch0.npz") as arrays:
+        assert arrays["deconvnet"].shape == (4, 10, 10, 3) and arrays["deconvnet"].dtype == np.float16  # field 10 x 10
+        assert arrays["patches"].shape == (4, 10, 10, 3) and arrays["image_ids"].shape == (4,)
+        manifest = fileio.read_json(report_dir / "state" / "block2_conv1" / "ch0.json")
+        assert [i["image"] for i in manifest["items"]] == arrays["image_ids"].tolist()
+        np.testing.assert_array_equal([i["value"] for i in manifest["items"]], arrays["values"])
+    assert not list((report_dir / "assets").rglob("*.npy"))
     assert "http" not in html.replace("http-equiv", "")  # nothing external: opens offline
+
+
+def test_raw_npy_keeps_a_float32_array_per_image(tmp_path):
+    """--raw npy: the arrays named <model>_<layer>_<image>, equal to the compact ones to float16 rounding."""
+    args = ARGS + ["--layers", "block2_conv1", "--channels", "1"]
+    assert cli.run("vgg16", "vgg", args + ["--out", str(tmp_path / "npy"), "--raw", "npy"]) == 0
+    assert cli.run("vgg16", "vgg", args + ["--out", str(tmp_path / "compact")]) == 0
+    npys = sorted((tmp_path / "npy" / "assets" / "block2_conv1").glob("vgg16_block2_conv1_*_ch0_deconvnet.npy"))
+    assert len(npys) == 4 and np.load(npys[0]).dtype == np.float32
+    with np.load(tmp_path / "compact" / "assets" / "block2_conv1" / "vgg16_block2_conv1_ch0.npz") as arrays:
+        for rank, image_id in enumerate(arrays["image_ids"]):
+            full = np.load(tmp_path / "npy" / "assets" / "block2_conv1" / f"vgg16_block2_conv1_{image_id}_ch0_deconvnet.npy")
+            np.testing.assert_allclose(arrays["deconvnet"][rank], full, rtol=1e-3, atol=1e-3 * np.abs(full).max())
 
 
 def test_index_lists_layers_with_fields(report_dir):
@@ -101,11 +118,11 @@ def test_interrupted_run_resumes(tmp_path, monkeypatch, capsys):
     calls = {"n": 0}
     real = report.Report.add_top_k
 
-    def crash_after_first_layer(self, result):
+    def crash_after_first_layer(self, result, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 2:
+        if calls["n"] == 3:  # the first channel of the second layer (one call per channel)
             raise KeyboardInterrupt
-        return real(self, result)
+        return real(self, result, **kwargs)
 
     monkeypatch.setattr(report.Report, "add_top_k", crash_after_first_layer)
     assert cli.run("vgg16", "vgg", ARGS + ["--out", str(tmp_path)]) == 130  # Ctrl-C: status 130, one line
@@ -167,7 +184,8 @@ def test_images_folder_with_a_broken_file(tmp_path, capsys):
 def test_report_opens_in_chromium(report_dir, tmp_path):
     screenshot = tmp_path / "index.png"
     results = check_pages(report_dir / "index.html", screenshot=screenshot)
-    assert len(results) == 3  # index and two layer pages, reached by following links
+    # Reached by following links: the index, and per layer its page, its atlas and its 2 channel pages.
+    assert len(results) == 1 + 2 * (1 + 1 + 2)
     for url, (widths, errors, links) in results.items():
         assert widths and all(w > 0 for w in widths) or url.endswith("index.html"), url
         assert not errors, (url, errors)

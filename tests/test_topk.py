@@ -62,13 +62,13 @@ def test_sources_stream_alike_and_memory_stays_bounded(vgg, photos, tmp_path, mo
         Image.fromarray(np.rint(image).astype(np.uint8)).save(tmp_path / f"{name}.png")
     array = np.stack([np.rint(im) for im in photos.values()])
     kept_sizes = []
-    real_merge = topk._RunningTopK.merge
+    real_merge = topk._RunningTopK.merge_entries
 
     def spy(self, *args):
         real_merge(self, *args)
         kept_sizes.append(len(self.referenced()))
 
-    monkeypatch.setattr(topk._RunningTopK, "merge", spy)
+    monkeypatch.setattr(topk._RunningTopK, "merge_entries", spy)
     from_dir = tfvis.top_k(vgg, tmp_path, "block1_conv2", channels=[1, 2], k=2, batch_size=4, methods=(), progress=False)
     from_data = tfvis.top_k(vgg, tf.data.Dataset.from_tensor_slices(array), "block1_conv2", channels=[1, 2], k=2,
                             batch_size=4, methods=(), progress=False)  # fmt: skip

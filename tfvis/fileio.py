@@ -91,3 +91,10 @@ def save_png(path, image, scale=1):
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG", optimize=False)
     return write_bytes(path, buffer.getvalue())
+
+
+def save_npz(path, arrays):
+    """Save a dict of arrays as one compressed ``.npz`` atomically."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **{name: np.asarray(value) for name, value in arrays.items()})
+    return write_bytes(path, buffer.getvalue())

@@ -3,6 +3,7 @@
 Every function returns float32 RGB arrays with values in [0, 255], the input contract of the
 zoo models.
 """
+import os
 import sys
 from pathlib import Path
 from typing import NamedTuple
@@ -229,7 +230,11 @@ def iter_images(source, size=None):
     warning each and a count at the end. A dict maps ids to images; array and dataset items get
     their index as id.
     """
-    if isinstance(source, dict):
+    if isinstance(source, ImageSource):
+        for batch in source.batches(batch_size=64):
+            for image_id, image in zip(batch.ids, batch.images):
+                yield image_id, image if size is None or image.shape[:2] == (size, size) else fit_image(image, size)
+    elif isinstance(source, dict):
         if not source:
             raise NoImagesError("the image source is empty (an empty dict)")
         for image_id, image in source.items():
@@ -328,3 +333,163 @@ def check_finite(images, what="images"):
         bad = np.flatnonzero(~finite).tolist()
         shown = ", ".join(map(str, bad[:10])) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
         raise ValueError(f"{what} {shown} (of {len(images)}) hold NaN or inf values; give finite pixel values")
+
+
+class IndexedBatch(NamedTuple):
+    """A batch from :meth:`ImageSource.batches`: stream indices, string ids and float32 RGB images."""
+
+    indices: np.ndarray
+    ids: list
+    images: np.ndarray
+
+
+class ImageSource:
+    """A dataset whose images are read by index, so that each shard of a run streams only its part.
+
+    Subclasses give ``__len__`` and ``_read(index)`` (an ``(id, image)`` pair, or None for an image
+    that cannot be read). Index order is the dataset order; ``batches(start, stop)`` groups the
+    indices ``start..stop-1`` by ``batch_size`` counted from index 0, so that any sharding on
+    multiples of the batch size feeds the model exactly the same batches as one pass.
+    """
+
+    size = None
+
+    def __len__(self):
+        raise NotImplementedError
+
+    def _read(self, index):
+        raise NotImplementedError
+
+    def describe(self):
+        """A JSON-able description that identifies the images (part of every unit's key)."""
+        raise NotImplementedError
+
+    def read(self, indices):
+        """``(ids, images)`` of ``indices`` (readable ones only; unreadable images are skipped with a warning)."""
+        pairs = [(int(i), self._read(int(i))) for i in indices]
+        kept = [(i, pair) for i, pair in pairs if pair is not None]
+        ids = [pair[0] for _, pair in kept]
+        images = np.stack([pair[1] for _, pair in kept]) if kept else np.zeros((0, self.size, self.size, 3), np.float32)
+        return np.array([i for i, _ in kept], np.int64), ids, images
+
+    def batches(self, start=0, stop=None, batch_size=32):
+        """Yield :class:`IndexedBatch` es of the indices ``start..stop-1``, aligned on ``batch_size`` from 0."""
+        stop = len(self) if stop is None else min(stop, len(self))
+        first = start
+        while first < stop:
+            last = min((first // batch_size + 1) * batch_size, stop)
+            indices, ids, images = self.read(range(first, last))
+            if len(ids):
+                yield IndexedBatch(indices, ids, images)
+            first = last
+
+
+class SampleSource(ImageSource):
+    """The offline dataset of :func:`sample_dataset`, generated image by image (memory flat in ``count``).
+
+    Examples
+    --------
+    >>> source = SampleSource(20, size=32)
+    >>> ids, images = sample_dataset(20, size=32)
+    >>> bool(np.array_equal(source.read([17])[2][0], images[17])), source.read([17])[1] == [ids[17]]
+    (True, True)
+    """
+
+    def __init__(self, count, size=224, seed=0):
+        self.count, self.size, self.seed = int(count), int(size), int(seed)
+
+    def __len__(self):
+        return self.count
+
+    def describe(self):
+        return {"samples": self.count, "size": self.size, "seed": self.seed}
+
+    def _read(self, index):
+        photos = _full_samples()
+        names = list(photos)
+        if index < len(names):
+            return names[index], fit_image(photos[names[index]], self.size)
+        extra = index - len(names)
+        name = names[extra % len(names)]
+        crop = random_crops(photos[name], self.size, 1, seed=self.seed * 100003 + extra)[0]
+        return f"{name}_crop{extra // len(names)}", crop
+
+
+_SAMPLES = {}
+
+
+def _full_samples():
+    """The sample photos at full size, read once per process."""
+    if not _SAMPLES:
+        _SAMPLES.update(sample_images())
+    return _SAMPLES
+
+
+def image_files(pattern):
+    """The image files of a folder (walked recursively) or a glob pattern, sorted; hidden files left out."""
+    import glob
+
+    path = Path(pattern)
+    if path.is_dir():
+        files = (p for p in path.rglob("*") if p.is_file())
+        return sorted(p for p in files if not any(part.startswith(".") for part in p.relative_to(path).parts))
+    return sorted(Path(p) for p in glob.glob(str(pattern), recursive=True) if Path(p).is_file())
+
+
+class FileSource(ImageSource):
+    """Image files (a folder or a glob pattern) read by index, resized and centre-cropped to ``size``.
+
+    Ids are the paths relative to the folder (or to the glob's fixed prefix). Unreadable files
+    are skipped with a warning; ``limit`` keeps the first files only.
+    """
+
+    def __init__(self, pattern, size, limit=None):
+        self.pattern, self.size = str(pattern), int(size)
+        self.files = image_files(pattern)[:limit]
+        base = Path(pattern) if Path(pattern).is_dir() else Path(os.path.commonpath([str(p.parent) for p in self.files])) if self.files else Path(".")
+        self.ids = [p.relative_to(base).as_posix() for p in self.files]
+        self._warned = set()
+
+    def __len__(self):
+        return len(self.files)
+
+    def describe(self):
+        stamps = [(i, p.stat().st_size, int(p.stat().st_mtime)) for i, p in zip(self.ids, self.files)]
+        return {"files": self.pattern, "size": self.size, "count": len(self.files), "stamp": _digest(stamps)}
+
+    def _read(self, index):
+        try:
+            return self.ids[index], load_image(self.files[index], size=self.size)
+        except ImageLoadError as err:
+            if index not in self._warned:  # once per file, however many times a run reads it
+                self._warned.add(index)
+                print(f"tfvis: warning: skipped {err}", file=sys.stderr)
+            return None
+
+
+class ArraySource(ImageSource):
+    """Images held in memory (an array, or a dict of id to image), fitted to ``size``."""
+
+    def __init__(self, images, size=None):
+        pairs = list(images.items()) if isinstance(images, dict) else [(str(i), im) for i, im in enumerate(images)]
+        self.ids = [str(i) for i, _ in pairs]
+        self.images = [to_rgb_array(im) if size is None else fit_image(to_rgb_array(im), size) for _, im in pairs]
+        self.size = size or (self.images[0].shape[0] if self.images else None)
+
+    def __len__(self):
+        return len(self.images)
+
+    def describe(self):
+        return {"arrays": len(self.images), "size": self.size, "digest": _digest([im.tobytes() for im in self.images])}
+
+    def _read(self, index):
+        return self.ids[index], self.images[index]
+
+
+def _digest(parts):
+    import hashlib
+
+    digest = hashlib.sha1()
+    for part in parts:
+        digest.update(part if isinstance(part, bytes) else repr(part).encode())
+    return digest.hexdigest()[:16]

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from .graph import prepared
+from .graph import cached, prepared
 from .targets import find_layer as get_layer
 from .models.custom_layers import ImagePreprocess, LocalResponseNorm
 
@@ -767,4 +767,6 @@ def receptive_field(model, layer, input_size=None):
     if isinstance(layer, str):
         model = prepared(model)  # names as every method reads them: fused activations split (tfvis.graph)
     layer = _resolve_layer(model, layer)
-    return receptive_fields(model, [layer], input_size=input_size)[layer.name]
+    size = tuple(np.atleast_1d(input_size).tolist()) if input_size is not None else None
+    # One walk per (layer, size) and model: every unit of a report asks for its layer's field.
+    return cached(model, ("receptive_field", layer.name, size), lambda: receptive_fields(model, [layer], input_size=input_size)[layer.name])

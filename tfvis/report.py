@@ -2,7 +2,11 @@
 
 Layout of a report folder::
 
-    index.html, style.css, <layer>.html
+    index.html, style.css
+    <layer>.html, <layer>_p2.html, ...  a layer's channel rows, 32 channels a page, prev/next links
+    <layer>_atlas.html            a thumbnail per channel (its feature visualization, else its top patch)
+    channels/<layer>/ch<c>.html   a channel: top-k patches with values and positions, every
+                                  reconstruction and slot, links to its layer page, atlas and neighbours
     assets/<layer>/<model>_<layer>_<image>_ch<c>_{patch,deconv}.png and .npy
     state/<layer>/ch<c>.json      one manifest per finished channel (what makes runs resumable)
     run.json                      the settings the assets were computed with
@@ -10,6 +14,12 @@ Layout of a report folder::
 Every file is written atomically; a channel counts as done once its manifest exists, and its
 manifest is written after its images. Pages are rebuilt from the manifests, so a page always
 lists every channel finished by this or an earlier run.
+
+With ``--channels all`` a layer has up to 512 channels (VGG16's block4_conv3), so its rows are
+paginated and every ``<img>`` has ``loading="lazy"`` and its display size. The atlas is a page of
+its own rather than the top of the first page: 512 thumbnails would push page 1's rows a long
+scroll down and make page 1 unlike the others, and a separate page gives the index one link to
+the whole layer at a glance (like OpenAI Microscope's layer view), each tile linking its channel.
 """
 import datetime
 import re
@@ -23,6 +33,7 @@ from . import fileio
 from .display import RECONSTRUCTION_PERCENTILE, to_image
 
 STYLE = "style.css"
+RAW_FORMATS = ("compact", "npy")
 METHOD_TITLES = {"deconvnet": "Deconvnet", "guided": "Guided backprop", "gradient": "Gradient"}
 
 
@@ -63,9 +74,13 @@ class Report:
         the same folder used other settings, its channels are recomputed.
     force : bool
         Recompute every channel even if done.
+    raw : {"compact", "npy"}
+        How the raw arrays of each channel are kept beside its PNGs: ``"compact"`` (default), one
+        compressed ``<model>_<layer>_ch<c>.npz`` per channel with reconstructions in float16;
+        ``"npy"``, a float32 ``<model>_<layer>_<image>_ch<c>_<method>.npy`` per image and method.
     """
 
-    def __init__(self, out_dir, model_name, weights, settings, force=False):
+    def __init__(self, out_dir, model_name, weights, settings, force=False, raw="compact"):
         self.out = Path(out_dir)
         self.model_name = model_name
         self.weights = weights
@@ -77,7 +92,9 @@ class Report:
             print(f"tfvis: {self.out} holds a run with other settings; recomputing its channels", file=sys.stderr)
             for folder in ("state", "assets"):  # the old channels no longer match the settings
                 shutil.rmtree(self.out / folder, ignore_errors=True)
-        self.force = force
+        if raw not in RAW_FORMATS:
+            raise ValueError(f"raw={raw!r}: choose from {', '.join(RAW_FORMATS)}")
+        self.force, self.raw = force, raw
         self._added = set()  # slots written by this run (kept when forcing)
         self.out.mkdir(parents=True, exist_ok=True)
         fileio.remove_stale_temporaries(self.out)
@@ -100,10 +117,15 @@ class Report:
         found = (fileio.read_json(p) for p in sorted(folder.glob("ch*.json"))) if folder.is_dir() else ()
         return sorted((m for m in found if m), key=lambda m: m["channel"])
 
-    def add_top_k(self, result):
-        """Write the patches, reconstructions and manifest of every channel of a :class:`~tfvis.topk.LayerTopK`."""
+    def add_top_k(self, result, unit=None):
+        """Write the patches, reconstructions, raw arrays and manifest of every channel of a :class:`~tfvis.topk.LayerTopK`.
+
+        ``unit`` (the key of the pipeline unit that computed them) is kept in the manifests, so
+        that a resumed run rewrites only channels whose unit changed (:meth:`written_by`).
+        """
         layer = result.layer
-        assets = self.out / "assets" / safe_name(layer)
+        folder = safe_name(layer)
+        assets = self.out / "assets" / folder
         for row, channel in enumerate(result.channels):
             items = []
             for rank in range(result.k):
@@ -117,17 +139,40 @@ class Report:
                     "value": float(result.values[row, rank]),
                     "position": [int(v) for v in result.positions[row, rank]],
                     "box": [int(v) for v in result.boxes[row, rank]],
-                    "patch": f"assets/{safe_name(layer)}/{stem}_patch.png",
+                    "patch": f"assets/{folder}/{stem}_patch.png",
                 }
                 item["reconstructions"] = {}
                 for method, arrays in result.reconstructions.items():
-                    fileio.save_npy(assets / f"{stem}_{method}.npy", arrays[row, rank])
+                    if self.raw == "npy":
+                        fileio.save_npy(assets / f"{stem}_{method}.npy", arrays[row, rank].astype(np.float32))
                     fileio.save_png(assets / f"{stem}_{method}.png", to_image(arrays[row, rank], percentile=RECONSTRUCTION_PERCENTILE))
-                    item["reconstructions"][method] = f"assets/{safe_name(layer)}/{stem}_{method}.png"
+                    item["reconstructions"][method] = f"assets/{folder}/{stem}_{method}.png"
                 items.append(item)
             previous = fileio.read_json(self._manifest_path(layer, channel), {}) or {}
             manifest = {"channel": int(channel), "items": items, "slots": previous.get("slots", {})}
+            if self.raw == "compact":
+                manifest["arrays"] = self._save_channel_arrays(result, row, assets)
+            if unit:
+                manifest["unit"] = unit
             fileio.write_json(self._manifest_path(layer, channel), manifest)
+
+    def _save_channel_arrays(self, result, row, assets):
+        """One compressed ``.npz`` with a channel's top-k: values, ids, positions, boxes, patches, reconstructions."""
+        channel = int(result.channels[row])
+        path = assets / f"{array_stem(self.model_name, result.layer, 'ch')}{channel}.npz"
+        arrays = {
+            "values": result.values[row], "image_ids": np.array([str(i) for i in result.image_ids[row]]),
+            "positions": result.positions[row], "boxes": result.boxes[row], "patches": result.patches[row],
+        }  # fmt: skip
+        for method, maps in result.reconstructions.items():
+            arrays[method] = maps[row].astype(np.float16)
+        fileio.save_npz(path, arrays)
+        return path.relative_to(self.out).as_posix()
+
+    def written_by(self, layer, channel, slot=None):
+        """The pipeline unit key recorded in a channel's manifest, or in one of its slots (None if none)."""
+        manifest = fileio.read_json(self._manifest_path(layer, channel), {}) or {}
+        return (manifest.get("slots", {}).get(slot) or {}).get("unit") if slot else manifest.get("unit")
 
     def has_slot(self, layer, channel, kind):
         """Whether channel ``channel`` of ``layer`` has a ``kind`` picture (never when forcing)."""
@@ -136,13 +181,13 @@ class Report:
         manifest = fileio.read_json(self._manifest_path(layer, channel), {}) or {}
         return kind in manifest.get("slots", {})
 
-    def add_slot(self, layer, channel, kind, title, image):
+    def add_slot(self, layer, channel, kind, title, image, unit=None):
         """Add a picture for a channel beside its patches (feature visualization, ...)."""
         path = self.out / "assets" / safe_name(layer) / f"{array_stem(self.model_name, layer, kind)}_ch{int(channel)}.png"
         fileio.save_png(path, image)
         self._added.add((layer, channel, kind))
         manifest = fileio.read_json(self._manifest_path(layer, channel), {"channel": int(channel), "items": []})
-        manifest.setdefault("slots", {})[kind] = {"title": title, "src": path.relative_to(self.out).as_posix()}
+        manifest.setdefault("slots", {})[kind] = {"title": title, "src": path.relative_to(self.out).as_posix(), **({"unit": unit} if unit else {})}
         fileio.write_json(self._manifest_path(layer, channel), manifest)
 
     def save_picture(self, folder, stem, image, array=None):
@@ -188,38 +233,183 @@ class Report:
     def _model_context(self, input_desc):
         return {"name": self.model_name, "weights": self.weights, "input": input_desc}
 
-    def write_layer_page(self, layer, channels, field, stride, k, input_desc=""):
-        """Write ``<layer>.html`` from the finished channels' manifests; returns its path."""
-        shown = []
-        for manifest in self.manifests(layer):
-            items = [
-                {**item, "value": f"{item['value']:.3g}", "position": tuple(item["position"])}
-                for item in manifest["items"]
-            ]  # fmt: skip
-            shown.append({"channel": manifest["channel"], "items": items, "slots": list(manifest.get("slots", {}).values())})
-        return self._render(
-            "layer.html",
-            f"{safe_name(layer)}.html",
-            model=self._model_context(input_desc),
-            layer={"name": layer, "channels": channels, "field": field, "stride": stride},
-            channels=shown,
-            k=k,
-            methods=[m for m in METHOD_TITLES if any(m in i.get("reconstructions", {}) for c in shown for i in c["items"])],
-            titles=METHOD_TITLES,
-        )
+    def write_layer_page(self, layer, channels, field, stride, k, input_desc="", per_page=None):
+        """Write the pages of ``layer`` from its finished channels' manifests.
+
+        The channel rows go on ``<layer>.html``, ``<layer>_p2.html``, ... (``per_page`` channels
+        each), the thumbnails on ``<layer>_atlas.html`` and each channel's page on
+        ``channels/<layer>/ch<c>.html`` (see the module docstring). Each manifest is read once.
+
+        Parameters
+        ----------
+        layer : str
+            The layer's name.
+        channels : int
+            How many channels the layer has (shown; the pages list the finished ones).
+        field, stride : str
+            Receptive field and stride as text (:func:`field_text`, :func:`stride_text`).
+        k : int
+            Patches per channel.
+        input_desc : str, optional
+            The model's input, for the index.
+        per_page : int, optional
+            Channels per page of rows (:data:`CHANNELS_PER_PAGE`).
+
+        Returns
+        -------
+        path : Path
+            The first page, ``<layer>.html``.
+        """
+        per_page = max(1, int(per_page or CHANNELS_PER_PAGE))
+        shown = [_channel_view(manifest) for manifest in self.manifests(layer)]
+        groups = [shown[i : i + per_page] for i in range(0, len(shown), per_page)] or [[]]
+        pages = [
+            {"href": layer_page_name(layer, n), "first": g[0]["channel"] if g else "-", "last": g[-1]["channel"] if g else "-"}
+            for n, g in enumerate(groups, 1)
+        ]  # fmt: skip
+        for number, group in enumerate(groups, 1):
+            for ch in group:
+                ch.update(page=layer_page_name(layer, number), page_number=number, href=channel_page_name(layer, ch["channel"]))
+        found = {m for ch in shown for item in ch["items"] for m in item["reconstructions"]}
+        common = {
+            "model": self._model_context(input_desc),
+            "layer": {"name": layer, "channels": channels, "field": field, "stride": stride},
+            "k": k,
+            "methods": [m for m in METHOD_TITLES if m in found] + sorted(found - set(METHOD_TITLES)),
+            "titles": METHOD_TITLES,
+            "pages": pages,
+            "atlas": atlas_page_name(layer),
+        }
+        first = None
+        for number, group in enumerate(groups, 1):
+            path = self._render("layer.html", pages[number - 1]["href"], channels=group, current=number, total=len(shown), **common)
+            first = first or path
+        kinds = [ch["thumb"]["kind"] for ch in shown if ch["thumb"]]
+        self._render(
+            "atlas.html", common["atlas"], channels=shown, thumb=THUMB_PX, visualized=kinds.count("featurevis"),
+            patch_tiles=len(kinds) - kinds.count("featurevis"), **common,
+        )  # fmt: skip
+        root = "../" * channel_page_name(layer, 0).count("/")
+        for i, ch in enumerate(shown):
+            before = shown[i - 1] if i > 0 else None
+            after = shown[i + 1] if i + 1 < len(shown) else None
+            self._render("channel.html", ch["href"], root=root, ch=ch, prev=before, next=after, **common)
+        folder = self.out / channel_page_name(layer, 0).rsplit("/", 1)[0]
+        keep = {ch["href"].rsplit("/", 1)[1] for ch in shown}
+        for old in folder.glob("ch*.html"):  # channels of a run with other settings, whose assets are gone
+            if re.fullmatch(r"ch\d+\.html", old.name) and old.name not in keep:
+                old.unlink(missing_ok=True)
+        return first
 
     def write_index(self, layers, input_desc, pages=()):
-        """Write ``index.html``: ``layers`` is a list of dicts with name, channels, field, stride."""
+        """Write ``index.html``: ``layers`` is a list of dicts with name, channels, field, stride.
+
+        Each layer links its first page and its atlas, where :meth:`write_layer_page` wrote them.
+        """
         rows = []
         for layer in layers:
             done = len(self.manifests(layer["name"]))
-            page = f"{safe_name(layer['name'])}.html"
-            rows.append({**layer, "shown": done, "page": page if (self.out / page).exists() else None})
+            page, atlas = layer_page_name(layer["name"]), atlas_page_name(layer["name"])
+            rows.append({
+                **layer, "shown": done, "page": page if (self.out / page).exists() else None,
+                "atlas": atlas if (self.out / atlas).exists() else None,
+            })  # fmt: skip
         return self._render(
             "index.html", "index.html", model=self._model_context(input_desc), layers=rows,
             settings=self.settings, pages=list(pages),
         )  # fmt: skip
 
+
+#: Channels per page of a layer's rows: 32 channels of 9 patches and 2 reconstructions are ~900 images.
+CHANNELS_PER_PAGE = 32
+#: Side of an atlas thumbnail, in CSS pixels.
+THUMB_PX = 96
+
+
+def layer_page_name(layer, number=1):
+    """Page ``number`` (from 1) of ``layer``'s channel rows: ``<layer>.html``, then ``<layer>_p2.html``, ...
+
+    Examples
+    --------
+    >>> layer_page_name("block4_conv3"), layer_page_name("block4_conv3", 3)
+    ('block4_conv3.html', 'block4_conv3_p3.html')
+    """
+    return f"{safe_name(layer)}.html" if int(number) == 1 else f"{safe_name(layer)}_p{int(number)}.html"
+
+
+def atlas_page_name(layer):
+    """The atlas of ``layer`` (a thumbnail per channel): ``<layer>_atlas.html``."""
+    return f"{safe_name(layer)}_atlas.html"
+
+
+def channel_page_name(layer, channel):
+    """The page of one channel, relative to the report folder.
+
+    Examples
+    --------
+    >>> channel_page_name("block4_conv3", 12)
+    'channels/block4_conv3/ch12.html'
+    """
+    return f"channels/{safe_name(layer)}/ch{int(channel)}.html"
+
+
+def _text(value, spec):
+    try:
+        return format(value, spec)
+    except (TypeError, ValueError):
+        return "" if value is None else str(value)
+
+
+def _coordinates(values):
+    """``[3, 5]`` as ``"(3, 5)"``; ``""`` when missing."""
+    return "(" + ", ".join(str(v) for v in values) + ")" if isinstance(values, (list, tuple)) else _text(values, "")
+
+
+def _slot_views(slots):
+    """A manifest's ``slots`` as a list of ``{kind, title, images: [{src, caption}]}``: featurevis first, then by kind.
+
+    A slot holds ``src`` (one image) or ``srcs`` (a list of paths, or of dicts with ``src`` and
+    optional ``caption``); other keys are ignored, and a slot without an image is left out.
+    """
+    views = []
+    for kind in sorted(slots, key=lambda kind: (kind != "featurevis", kind)):
+        slot = slots[kind]
+        if not isinstance(slot, dict):
+            continue
+        entries = slot.get("srcs") or ([slot["src"]] if slot.get("src") else [])
+        images = []
+        for entry in entries:
+            src, caption = (entry.get("src"), entry.get("caption", "")) if isinstance(entry, dict) else (entry, "")
+            if src:
+                images.append({"src": str(src), "caption": str(caption or "")})
+        if images:
+            views.append({"kind": kind, "title": slot.get("title") or kind.replace("_", " ").capitalize(), "images": images})
+    return views
+
+
+def _channel_view(manifest):
+    """What the pages show of one channel's manifest (unknown keys are ignored).
+
+    The thumbnail (``thumb``) is the channel's feature visualization if it has one, else its top
+    patch, else None.
+    """
+    items = []
+    for rank, item in enumerate(manifest.get("items") or [], 1):
+        items.append({
+            "rank": rank, "image": str(item.get("image", "")), "value": _text(item.get("value"), ".3g"),
+            "position": _coordinates(item.get("position")), "box": _coordinates(item.get("box")),
+            "patch": item.get("patch"), "reconstructions": dict(item.get("reconstructions") or {}),
+        })  # fmt: skip
+    slots = _slot_views(manifest.get("slots") or {})
+    thumb = None
+    featurevis = next((slot for slot in slots if slot["kind"] == "featurevis"), None)
+    top = next((item for item in items if item["patch"]), None)
+    if featurevis:
+        thumb = {"src": featurevis["images"][0]["src"], "kind": "featurevis", "title": featurevis["title"]}
+    elif top:
+        thumb = {"src": top["patch"], "kind": "patch", "title": f"top patch, {top['image']}, activation {top['value']}"}
+    arrays = manifest.get("arrays")
+    return {"channel": int(manifest["channel"]), "items": items, "slots": slots, "thumb": thumb, "arrays": str(arrays) if arrays else None}
 
 def _version():
     from . import __version__

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from .display import RECONSTRUCTION_PERCENTILE, html_images, to_image
 from .graph import as_list, cached, feature_net, prepared
-from .images import NoImagesError, iter_batches
+from .images import IndexedBatch, NoImagesError, iter_batches
 from .receptive_field import receptive_field
 from .targets import resolve
 
@@ -76,11 +76,21 @@ class _RunningTopK:
         self.flat_positions = np.zeros((k, n), np.int64)
 
     def merge(self, values, flat_positions, first_index):
-        batch = len(values)
+        """Merge one batch: ``values`` and ``flat_positions`` (batch, channels) of images ``first_index...``."""
+        images = np.arange(first_index, first_index + len(values))[:, None].repeat(len(self.channels), 1)
+        self.merge_entries(values, images, flat_positions)
+
+    def merge_entries(self, values, images, flat_positions):
+        """Merge candidate entries (rows of (n, channels) arrays): keep the k best per channel.
+
+        Order: larger value first, ties broken by smaller image index, so that merging per-shard
+        top-k lists in any grouping gives exactly the top-k of one pass (:func:`merge_top_k`).
+        """
         values = np.concatenate([self.values, values])
-        images = np.concatenate([self.images, np.arange(first_index, first_index + batch)[:, None].repeat(len(self.channels), 1)])
+        images = np.concatenate([self.images, images])
         positions = np.concatenate([self.flat_positions, flat_positions])
-        order = np.argsort(-values, axis=0, kind="stable")[: self.k]
+        unfilled = np.where(images < 0, np.iinfo(np.int64).max, images)  # empty ranks last among equal (-inf) values
+        order = np.lexsort((unfilled, -values), axis=0)[: self.k]
         self.values = np.take_along_axis(values, order, 0)
         self.images = np.take_along_axis(images, order, 0)
         self.flat_positions = np.take_along_axis(positions, order, 0)
@@ -148,38 +158,92 @@ def top_k_layers(
     """
     names = list(layers)
     net_model = prepared(model)  # layer names mean what they mean in every method (tfvis.graph)
-    channels = [_resolve_channels(net_model, name, layers[name]) for name in names]
-    key = ("top_k_step", tuple(names), tuple(tuple(int(v) for v in c) for c in channels))
-    step = cached(net_model, key, lambda: _channel_max_step(net_model, names, channels))
-    running = [_RunningTopK(c, k) for c in channels]
-    kept, ids = {}, {}
+    channels = {name: _resolve_channels(net_model, name, layers[name]) for name in names}
+    batches = (
+        IndexedBatch(np.arange(seen, seen + len(b.ids)), b.ids, b.images)
+        for seen, b in _numbered(iter_batches(images, batch_size=batch_size, size=size, limit=limit))
+    )  # fmt: skip
+    running, kept, ids = scan(model, batches, channels, k, keep_images=True, progress=progress)
+    if not ids and not any((state.images >= 0).any() for state in running.values()):
+        raise NoImagesError(f"the image source ({type(images).__name__}) yielded no images")
+    return {
+        name: assemble(model, name, state, kept, ids, methods=methods, batch_size=batch_size, progress=progress)
+        for name, state in running.items()
+    }  # fmt: skip
+
+
+def _numbered(batches):
     seen = 0
-    bar = tqdm(desc="top-k: images", unit="img", disable=not progress)
-    for batch in iter_batches(images, batch_size=batch_size, size=size, limit=limit):
-        outputs = step(tf.constant(batch.images))
-        for state, (values, positions) in zip(running, outputs):
-            state.merge(values.numpy(), positions.numpy(), seen)
-        needed = set().union(*(state.referenced() for state in running))
-        for offset, image_id in enumerate(batch.ids):
-            if seen + offset in needed:
-                kept[seen + offset] = np.clip(np.rint(batch.images[offset]), 0, 255).astype(np.uint8)
-                ids[seen + offset] = image_id
-        for index in list(kept):
-            if index not in needed:
-                del kept[index], ids[index]
+    for batch in batches:
+        yield seen, batch
         seen += len(batch.ids)
+
+
+def as_uint8(image):
+    """An image in [0, 255] rounded to uint8: how top-k keeps the images its patches come from."""
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+def scan(model, batches, channels, k, keep_images=False, progress=False):
+    """One pass over ``batches``: the running top-k of ``channels`` of each layer.
+
+    Parameters
+    ----------
+    model : keras.Model
+    batches : iterable of :class:`tfvis.images.IndexedBatch`
+        Images with their index in the dataset (the tie-breaker of equal values).
+    channels : dict of str to array of int
+        Layer name to channels (already checked).
+    k : int
+    keep_images : bool
+        Keep the images (as uint8) that hold a top-k place at the end; else only their ids.
+    progress : bool
+
+    Returns
+    -------
+    running : dict of str to _RunningTopK
+    kept : dict of int to ndarray
+        Index to image, for the images still referenced (empty unless ``keep_images``).
+    ids : dict of int to str
+        Index to id of every referenced image.
+    """
+    net_model = prepared(model)
+    names = list(channels)
+    selections = [np.asarray(channels[name]) for name in names]
+    key = ("top_k_step", tuple(names), tuple(tuple(int(v) for v in c) for c in selections))
+    step = cached(net_model, key, lambda: _channel_max_step(net_model, names, selections))
+    running = {name: _RunningTopK(c, k) for name, c in zip(names, selections)}
+    kept, ids = {}, {}
+    bar = tqdm(desc="top-k: images", unit="img", disable=not progress)
+    for batch in batches:
+        outputs = step(tf.constant(batch.images, tf.float32))
+        rows = np.asarray(batch.indices)[:, None]
+        for state, (values, positions) in zip(running.values(), outputs):
+            state.merge_entries(values.numpy(), rows.repeat(len(state.channels), 1), positions.numpy())
+        needed = set().union(*(state.referenced() for state in running.values()))
+        for index, image_id, image in zip(batch.indices, batch.ids, batch.images):
+            if int(index) in needed:
+                ids[int(index)] = image_id
+                if keep_images:
+                    kept[int(index)] = as_uint8(image)
+        for index in [i for i in ids if i not in needed]:
+            del ids[index]
+            kept.pop(index, None)
         bar.update(len(batch.ids))
     bar.close()
-    if not seen:
-        raise NoImagesError(f"the image source ({type(images).__name__}) yielded no images")
+    return running, kept, ids
+
+
+def assemble(model, layer, state, kept, ids, methods=("deconvnet", "guided"), batch_size=32, progress=False):
+    """The :class:`LayerTopK` of one layer from its running top-k and the kept images, with reconstructions."""
+    net_model = prepared(model)
+    if not kept:
+        raise NoImagesError(f"no image holds a top-{state.k} place of {layer}")
     input_shape = next(iter(kept.values())).shape[:2]
-    results = {}
-    for name, state in zip(names, running):
-        result = _assemble(net_model, name, state, kept, ids, input_shape)
-        if methods:
-            result.reconstructions = _reconstruct(model, result, kept, batch_size, methods, progress)
-        results[name] = result
-    return results
+    result = _assemble(net_model, layer, state, kept, ids, input_shape)
+    if methods:
+        result.reconstructions = _reconstruct(model, result, kept, batch_size, methods, progress)
+    return result
 
 
 def _assemble(model, layer, state, kept, ids, input_shape):

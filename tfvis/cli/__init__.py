@@ -12,7 +12,7 @@ command                                         module
 from .caricature import caricature_main
 from .common import UsageError, load_model_spec, parse_channels
 from .compare import compare_main, reinitialise
-from .report import main, render_channels, run
+from .report import main, run
 from .saliency import saliency_main
 
-__all__ = ["UsageError", "caricature_main", "compare_main", "load_model_spec", "main", "parse_channels", "reinitialise", "render_channels", "run", "saliency_main"]
+__all__ = ["UsageError", "caricature_main", "compare_main", "load_model_spec", "main", "parse_channels", "reinitialise", "run", "saliency_main"]

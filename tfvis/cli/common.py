@@ -4,6 +4,7 @@ Each command is a module of this package (``report``: ``python -m tfvis.vgg|alex
 ``saliency``, ``caricature``, ``compare``); a bad option value raises :class:`UsageError`, which the
 command prints on one line before exiting with status 2.
 """
+import argparse
 import itertools
 import sys
 from pathlib import Path
@@ -42,6 +43,50 @@ def parse_channels(spec, count, layer):
     if bad:
         raise UsageError(f"--channels {spec!r}: layer {layer} has channels 0-{count - 1}; got {bad}")
     return sorted(set(channels))
+
+
+def dataset_options(images_help, count_help):
+    """Parent parser: ``--images`` and ``--num-images`` (the images a command reads)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--images", help=images_help)
+    parent.add_argument("--num-images", type=int, help=count_help)
+    return parent
+
+
+def featurevis_options(steps_flags=("--fv-steps",)):
+    """Parent parser: the feature visualizations of channels (``--fv-steps``, ``--fv-size``, ``--fv-batch``)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(*steps_flags, dest="fv_steps", type=int, default=DEFAULT_FV_STEPS,
+                        help=f"feature visualization steps (default: {DEFAULT_FV_STEPS})")  # fmt: skip
+    parent.add_argument("--fv-size", type=int, default=DEFAULT_FV_SIZE, help=f"feature visualization side in pixels (default: {DEFAULT_FV_SIZE})")
+    parent.add_argument("--fv-batch", type=int, default=DEFAULT_FV_BATCH, help=f"channels rendered together (default: {DEFAULT_FV_BATCH})")
+    return parent
+
+
+def run_options(out_default, batch_default, batch_help, seed_help, force_help="recompute what is already in the output folder",
+                out_help=None):
+    """Parent parser: ``--out``, ``--batch-size``, ``--seed``, ``--force`` (if ``force_help``) and ``--quiet``."""
+    parent = argparse.ArgumentParser(add_help=False)
+    out_help = out_help or f"output folder (default: {out_default})"
+    parent.add_argument("--out", default=out_default, help=out_help)
+    parent.add_argument("--batch-size", type=int, default=batch_default, help=f"{batch_help} (default: {batch_default})")
+    parent.add_argument("--seed", type=int, default=0, help=f"{seed_help} (default: 0)")
+    if force_help:
+        parent.add_argument("--force", action="store_true", help=force_help)
+    parent.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parent
+
+
+def add_engine_options(parser):
+    """``--engine``, ``--address``, ``--workers`` and ``--shard-images``: where a command's work units run."""
+    group = parser.add_argument_group("engine (where the work runs)")
+    group.add_argument("--engine", choices=("local", "ray"), default="local",
+                       help="local: in this process (default); ray: Ray workers, one model each (pip install 'tfvis[ray]')")
+    group.add_argument("--address", help="with --engine ray: HOST:PORT of a running Ray cluster (default: start a local one)")
+    group.add_argument("--workers", type=int, help="with --engine ray: workers to start (default: one per GPU, else per CPU)")
+    group.add_argument("--shard-images", type=int, default=512,
+                       help="images per top-k unit, rounded up to whole batches (default: 512); any sharding gives the same top-k")
+    return parser
 
 
 def check_positive(args, names):
@@ -123,19 +168,26 @@ def check_layers(model, label, names, option="--layers"):
 
 
 def image_source(args, size):
-    """``(source, label, limit)`` of ``--images`` / ``--num-images``: a folder, or the sample photos and crops."""
+    """``(source, label, limit)`` of ``--images`` / ``--num-images``: an :class:`~tfvis.images.ImageSource`.
+
+    ``--images`` names a folder (walked recursively) or a glob pattern (quote it); default the
+    sample photos and crops of them. The source is read by index, so shards of a run read only
+    their own images; ``limit`` is always None (the source holds only the images asked for).
+    """
     from tfvis import images
 
     if args.images:
         folder = Path(args.images)
-        if not folder.is_dir():
-            raise UsageError(f"--images {args.images}: not a folder")
-        next(images.iter_images(folder, size=size))  # a folder without one readable image fails here, before any output
-        return folder, f"{folder} (centre-cropped to {size} px)", args.num_images
+        if not folder.is_dir() and not any(ch in args.images for ch in "*?["):
+            raise UsageError(f"--images {args.images}: not a folder (nor a glob pattern such as 'photos/*.jpg')")
+        source = images.FileSource(args.images, size, limit=args.num_images)
+        if not folder.is_dir() and not len(source):
+            raise UsageError(f"--images {args.images}: no files match")
+        next(images.iter_images(folder if folder.is_dir() else source, size=size))  # no readable image: fails here, before any output
+        return source, f"{args.images} (centre-cropped to {size} px)", None
     count = args.num_images or DEFAULT_SAMPLE_IMAGES
-    ids, batch = images.sample_dataset(count, size=size, seed=args.seed)
     label = f"{count} scikit-image sample photos and crops ({size} px)"
-    return dict(zip(ids, batch)), label, None
+    return images.SampleSource(count, size=size, seed=args.seed), label, None
 
 
 def first_images(source, size, count, option="--images"):
@@ -146,6 +198,13 @@ def first_images(source, size, count, option="--images"):
     """
     from tfvis import images
 
+    if isinstance(source, str) and not Path(source).is_dir() and any(ch in source for ch in "*?["):
+        source = images.FileSource(source, size)  # a glob pattern
+    if isinstance(source, images.ImageSource):
+        _, ids, batch = source.read(range(min(count, len(source))))
+        if not ids:
+            raise UsageError(f"{option}: none of the first {count} images could be read")
+        return list(ids), batch.astype(np.float32)
     if source is None:
         source = images.sample_images(size=size)
     elif isinstance(source, (str, Path)):

@@ -7,22 +7,29 @@ from pathlib import Path
 import numpy as np
 
 from .common import (
-    DEFAULT_FV_BATCH,
-    DEFAULT_FV_SIZE,
-    DEFAULT_FV_STEPS,
     UsageError,
     check_layers,
     check_positive,
+    dataset_options,
+    featurevis_options,
     image_source,
     load_model_spec,
     parse_channels,
     run_command,
+    run_options,
 )
 
 def build_compare_parser():
     """The argument parser of ``python -m tfvis.compare``."""
+    parents = [
+        dataset_options("a folder of images for CKA, or a glob pattern (default: scikit-image's sample photos plus crops)",
+                        "use at most this many images (default: 64 samples, or the whole folder)"),
+        featurevis_options(steps_flags=("--steps", "--fv-steps")),
+        run_options(str(Path("html_out") / "compare"), 32, "images per CKA minibatch", "seed of random weights, sample crops and renders"),
+    ]  # fmt: skip
     parser = argparse.ArgumentParser(
         prog="python -m tfvis.compare",
+        parents=parents,
         description="Compare two networks (e.g. a base model and a fine-tuned one): CKA between their layers, each "
         "channel's feature visualization in both models sorted by how much it changed, and dead channels.",
     )
@@ -34,17 +41,7 @@ def build_compare_parser():
     parser.add_argument("--cka-layers", help="comma-separated layers of the CKA matrix (default: the model's report layers, "
                         "or every conv layer)")  # fmt: skip
     parser.add_argument("--channels", default="8", help="'all', N (the first N), 'a-b' or '3,7,12' (default: 8)")
-    parser.add_argument("--images", help="a folder of images for CKA (default: scikit-image's sample photos plus crops)")
-    parser.add_argument("--num-images", type=int, help="use at most this many images (default: 64 samples, or the whole folder)")
     parser.add_argument("--size", type=int, default=128, help="image side for CKA (default: 128)")
-    parser.add_argument("--steps", type=int, default=DEFAULT_FV_STEPS, help=f"feature visualization steps (default: {DEFAULT_FV_STEPS})")
-    parser.add_argument("--fv-size", type=int, default=DEFAULT_FV_SIZE, help=f"feature visualization side (default: {DEFAULT_FV_SIZE})")
-    parser.add_argument("--fv-batch", type=int, default=DEFAULT_FV_BATCH, help=f"channels rendered together (default: {DEFAULT_FV_BATCH})")
-    parser.add_argument("--out", default=str(Path("html_out") / "compare"), help="output folder (default: html_out/compare)")
-    parser.add_argument("--batch-size", type=int, default=32, help="images per CKA minibatch (default: 32)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of random weights, sample crops and renders (default: 0)")
-    parser.add_argument("--force", action="store_true", help="recompute what is already in the output folder")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
 
@@ -87,7 +84,7 @@ def _visualizations(report, model, side, layer, channels, args):
     images = []
     for start in range(0, len(channels), args.fv_batch):
         group = channels[start : start + args.fv_batch]
-        images.append(np.asarray(render(model, [f"{layer}:{c}" for c in group], size=args.fv_size, steps=args.steps,
+        images.append(np.asarray(render(model, [f"{layer}:{c}" for c in group], size=args.fv_size, steps=args.fv_steps,
                                         seed=args.seed, progress=not args.quiet)))  # fmt: skip
     images = np.concatenate(images)
     fileio.save_npy(path, images)
@@ -188,7 +185,7 @@ def _run_compare(args):
     args.weights = None  # image_source reads only images, num_images, seed
     source, images_label, limit = image_source(args, args.size)
     settings = {"a": args.a, "b": args.b, "reinit-b": args.reinit_b or "", "images": images_label, "channels": args.channels,
-                "steps": args.steps, "fv-size": args.fv_size, "seed": args.seed}  # fmt: skip
+                "steps": args.fv_steps, "fv-size": args.fv_size, "seed": args.seed}  # fmt: skip
     report = Report(args.out, f"{label_a} vs {label_b}", "", settings, force=args.force)
     started = time.perf_counter()
     matrix, heatmap = _cka_heatmap(report, models, source, layers_a, layers_b, limit, args)
@@ -202,7 +199,7 @@ def _run_compare(args):
     facts = [("A", f"{label_a} ({getattr(model_a, 'tfvis_weights', 'saved model')})"),
              ("B", f"{label_b} ({getattr(model_b, 'tfvis_weights', 'saved model')})"),
              ("CKA images", f"{images_label}, minibatches of {args.batch_size}"),
-             ("Visualizations", describe(steps=args.steps, size=args.fv_size))]  # fmt: skip
+             ("Visualizations", describe(steps=args.fv_steps, size=args.fv_size))]  # fmt: skip
     dead = [name for name, _, flag in csv_rows if flag]
     report._render("compare.html", "index.html", title="Comparison", facts=facts, heatmap=heatmap, diagonal=diagonal, layers=rows, dead=dead)
     fileio.write_json(report.out / "cka.json", {"layers_a": layers_a, "layers_b": layers_b, "matrix": np.asarray(matrix).tolist()})

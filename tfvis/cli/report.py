@@ -5,6 +5,7 @@ activations, reconstructs them with the deconvnet, and writes the HTML report. R
 channels already in the output folder are skipped unless ``--force``.
 """
 import argparse
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -13,40 +14,50 @@ import numpy as np
 
 from .common import (
     DEFAULT_CHANNELS,
-    DEFAULT_FV_BATCH,
-    DEFAULT_FV_SIZE,
-    DEFAULT_FV_STEPS,
     DEFAULT_SAMPLE_IMAGES,
     UsageError,
     check_layers,
     check_out,
     check_positive,
+    dataset_options,
+    featurevis_options,
     first_images,
     image_source,
     parse_channels,
+    add_engine_options,
     run_command,
+    run_options,
 )
 
 #: Report parts: top-k reconstructions on the layer pages; per-image saliency and inversion pages.
 METHODS = ("deconv", "featurevis", "saliency", "inversion")
 DEFAULT_PAGE_IMAGES = 4
 DEFAULT_INVERT_SIZE = 128
-_POSITIVE = ("num_images", "top_k", "batch_size", "size", "page_images", "invert_size", "fv_steps", "fv_size", "fv_batch")
+_POSITIVE = ("num_images", "top_k", "batch_size", "size", "page_images", "invert_size", "fv_steps", "fv_size", "fv_batch", "workers", "shard_images")
 
 
 def build_parser(prog, model_name):
     """The argument parser of ``python -m tfvis.<prog>``."""
+    parents = [
+        dataset_options(
+            "a folder of images or a glob pattern such as 'photos/*.jpg' (default: scikit-image's sample photos plus crops of them)",
+            f"use at most this many images (default: {DEFAULT_SAMPLE_IMAGES} samples, or the whole folder)",
+        ),
+        featurevis_options(),
+        run_options(None, 16, "images per batch", "seed of random weights and sample crops",
+                    force_help="recompute channels already in the output folder", out_help=f"output folder (default: html_out/{model_name})"),
+    ]  # fmt: skip
     parser = argparse.ArgumentParser(
         prog=f"python -m tfvis.{prog}",
+        parents=parents,
         description=f"Write an HTML report of what {model_name}'s layers respond to: for each channel the top-k "
         "dataset patches and their deconvnet reconstructions (Zeiler & Fergus 2014); with --methods saliency,inversion "
-        "also a page per image with its saliency maps and its inversion from each layer.",
+        "also a page per image with its saliency maps and its inversion from each layer. With --channels all, each "
+        "layer gets an atlas view (a thumbnail per channel) and a page per channel.",
     )
     parser.add_argument("--weights", default="auto", help="auto, imagenet, random, hed (VGG16), or a weight file (default: auto)")
     parser.add_argument("--layers", help="comma-separated layer names (default: every conv layer)")
     parser.add_argument("--channels", default=DEFAULT_CHANNELS, help="'all', N (the first N), 'a-b' or '3,7,12' (default: 8)")
-    parser.add_argument("--images", help="a folder of images (default: scikit-image's sample photos plus crops of them)")
-    parser.add_argument("--num-images", type=int, help=f"use at most this many images (default: {DEFAULT_SAMPLE_IMAGES} samples, or the whole folder)")
     parser.add_argument("--size", type=int, help="image side in pixels (default: the model's input size)")
     parser.add_argument("--top-k", type=int, default=9, help="patches per channel (default: 9)")
     parser.add_argument("--methods", default="deconv", help=f"comma-separated, from: {', '.join(METHODS)}, all (default: deconv)")
@@ -55,14 +66,10 @@ def build_parser(prog, model_name):
     parser.add_argument("--invert-layers", help="layers inverted on the image pages (default: the last selected layer before each downsampling)")
     parser.add_argument("--invert-size", type=int, default=DEFAULT_INVERT_SIZE,
                         help=f"image side for inversions, at most --size (default: {DEFAULT_INVERT_SIZE})")
-    parser.add_argument("--fv-steps", type=int, default=DEFAULT_FV_STEPS, help=f"feature visualization steps (default: {DEFAULT_FV_STEPS})")
-    parser.add_argument("--fv-size", type=int, default=DEFAULT_FV_SIZE, help=f"feature visualization side in pixels (default: {DEFAULT_FV_SIZE})")
-    parser.add_argument("--fv-batch", type=int, default=DEFAULT_FV_BATCH, help=f"channels rendered together (default: {DEFAULT_FV_BATCH})")
-    parser.add_argument("--out", help=f"output folder (default: html_out/{model_name})")
-    parser.add_argument("--batch-size", type=int, default=16, help="images per batch (default: 16)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of random weights and sample crops (default: 0)")
-    parser.add_argument("--force", action="store_true", help="recompute channels already in the output folder")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--raw", choices=("compact", "npy"), default="compact",
+                        help="raw arrays beside the PNGs: one compressed float16 .npz per channel (compact, default) "
+                        "or a float32 .npy per image and method (npy)")
+    add_engine_options(parser)
     return parser
 
 
@@ -109,24 +116,14 @@ def _load(module, args, include_top):
         raise UsageError(str(err)) from None
 
 
-FV_KIND = "featurevis"
+def _engine(args):
+    from tfvis.pipeline import make_engine
+    from tfvis.pipeline.engines import EngineError
 
-
-def render_channels(report, model, channels, steps, size, batch, seed=0, progress=True):
-    """Render the feature visualization of every channel without one, ``batch`` channels per render.
-
-    Flat or NaN renders (a dead channel) are saved too, with a title that says so.
-    """
-    from tfvis.featurevis import render
-
-    for layer, chans in channels.items():
-        todo = [c for c in chans if not report.has_slot(layer, c, FV_KIND)]
-        for start in range(0, len(todo), batch):
-            group = todo[start : start + batch]
-            images = render(model, [f"{layer}:{c}" for c in group], size=size, steps=steps, seed=seed, progress=progress)
-            for i, channel in enumerate(group):
-                title = "Feature visualization" + (" (flat: a dead channel?)" if i in images.failed else "")
-                report.add_slot(layer, channel, FV_KIND, title, np.asarray(images[i]))
+    try:
+        return make_engine(args.engine, address=args.address, workers=args.workers, progress=not args.quiet)
+    except EngineError as err:
+        raise UsageError(f"--engine {args.engine}: {err}") from None
 
 
 def run(model_name, prog, argv=None):
@@ -140,8 +137,9 @@ def _run(model_name, args):
     from tfvis.models import zoo_module
     from tfvis.receptive_field import receptive_fields
     from tfvis.image_pages import stage_layers, write_image_pages
+    from tfvis.pipeline import Store, layer_report
+    from tfvis.pipeline.work import Context, ModelSpec
     from tfvis.report import Report, field_text, stride_text
-    from tfvis.topk import top_k_layers
 
     module = zoo_module(model_name)
     requested = [n.strip() for n in (args.layers or "").split(",") if n.strip()]
@@ -154,7 +152,7 @@ def _run(model_name, args):
         raise UsageError(f"--size {size}: {info.name} needs at least {info.min_size} px")
     out = Path(args.out or Path("html_out") / model_name)
     check_out(out)
-    source, images_label, limit = image_source(args, size)  # before loading the model: bad images fail at once
+    source, images_label, _ = image_source(args, size)  # before loading the model: bad images fail at once
     model = _load(module, args, include_top)
     layers = _layers(args.layers, model)
     counts = _channel_counts(model, layers)
@@ -174,19 +172,25 @@ def _run(model_name, args):
         settings["image pages"] = f"{args.page_images} images"
         if "inversion" in per_image:
             settings["inversion"] = f"{', '.join(invert_layers)} at {invert_size} px"
-    report = Report(out, model_name, model.tfvis_weights, settings, force=args.force)
-    todo = {name: [c for c in channels[name] if c not in report.done_channels(name)] for name in layers}
-    todo = {name: chans for name, chans in todo.items() if chans}
+    report = Report(out, model_name, model.tfvis_weights, settings, force=args.force, raw=args.raw)
+    store = Store(out / "store")
+    if args.force:
+        shutil.rmtree(store.root, ignore_errors=True)
+    context = Context(ModelSpec(model_name, args.weights, include_top, args.seed), source, model=model)
+    engine = _engine(args)
     started = time.perf_counter()
-    if todo:
-        results = top_k_layers(
-            model, source, todo, k=args.top_k, batch_size=args.batch_size, size=size, limit=limit,
-            methods=("deconvnet", "guided") if "deconv" in methods else (), progress=not args.quiet,
+    try:
+        merged = layer_report.top_k(engine, context, store, layers, args.top_k, args.batch_size, args.shard_images)
+        recon = ("deconvnet", "guided") if "deconv" in methods else ()
+        computed, done = layer_report.channels(
+            engine, context, store, report, merged, channels, args.top_k, recon, args.batch_size, force=args.force
         )  # fmt: skip
-        for result in results.values():
-            report.add_top_k(result)
-    if "featurevis" in methods:
-        render_channels(report, model, channels, args.fv_steps, args.fv_size, args.fv_batch, args.seed, not args.quiet)
+        if "featurevis" in methods:
+            layer_report.feature_visualizations(
+                engine, context, store, report, channels, args.fv_steps, args.fv_size, args.fv_batch, args.seed, force=args.force
+            )  # fmt: skip
+    finally:
+        engine.close()
     pages = []
     if per_image:
         ids, page_images = first_images(source, size, args.page_images)
@@ -200,13 +204,12 @@ def _run(model_name, args):
     rows = [{"name": name, "channels": counts[name], "field": field_text(fields[name]), "stride": stride_text(fields[name])} for name in layers]
     index = report.write_index(rows, input_desc, pages=pages)
     elapsed = time.perf_counter() - started
-    skipped = sum(len(channels[n]) for n in layers) - sum(len(c) for c in todo.values())
-    print(f"{model_name} ({model.tfvis_weights}): {len(layers)} layers, "
-          f"{sum(len(c) for c in todo.values())} channels computed, {skipped} already done, {elapsed:.0f} s")  # fmt: skip
+    print(f"{model_name} ({model.tfvis_weights}): {len(layers)} layers, {computed} channels computed, {done} already done, "
+          f"{elapsed:.0f} s ({engine.name} engine)")  # fmt: skip
     print(index.resolve())
     return 0
 
 
-def main(model_name, prog):
-    """Entry point of the thin modules: exit with :func:`run`'s status."""
-    sys.exit(run(model_name, prog))
+def main(model_name, prog, argv=None):
+    """Entry point of the thin modules and console commands: exit with :func:`run`'s status."""
+    sys.exit(run(model_name, prog, argv))

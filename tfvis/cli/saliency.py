@@ -4,7 +4,7 @@ import sys
 import time
 from pathlib import Path
 
-from .common import UsageError, check_positive, first_images, load_model_spec, run_command
+from .common import UsageError, check_positive, dataset_options, first_images, load_model_spec, run_command, run_options
 
 #: Methods of ``python -m tfvis.saliency``, with their titles.
 SALIENCY_METHODS = {
@@ -22,8 +22,15 @@ def build_saliency_parser():
     """The argument parser of ``python -m tfvis.saliency``."""
     from tfvis.models import ZOO
 
+    parents = [
+        dataset_options("a folder of images or a glob pattern (default: scikit-image's sample photos)",
+                        "use at most this many images (default: all)"),
+        run_options(str(Path("html_out") / "saliency"), 16, "rows per compiled call",
+                    "seed of the SmoothGrad noise and of random weights", force_help=None),
+    ]  # fmt: skip
     parser = argparse.ArgumentParser(
         prog="python -m tfvis.saliency",
+        parents=parents,
         description="Saliency maps of images for a class or a channel (Simonyan et al. 2014 and its successors), "
         "written as PNG overlays, .npy maps and one HTML page.",
     )
@@ -31,8 +38,6 @@ def build_saliency_parser():
     parser.add_argument("--weights", default="auto", help="weights of a zoo model (default: auto)")
     parser.add_argument("--target", action="append", help="targets separated by ';' or spaces (or repeat the option): class "
                         "indices, 'layer:channel' or 'layer:channel@y,x' (default: each image's top class)")  # fmt: skip
-    parser.add_argument("--images", help="a folder of images (default: scikit-image's sample photos)")
-    parser.add_argument("--num-images", type=int, help="use at most this many images (default: all)")
     parser.add_argument("--methods", default=DEFAULT_SALIENCY_METHODS, help=f"comma-separated, from: {', '.join(SALIENCY_METHODS)}, all "
                         f"(default: {DEFAULT_SALIENCY_METHODS})")  # fmt: skip
     parser.add_argument("--cam-layer", help="Grad-CAM's layer (default: the target's layer, or the last rectified spatial map)")
@@ -40,10 +45,6 @@ def build_saliency_parser():
     parser.add_argument("--noise", type=float, default=0.15, help="SmoothGrad noise, fraction of the input range (default: 0.15)")
     parser.add_argument("--steps", type=int, default=64, help="integrated-gradient steps (default: 64)")
     parser.add_argument("--size", type=int, help="image side in pixels (default: the model's input size)")
-    parser.add_argument("--out", default=str(Path("html_out") / "saliency"), help="output folder (default: html_out/saliency)")
-    parser.add_argument("--batch-size", type=int, default=16, help="rows per compiled call (default: 16)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the SmoothGrad noise and of random weights (default: 0)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 

@@ -1,0 +1,154 @@
+"""What a worker holds and what it computes: one function per kind of unit.
+
+A :class:`Context` names the model and the images; a worker (this process, or a Ray actor)
+loads the model once and reads only the images its units ask for. Each compute function takes
+the context and a unit's parameters and returns the unit's result: a dict of arrays and
+JSON-able ``"meta"`` (see :class:`tfvis.pipeline.Store`).
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to load a model in any process: a zoo name with its weights, or a saved Keras file.
+
+    Examples
+    --------
+    >>> ModelSpec("vgg16", weights="hed").describe()["model"]
+    'vgg16'
+    """
+
+    name: str
+    weights: str = "auto"
+    include_top: bool = False
+    seed: int = 0
+
+    def load(self):
+        import tfvis
+        from tfvis.models import ZOO
+
+        if self.name in ZOO:
+            return tfvis.load_model(self.name, weights=self.weights, include_top=self.include_top, seed=self.seed)
+        import keras
+
+        return keras.models.load_model(self.name, compile=False)
+
+    def describe(self, model=None):
+        """What identifies the model's values (part of every unit's key)."""
+        from pathlib import Path
+
+        weights = getattr(model, "tfvis_weights", self.weights) if model is not None else self.weights
+        described = {"model": self.name, "weights": weights, "include_top": self.include_top}
+        if weights in (None, "random") or str(weights).startswith("random"):
+            described["seed"] = self.seed
+        for path in (Path(self.name), Path(str(self.weights))):
+            if path.is_file():  # a file given by path: its size and time identify its contents
+                described[f"file:{path}"] = [path.stat().st_size, int(path.stat().st_mtime)]
+        return described
+
+
+class Context:
+    """The model and images every unit of a run works on; the model is loaded on first use.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        Loads the model in worker processes.
+    source : tfvis.images.ImageSource
+        The dataset, read by index.
+    model : keras.Model, optional
+        The model already loaded in this process (the local engine uses it directly).
+    """
+
+    def __init__(self, spec, source, model=None):
+        self.spec, self.source, self._model = spec, source, model
+
+    @property
+    def model(self):
+        if self._model is None:
+            self._model = self.spec.load()
+        return self._model
+
+    def __getstate__(self):  # sent to workers without the model: each loads its own
+        return {"spec": self.spec, "source": self.source, "_model": None}
+
+    def describe(self):
+        return {"model": self.spec.describe(self._model), "images": self.source.describe()}
+
+
+def top_k_shard(context, params, progress=False):
+    """Top-k of every channel of ``params["layers"]`` over the images ``start..stop-1``."""
+    from tfvis.graph import prepared
+    from tfvis.targets import resolve
+    from tfvis.topk import scan
+
+    model = context.model
+    net_model = prepared(model)
+    channels = {layer: np.arange(resolve(net_model, layer).channels) for layer in params["layers"]}
+    read = []
+    batches = context.source.batches(params["start"], params["stop"], params["batch_size"])
+    running, _, ids = scan(model, (read.append(len(b.ids)) or b for b in batches), channels, params["k"], progress=progress)
+    result = {}
+    for i, state in enumerate(running.values()):
+        result[f"values{i}"], result[f"images{i}"], result[f"flat{i}"] = state.values, state.images, state.flat_positions
+    result["meta"] = {"layers": list(params["layers"]), "ids": {str(i): v for i, v in ids.items()}, "read": sum(read)}
+    return result
+
+
+def channel_group(context, params, progress=False):
+    """Patches and reconstructions of the merged top-k of a group of channels of one layer."""
+    from tfvis.topk import _RunningTopK, as_uint8, assemble
+
+    state = _RunningTopK(params["channels"], params["k"])
+    state.values = np.asarray(params["values"], np.float32).reshape(state.values.shape)
+    state.images = np.asarray(params["images"], np.int64).reshape(state.images.shape)
+    state.flat_positions = np.asarray(params["flat"], np.int64).reshape(state.flat_positions.shape)
+    needed = sorted(set(state.images[state.images >= 0].tolist()))
+    indices, ids, images = context.source.read(needed)
+    kept = {int(i): as_uint8(image) for i, image in zip(indices, images)}
+    missing = set(needed) - set(kept)
+    if missing:
+        raise RuntimeError(f"images {sorted(missing)} of the dataset could not be read again (changed since the top-k pass?)")
+    result = assemble(
+        context.model, params["layer"], state, kept, dict(zip(indices.tolist(), ids)),
+        methods=tuple(params["methods"]), batch_size=params["batch_size"], progress=progress,
+    )  # fmt: skip
+    dtype = np.float16 if params.get("raw", "compact") == "compact" else np.float32
+    out = {
+        "channels": result.channels, "values": result.values, "positions": result.positions, "boxes": result.boxes,
+        "image_index": result.image_index, "patches": result.patches,
+        "meta": {"layer": result.layer, "image_ids": result.image_ids.tolist()},
+    }  # fmt: skip
+    for method, maps in result.reconstructions.items():
+        out[f"recon_{method}"] = maps.astype(dtype)
+    return out
+
+
+def feature_visualizations(context, params, progress=False):
+    """Feature visualizations of a batch of channels of one layer, rendered together."""
+    from tfvis.display import to_uint8
+    from tfvis.featurevis import render
+
+    layer = params["layer"]
+    images = render(
+        context.model, [f"{layer}:{c}" for c in params["channels"]], size=params["size"], steps=params["steps"],
+        seed=params["seed"], progress=progress,
+    )  # fmt: skip
+    failed = np.zeros(len(params["channels"]), bool)
+    failed[list(images.failed)] = True
+    return {"images": to_uint8(np.asarray(images)), "failed": failed, "meta": {"layer": layer}}
+
+
+#: Unit kind to its compute function.
+COMPUTE = {"topk": top_k_shard, "channels": channel_group, "featurevis": feature_visualizations}
+
+
+def compute(unit, context, progress=False):
+    """Run ``unit`` on ``context``: its result dict."""
+    try:
+        function = COMPUTE[unit.kind]
+    except KeyError:
+        raise ValueError(f"unknown unit kind {unit.kind!r}; known: {', '.join(COMPUTE)}") from None
+    return function(context, unit.params, progress=progress)
