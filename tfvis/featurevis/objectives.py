@@ -492,24 +492,33 @@ def alignment(name, decay_ratio=2.0):
     return Objective(lambda acts: value(acts[name]), [name], f"alignment({name})")
 
 
-def caricature(name, activations, power=2.0, batch=None):
+def caricature(name, activations=None, power=2.0, batch=None, normalize=False):
     """``dot(act(X), A) * max(cossim(act(X), A), 0.1) ** power``: match an image's activations ``A``.
 
     Rewards magnitude along ``A`` and, through the power of the cosine, the direction of the
     activation vector (Lucid's caricatures). The cosine is floored at 0.1 so that an odd or
     fractional power stays defined and a wrong direction is never rewarded.
 
+    With ``activations=None`` the references are in the batch itself, Lucid's way: the batch is
+    ``2 N`` images, the renders followed by the photos, and render ``i`` is matched to the
+    activations of image ``N + i`` (held fixed: no gradient flows into them), so that both went
+    through the same random transforms (:func:`tfvis.featurevis.caricature`).
+
     Parameters
     ----------
     name : str
         Layer name.
-    activations : array_like, shape (H', W', C) or (B, H', W', C)
+    activations : array_like, shape (H', W', C) or (B, H', W', C), optional
         The target activations at the layer, one per image of the batch (or one for all).
-        Resized bilinearly when the rendered map's size differs.
+        Resized bilinearly when the rendered map's size differs. None: the second half of the batch.
     power : float
         Exponent of the cosine similarity, about 1 to 4.
     batch : int, optional
         Image of the batch; None for every image (image ``i`` matched to ``activations[i]``).
+        Not with ``activations=None``.
+    normalize : bool
+        Divide each dot product by ``|A|^2``, so that the value is 1 where ``act(X) = A`` whatever
+        the layer's scale (e.g. to weigh a penalty against it).
 
     Returns
     -------
@@ -519,7 +528,32 @@ def caricature(name, activations, power=2.0, batch=None):
     --------
     >>> caricature("block4_conv3", np.ones((8, 8, 512))).name
     'caricature(block4_conv3, power=2)'
+    >>> caricature("block4_conv3", power=4).name
+    'caricature(block4_conv3, power=4, stacked)'
     """
+    normalize = bool(normalize)
+
+    def score(x, a):
+        x = tf.reshape(x, [tf.shape(x)[0], -1])
+        a = tf.reshape(a, [tf.shape(a)[0], -1])
+        dot = tf.reduce_sum(x * a, axis=1)
+        cos = dot / (tf.norm(x, axis=1) * tf.norm(a, axis=1) + 1e-6)
+        if normalize:
+            dot = dot / (tf.reduce_sum(a * a, axis=1) + 1e-6)
+        return tf.reduce_mean(dot * tf.maximum(cos, 0.1) ** power)
+
+    if activations is None:
+        if batch is not None:
+            raise ValueError("caricature with the references in the batch (activations=None) reads every image; drop batch")
+        text = f"caricature({name}, power={power:g}, stacked)"
+
+        def stacked(acts):
+            act = acts[name]
+            n = act.shape[0] // 2 if act.shape[0] is not None else tf.shape(act)[0] // 2
+            return score(act[:n], tf.stop_gradient(act[n:]))
+
+        return Objective(stacked, [name], text)
+
     target = np.asarray(activations, np.float32)
     if target.ndim not in (3, 4):
         raise ValueError(f"activations of shape {target.shape}: expected (H, W, C) or (B, H, W, C)")
@@ -537,10 +571,6 @@ def caricature(name, activations, power=2.0, batch=None):
         a = tf.constant(target, act.dtype)
         if a.shape[1:3] != act.shape[1:3] and act.shape.rank == 4:
             a = tf.image.resize(a, act.shape[1:3], method="bilinear")
-        x = tf.reshape(act, [tf.shape(act)[0], -1])
-        a = tf.reshape(a, [a.shape[0], -1])
-        dot = tf.reduce_sum(x * a, axis=1)
-        cos = dot / (tf.norm(x, axis=1) * tf.norm(a, axis=1) + 1e-6)
-        return tf.reduce_mean(dot * tf.maximum(cos, 0.1) ** power)
+        return score(act, a)
 
     return _leaf(value, name, text, batch, [check])
