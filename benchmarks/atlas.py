@@ -42,6 +42,11 @@ def cpu_summary():
 def run_report(tree, out, extra, env=None):
     """Run ``python -m tfvis.vgg`` of checkout ``tree`` into ``out``; (seconds, peak RSS in MB of the child)."""
     command = [sys.executable, "-m", "tfvis.vgg", "--out", str(out), "--quiet", *extra]
+    link = Path(tree, "tfvis", "templates")
+    if Path(tree).resolve() != ROOT and not link.exists():
+        # An editable install maps tfvis.templates to this checkout's templates/: point the other
+        # checkout's package at its own, so that each tree renders with its own templates.
+        link.symlink_to(Path(tree, "templates").resolve(), target_is_directory=True)
     environment = dict(os.environ, PYTHONPATH=str(tree), **(env or {}))
     started = time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss

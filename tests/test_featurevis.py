@@ -235,6 +235,53 @@ def test_single_objective_batch_and_thresholds():
         assert fv.render(model, obj.channel("c1:1", batch=2), size=16, steps=2, progress=False).shape[0] == 3
 
 
+def _loops(model):
+    return tfvis.graph.cached(model, "featurevis_loops", dict)
+
+
+def test_channel_batches_of_a_layer_share_one_trace_and_match_fresh_renders():
+    render_module = importlib.import_module("tfvis.featurevis.render")
+    model = _tiny()
+    first = fv.render(model, ["c1:0", "c1:1", "c1:2"], seed=1, **FAST)
+    second = fv.render(model, ["c1:5", "c1:3", "c1:4"], seed=2, **FAST)
+    loops = list(_loops(model).values())
+    assert len(loops) == 1 and loops[0].run.experimental_get_tracing_count() == 1
+    again = fv.render(model, ["c1:0", "c1:1", "c1:2"], seed=1, **FAST)  # after another seed and other channels
+    np.testing.assert_array_equal(np.asarray(again), np.asarray(first))
+    np.testing.assert_array_equal(again.values, first.values)
+    render_module.clear_cache(model)
+    fresh = fv.render(model, ["c1:5", "c1:3", "c1:4"], seed=2, **FAST)
+    np.testing.assert_array_equal(np.asarray(fresh), np.asarray(second))
+    # the channel batch is the sum of the per-image channel objectives (to float32 rounding)
+    summed = fv.render(model, sum(obj.channel(f"c1:{c}").on(i) for i, c in enumerate((5, 3, 4))), batch=3, seed=2, **FAST)
+    np.testing.assert_allclose(np.asarray(summed), np.asarray(second), atol=1e-4)
+    np.testing.assert_allclose(summed.values, second.values, rtol=1e-4)
+
+
+def test_stretches_of_steps_give_the_images_of_single_steps(monkeypatch):
+    render_module = importlib.import_module("tfvis.featurevis.render")
+    model = _tiny()
+    monkeypatch.setattr(render_module, "_STRETCH_SECONDS", 0.0)  # one step per call
+    single = fv.render(model, ["c1:0", "c2:1"], thresholds=[7, 20], seed=4, size=24, progress=False)
+    monkeypatch.setattr(render_module, "_STRETCH_SECONDS", 1e9)  # each checkpoint in one call
+    whole = fv.render(model, ["c1:0", "c2:1"], thresholds=[7, 20], seed=4, size=24, progress=False)
+    for t in (7, 20):
+        np.testing.assert_array_equal(np.asarray(whole[t]), np.asarray(single[t]))
+        np.testing.assert_array_equal(whole[t].values, single[t].values)
+        assert len(whole[t].values) == t
+
+
+def test_cached_render_sees_weight_changes():
+    model, twin = _tiny(), _tiny()
+    fv.render(model, ["c2:0", "c2:1"], **FAST)  # traces and caches
+    for m in (model, twin):
+        kernel, bias = m.get_layer("c2").get_weights()
+        m.get_layer("c2").set_weights([kernel[..., ::-1], bias[::-1]])
+    cached = fv.render(model, ["c2:0", "c2:1"], **FAST)
+    fresh = fv.render(twin, ["c2:0", "c2:1"], **FAST)
+    np.testing.assert_array_equal(np.asarray(cached), np.asarray(fresh))
+
+
 def _fused_tanh(seed=0):
     """[0, 255] -> Rescaling to [-1, 1] -> c1 (3x3 conv, fused tanh) -> c2 (1x1 conv)."""
     keras.utils.set_random_seed(seed)

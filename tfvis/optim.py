@@ -3,7 +3,9 @@
 Each optimiser holds its state in ``tf.Variable`` objects created once, outside any compiled
 function, and is then called inside one (``tf.function``, XLA included) with the gradients of
 the variables it moves. ``sign`` says which way: ``+1`` climbs the objective (gradient ascent,
-feature visualization maximises), ``-1`` descends it (inversion minimises a loss).
+feature visualization maximises), ``-1`` descends it (inversion minimises a loss). ``reset()``
+forgets the steps taken (zero state), so that a compiled function holding an optimiser can start
+a new optimisation without being traced again.
 
 With ``g`` the gradient, ``lr`` the learning rate and ``t`` the step number (from 1):
 
@@ -106,6 +108,12 @@ class Adam:
         self.m, self.v = _state(self.variables), _state(self.variables)
         self.t = tf.Variable(0.0, trainable=False)
 
+    def reset(self):
+        """Forget every step taken: zero moments and step count, as just built (the variables it moves are left as they are)."""
+        for state in self.m + self.v:
+            state.assign(tf.zeros_like(state))
+        self.t.assign(0.0)
+
     def __call__(self, grads, learning_rate=None):
         """Take one step along ``grads`` (one per variable); ``learning_rate`` overrides the default."""
         lr = self.learning_rate if learning_rate is None else learning_rate
@@ -159,6 +167,11 @@ class Momentum:
         self.sign = _sign(sign)
         self.momentum = float(momentum)
         self.velocity = _state(self.variables)
+
+    def reset(self):
+        """Forget every step taken: zero velocity, as just built."""
+        for state in self.velocity:
+            state.assign(tf.zeros_like(state))
 
     def __call__(self, grads, learning_rate=None):
         """Take one step along ``grads`` (one per variable); ``learning_rate`` overrides the default."""

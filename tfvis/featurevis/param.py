@@ -101,6 +101,20 @@ def to_rgb(x, decorrelate=True):
 class ImageParam:
     """A batch of images as trainable variables; calling it gives the images in [0, 1].
 
+    Parameters
+    ----------
+    variables : list of tf.Variable
+        What the optimiser updates.
+    to_unbounded : callable
+        ``() -> (B, H, W, 3)`` unbounded values from the variables.
+    shape : tuple
+        ``(batch, h, w, 3)``.
+    decorrelate : bool
+        Mix the colours before the sigmoid (see :func:`to_rgb`).
+    initial : callable, optional
+        ``seed -> list of tensors``, the starting values of ``variables`` for a seed (used by
+        :meth:`reset`).
+
     Attributes
     ----------
     variables : list of tf.Variable
@@ -109,14 +123,39 @@ class ImageParam:
         ``(batch, h, w, 3)`` of the images.
     """
 
-    def __init__(self, variables, to_unbounded, shape, decorrelate):
+    def __init__(self, variables, to_unbounded, shape, decorrelate, initial=None):
         self.variables = list(variables)
         self._to_unbounded = to_unbounded
         self.shape = tuple(shape)
         self.decorrelate = bool(decorrelate)
+        self._initial = initial
 
     def __call__(self):
         return to_rgb(self._to_unbounded(), self.decorrelate)
+
+    def reset(self, seed):
+        """Set the variables to their starting values for ``seed``: the images a new parameterization with that seed starts from.
+
+        Lets a compiled render that holds these variables start another render without tracing again.
+
+        Parameters
+        ----------
+        seed : int
+
+        Examples
+        --------
+        >>> images = fourier(16, seed=1)
+        >>> start = images().numpy()
+        >>> images.variables[0].assign_add(tf.ones_like(images.variables[0]))  # doctest: +ELLIPSIS
+        <...>
+        >>> images.reset(1)
+        >>> bool(np.array_equal(images().numpy(), start))
+        True
+        """
+        if self._initial is None:
+            raise ValueError("this parameterization was built without its starting values; build a new one instead")
+        for variable, value in zip(self.variables, self._initial(int(seed))):
+            variable.assign(value)
 
 
 def _normal(shape, seed, sd):
@@ -149,8 +188,13 @@ def pixel(size, batch=1, sd=0.01, decorrelate=True, seed=0):
     TensorShape([2, 32, 32, 3])
     """
     h, w = _hw(size)
-    values = tf.Variable(_normal([batch, h, w, 3], seed, sd), name="pixels")
-    return ImageParam([values], lambda: values, (batch, h, w, 3), decorrelate)
+    shape = [batch, h, w, 3]
+
+    def initial(seed):
+        return [_normal(shape, seed, sd)]
+
+    values = tf.Variable(initial(seed)[0], name="pixels")
+    return ImageParam([values], lambda: values, (batch, h, w, 3), decorrelate, initial)
 
 
 def fourier(size, batch=1, sd=0.01, decay_power=1.0, decorrelate=True, seed=0):
@@ -182,7 +226,11 @@ def fourier(size, batch=1, sd=0.01, decay_power=1.0, decorrelate=True, seed=0):
     """
     h, w = _hw(size)
     shape = [2, batch, 3, h, w // 2 + 1]  # real and imaginary parts, channels first for irfft2d
-    spectrum = tf.Variable(_normal(shape, seed, sd), name="spectrum")
+
+    def initial(seed):
+        return [_normal(shape, seed, sd)]
+
+    spectrum = tf.Variable(initial(seed)[0], name="spectrum")
     scale = tf.constant(spectrum_scale(h, w, decay_power) * _FFT_GAIN)
 
     def to_unbounded():
@@ -190,7 +238,7 @@ def fourier(size, batch=1, sd=0.01, decay_power=1.0, decorrelate=True, seed=0):
         planes = tf.signal.irfft2d(complex_, fft_length=[h, w])  # (B, 3, h, w)
         return tf.transpose(planes, [0, 2, 3, 1])
 
-    return ImageParam([spectrum], to_unbounded, (batch, h, w, 3), decorrelate)
+    return ImageParam([spectrum], to_unbounded, (batch, h, w, 3), decorrelate, initial)
 
 
 def image(size, batch=1, param="fft", decorrelate=True, seed=0, sd=0.01, decay_power=1.0):

@@ -115,6 +115,9 @@ class RayEngine:
         self.ray = ray
         self._owns_cluster = not ray.is_initialized()
         if self._owns_cluster:
+            # Ray starts workers at nice 15 by default; tfvis' workers are the work itself, and a
+            # local cluster should compete for the cores like the local engine does.
+            os.environ.setdefault("RAY_worker_niceness", "0")
             options = {"include_dashboard": False, "logging_level": "ERROR", "log_to_driver": False}
             try:
                 if address:
