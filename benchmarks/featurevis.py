@@ -127,8 +127,9 @@ class Bare:
     def __call__(self, steps):
         start = _clock()
         self.spectrum.assign(self.start)
-        for variable in self.optimizer.variables:
-            variable.assign(tf.zeros_like(variable))
+        for variable in self.optimizer.variables:  # step count and moments; the learning rate is a variable too
+            if "learning_rate" not in variable.name:
+                variable.assign(tf.zeros_like(variable))
         images = self.run(tf.constant(steps)).numpy() * 255.0
         return images, _per_step([start, _clock()], steps)
 
