@@ -1,6 +1,7 @@
 """Benchmark of the report pipeline: engines, sharding, memory, and the on-paper scale-out.
 
-    python benchmarks/atlas.py report --old ../base   # default report: local engine vs the runner of another checkout
+    python benchmarks/atlas.py report --old ../base [--ray]
+                                                      # default report: local engine (and Ray) vs the runner of another checkout
     python benchmarks/atlas.py ray                    # same report: Ray (local cluster, 2 workers) vs the local engine
     python benchmarks/atlas.py topk --images 512,1024,2048
                                                       # top-k of all 512 channels of block4_conv3: time and peak memory
@@ -67,50 +68,58 @@ def top_k_lists(out):
     return lists
 
 
-def compare_runs(name_a, run_a, name_b, run_b, rounds, label):
-    """Run both alternately ``rounds`` times; print best times and the ratio after checking equal top-k."""
-    times = {name_a: [], name_b: []}
+def compare_runs(runs, rounds, label):
+    """Run ``runs`` (name, function of an output folder) alternately ``rounds`` times.
+
+    Prints each one's best time and its ratio to the first's, after checking that all wrote the
+    same top-k lists.
+    """
+    times = {name: [] for name, _ in runs}
+    reference = None
     with tempfile.TemporaryDirectory() as scratch:
         for i in range(rounds):
-            for name, run in ((name_a, run_a), (name_b, run_b)):
-                out = Path(scratch) / f"{name}{i}"
+            for k, (name, run) in enumerate(runs):
+                out = Path(scratch) / f"run{k}-round{i}"
                 seconds, _ = run(out)
                 times[name].append(seconds)
                 lists = top_k_lists(out)
-                if i == 0 and name == name_a:
+                if reference is None:
                     reference = lists
                 elif lists != reference:
-                    sys.exit(f"{name} wrote other top-k lists than {name_a}: the ratio would compare unequal work")
-        channels = len(reference)
+                    sys.exit(f"{name} wrote other top-k lists than {runs[0][0]}: the ratio would compare unequal work")
     best = {name: min(values) for name, values in times.items()}
-    print(f"\n{label}: {channels} channels, top-k lists identical (values, ids, positions: bit for bit)")
+    first = runs[0][0]
+    print(f"\n{label}: {len(reference)} channels, top-k lists identical (values, ids, positions: bit for bit)")
     for name, values in times.items():
-        print(f"  {name:<28} best {best[name]:7.1f} s   runs {', '.join(f'{v:.1f}' for v in values)}")
-    print(f"  ratio {name_b} / {name_a}: {best[name_b] / best[name_a]:.2f}")
+        ratio = "" if name == first else f"   {best[name] / best[first]:.2f}x of {first}"
+        print(f"  {name:<30} best {best[name]:7.1f} s   runs {', '.join(f'{v:.1f}' for v in values)}{ratio}")
     return best
 
 
 DEFAULT_REPORT = []  # python -m tfvis.vgg with its defaults: 13 layers x 8 channels, 64 images at 224 px
+RAY = ["--engine", "ray", "--workers", "2"]
 
 
 def report(args):
     if not args.old:
         sys.exit("report: give --old OTHER_CHECKOUT (e.g. git worktree add ../base <commit before the pipeline>)")
     extra = DEFAULT_REPORT + args.extra
-    compare_runs(
-        "before (one-process runner)", lambda out: run_report(Path(args.old).resolve(), out, extra),
-        "local engine", lambda out: run_report(ROOT, out, extra),
-        args.rounds, "default report (python -m tfvis.vgg)",
-    )  # fmt: skip
+    runs = [
+        ("before (one-process runner)", lambda out: run_report(Path(args.old).resolve(), out, extra)),
+        ("local engine", lambda out: run_report(ROOT, out, extra)),
+    ]
+    if args.ray:
+        runs.append(("ray, local cluster, 2 workers", lambda out: run_report(ROOT, out, extra + RAY)))
+    compare_runs(runs, args.rounds, "default report (python -m tfvis.vgg)")
 
 
 def ray_engine(args):
     extra = DEFAULT_REPORT + args.extra
-    compare_runs(
-        "local engine", lambda out: run_report(ROOT, out, extra),
-        "ray, local cluster, 2 workers", lambda out: run_report(ROOT, out, extra + ["--engine", "ray", "--workers", "2"]),
-        args.rounds, "default report, local vs Ray",
-    )  # fmt: skip
+    runs = [
+        ("local engine", lambda out: run_report(ROOT, out, extra)),
+        ("ray, local cluster, 2 workers", lambda out: run_report(ROOT, out, extra + RAY)),
+    ]
+    compare_runs(runs, args.rounds, "default report, local vs Ray")
 
 
 def child_top_k(args):
@@ -208,6 +217,7 @@ def main():
     parser.add_argument("what", choices=("report", "ray", "topk", "units"))
     parser.add_argument("--old", help="another checkout of tfvis (report)")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--ray", action="store_true", help="report: time the Ray engine (local cluster, 2 workers) too")
     parser.add_argument("--images", default="512,1024,2048", help="image counts (topk)")
     parser.add_argument("--count", type=int, default=64, help="images of the per-unit measurement (units)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)

@@ -45,7 +45,7 @@ noise images (``gain``).
 
 Usage: pip install -e '.[bench]'; python benchmarks/featurevis.py [--steps 256] [--size 128]
        [--channels 8] [--layer block4_conv3] [--peers tfvis,bare,tf-keras-vis,xplique]
-       [--rounds 8] [--round-steps 6] [--gain-for METHODS] [--precision auto] [--weights hed]
+       [--rounds 8] [--round-steps 6] [--gain-for METHODS] [--precision auto] [--weights hed] [--curve 16,32,64]
 """
 import argparse
 import importlib
@@ -87,6 +87,12 @@ class Tfvis:
         images = featurevis.render(*self.args, steps=steps, **self.kwargs)
         self.precision = images.precision
         return np.asarray(images) * 255.0, _per_step([start, _clock()], steps)
+
+
+    def curve(self, steps):
+        """Images in [0, 255] after each of ``steps`` (one render, its checkpoints)."""
+        results = featurevis.render(*self.args, steps=max(steps), thresholds=steps, **self.kwargs)
+        return {t: np.asarray(r) * 255.0 for t, r in results.items()}
 
 
 class Bare:
@@ -282,6 +288,7 @@ def main():
     parser.add_argument("--gain-for", default=None, help="methods given a --steps quality render (default: all; '' for none)")
     parser.add_argument("--precision", default="auto", choices=precision.PRECISIONS, help="tfvis' precision")
     parser.add_argument("--weights", default="hed", help="VGG16 weights (tfvis.load_model); hed: offline, conv only")
+    parser.add_argument("--curve", default="", help="steps at which to measure tfvis' gain too, e.g. 16,32,64,128 (one render)")
     args = parser.parse_args()
     methods = [m for m in args.peers.split(",") if m]
     unknown = [m for m in methods if m not in METHODS]
@@ -319,6 +326,28 @@ def main():
         print(f"{name}: {args.steps} steps in {total[name]:.1f} s, act {scores[name][0]:.1f}, gain {scores[name][1]:.1f}", flush=True)
 
     table(args, channels, runners, per_step, total, scores)
+    if args.curve and "tfvis" in runners:
+        checkpoints = sorted({int(t) for t in args.curve.split(",") if t})
+        curve = {t: quality(model, args.layer, channels, images, args.size) for t, images in runners["tfvis"].curve(checkpoints).items()}
+        print("tfvis by step: " + ", ".join(f"{t}: act {a:.1f}, gain {g:.1f}" for t, (a, g) in curve.items()))
+        equal_gain(args, curve, per_step, scores)
+
+
+def equal_gain(args, curve, per_step, scores):
+    """Time to equal gain: tfvis' steps to reach each peer's ``--steps`` gain (first checkpoint at or above it)."""
+    points = sorted({**{t: g for t, (_, g) in curve.items()}, **({args.steps: scores["tfvis"][1]} if "tfvis" in scores else {})}.items())
+    tfvis_step = float(np.median(np.array(per_step["tfvis"]).reshape(-1, 2)[:, 0]))
+    print(f"time to equal gain (tfvis at {tfvis_step:.3f} s/step; peers: {args.steps} steps at their median s/step)")
+    for name, (_, gain) in scores.items():
+        if name == "tfvis" or not per_step.get(name):
+            continue
+        peer = float(np.median(np.array(per_step[name]).reshape(-1, 2)[:, 0])) * args.steps
+        reached = next((t for t, g in points if g >= gain), None)
+        if reached is None:
+            print(f"  {name:14s} gain {gain:5.1f} in {peer:7.1f} s; tfvis does not reach it within {points[-1][0]} steps")
+            continue
+        print(f"  {name:14s} gain {gain:5.1f} in {peer:7.1f} s; tfvis reaches it by step {reached} in {reached * tfvis_step:6.1f} s: "
+              f"{peer / (reached * tfvis_step):.2f}x faster")  # fmt: skip
 
 
 if __name__ == "__main__":

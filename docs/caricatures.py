@@ -30,16 +30,11 @@ HERE = Path(__file__).resolve().parent
 NAMES = ("chelsea", "coffee", "astronaut")
 
 
-def _pool(image, res):
-    s = image.shape[0] // res
-    return image[: res * s, : res * s].reshape(res, s, res, s).mean(axis=(1, 3))
-
-
 def edges(image, res=16):
-    """Block means of the grey level's gradient magnitude on a ``res`` x ``res`` grid, flattened."""
-    grey = np.asarray(image, np.float64).mean(axis=-1)
-    gy, gx = np.gradient(grey)
-    return _pool(np.hypot(gx, gy), res).ravel()
+    """Where the image's edges are, on a ``res`` x ``res`` grid (:func:`tfvis.compare.edge_layout`)."""
+    from tfvis.compare import edge_layout
+
+    return edge_layout(image, res)
 
 
 def colours(image, res=16):

@@ -9,27 +9,10 @@ import tensorflow as tf
 import tfvis
 from tfvis import featurevis
 from tfvis.cli import caricature as cli
+from tfvis.compare import layout_correlation
 from tfvis.featurevis import objectives as obj
 from tfvis.featurevis import transforms
 from tfvis.featurevis.caricatures import activated_layer, blur_penalty
-
-
-def _pool(image, res):
-    """Block means of an (S, S) map on a res x res grid (S a multiple of res)."""
-    s = image.shape[0] // res
-    return image[: res * s, : res * s].reshape(res, s, res, s).mean(axis=(1, 3))
-
-
-def layout(image, res=16):
-    """The photo's layout as a vector: the local mean of the grey level's gradient magnitude on a res x res grid."""
-    grey = np.asarray(image, np.float64).mean(axis=-1)
-    gy, gx = np.gradient(grey)
-    return _pool(np.hypot(gx, gy), res).ravel()
-
-
-def correlation(a, b):
-    a, b = a - a.mean(), b - b.mean()
-    return float(a @ b / np.sqrt((a @ a) * (b @ b)))
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +32,8 @@ def test_block2_conv2_caricature_keeps_its_photos_layout(vgg16_hed, photos):
     result = featurevis.caricature(vgg16_hed, photos, "block2_conv2", steps=48, progress=False)
     assert result.shape == (2, 64, 64, 3) and not result.failed
     p = photos / 255.0
-    own = [correlation(layout(result[i]), layout(p[i])) for i in range(2)]
-    other = [correlation(layout(result[i]), layout(p[1 - i])) for i in range(2)]
+    own = [layout_correlation(result[i], p[i]) for i in range(2)]
+    other = [layout_correlation(result[i], p[1 - i]) for i in range(2)]
     for i in range(2):
         assert own[i] > 0.6 and own[i] > other[i] + 0.4, (own, other)
 
@@ -65,7 +48,7 @@ def test_block2_conv2_caricature_keeps_its_photos_layout(vgg16_hed, photos):
     # The plain channel render and the old fixed-target, pre-ReLU objective do not know the photo.
     target = featurevis.reference_activations(vgg16_hed, photos, "block2_conv2", 64)
     old = featurevis.render(vgg16_hed, obj.caricature("block2_conv2", target, power=2.0), size=64, steps=48, batch=2, progress=False)
-    old_own = [correlation(layout(old[i]), layout(p[i])) for i in range(2)]
+    old_own = [layout_correlation(old[i], p[i]) for i in range(2)]
     assert max(old_own) < min(own) - 0.3, (old_own, own)
 
 

@@ -103,6 +103,9 @@ def test_units_resume_and_changed_settings_make_new_units(context, tmp_path, mon
     assert all(store.has(u) for u in units)
     other_k = top_k_units(context, LAYERS, 5, batch_size=4, shard_images=8)
     assert not any(store.has(u) for u in other_k)  # another k: other keys, nothing reused
+    # float32 (what "auto" resolves to for top-k) keeps the keys; bfloat16 forward passes are other units
+    assert [u.key for u in top_k_units(context, LAYERS, 4, 4, 8, precision="float32")] == [u.key for u in units]
+    assert not any(store.has(u) for u in top_k_units(context, LAYERS, 4, 4, 8, precision="bfloat16"))
 
 
 def test_image_sources_read_by_index(tmp_path):
@@ -185,3 +188,23 @@ def test_a_killed_ray_worker_is_retried_with_the_same_result(context, tmp_path):
             if key != "meta":
                 np.testing.assert_array_equal(a[key], b[key])
         assert a["meta"]["ids"] == b["meta"]["ids"]
+
+
+def test_images_kept_from_top_k_equal_a_fresh_read_and_stay_bounded(zoo_model, monkeypatch):
+    """Channel units reuse the top-k shard's images: the same uint8 pixels and ids a fresh read gives."""
+    from tfvis.topk import as_uint8
+
+    source = SampleSource(12, size=40, seed=3)
+    context = Context(ModelSpec("vgg16", "random"), source, model=zoo_model("vgg16", "random", include_top=False))
+    unit = top_k_units(context, LAYERS, 2, batch_size=4)[0]
+    work_module.compute(unit, context)
+    kept = sorted(context._kept)
+    assert kept
+    indices, ids, images = context.read_uint8(kept + [11])
+    fresh_indices, fresh_ids, fresh = source.read(kept + [11])
+    assert indices == [int(i) for i in fresh_indices] and ids == list(fresh_ids)
+    for image, expected in zip(images, fresh):
+        np.testing.assert_array_equal(image, as_uint8(expected))
+    monkeypatch.setattr(Context, "KEPT_BYTES", 2 * images[0].nbytes)
+    context.keep({i: image for i, image in zip(indices, images)}, dict(zip(indices, ids)))
+    assert len(context._kept) == 2 and 11 in context._kept  # the oldest dropped first, the newest kept

@@ -250,3 +250,23 @@ def test_render_in_bfloat16_climbs_like_float32():
     reached32 = fv.objective_value(model, objective, np.asarray(single) * 255.0)
     reached16 = fv.objective_value(model, objective, np.asarray(half) * 255.0)
     assert reached16 == pytest.approx(reached32, rel=0.15)
+
+
+def test_top_k_in_bfloat16_ranks_like_float32_and_auto_stays_float32(monkeypatch, cpu_only):
+    """bfloat16 top-k values are float32's at bfloat16's rounding; "auto" is float32 even on an AMX CPU."""
+    from tfvis.topk import top_k
+
+    model = _tiny()
+    images = np.random.default_rng(1).uniform(0, 255, (48, 20, 20, 3)).astype("float32")
+    exact = top_k(model, images, "c2", k=4, methods=(), progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # emulated here
+        fast = top_k(model, images, "c2", k=4, methods=(), progress=False, precision="bfloat16")
+    scale = np.abs(exact.values).max()
+    assert np.abs(fast.values - exact.values).max() < 0.03 * scale
+    overlap = [len(set(exact.image_ids[c]) & set(fast.image_ids[c])) / 4 for c in range(len(exact.channels))]
+    assert np.mean(overlap) >= 0.75
+    monkeypatch.setattr(precision, "cpu_flags", lambda path=None: AMX)
+    auto = top_k(model, images, "c2", k=4, methods=(), progress=False, precision="auto")
+    np.testing.assert_array_equal(auto.values, exact.values)
+    np.testing.assert_array_equal(auto.image_ids, exact.image_ids)

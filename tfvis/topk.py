@@ -4,6 +4,12 @@ One forward pass per batch serves every channel of every requested layer: the co
 returns only each channel's maximum and its position per image, and a running top-k per channel
 is merged on the host. Only the images that currently hold a top-k place are kept, so memory is
 bounded by the batch size and k x channels, not by the dataset.
+
+The forward passes run in float32 unless ``precision="bfloat16"`` is asked for
+(:mod:`tfvis.precision`): bfloat16 keeps about three significant digits, so channels whose k-th
+and (k+1)-th values are close can swap places, and top-k results would no longer be equal across
+precisions, shardings of one run and machines. ``"auto"`` therefore stays float32 here
+(:data:`AUTO_BFLOAT16`).
 """
 import dataclasses
 from dataclasses import dataclass
@@ -12,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
+from . import precision as precision_
 from .display import RECONSTRUCTION_PERCENTILE, html_images, to_image
 from .graph import as_list, cached, feature_net, prepared
 from .images import IndexedBatch, NoImagesError, iter_batches
@@ -99,9 +106,22 @@ class _RunningTopK:
         return set(self.images[self.images >= 0].tolist())
 
 
-def _channel_max_step(net_model, layers, channels):
-    """A compiled step: per layer, each selected channel's max over positions and its flat index."""
+#: Where ``precision="auto"`` runs top-k forward passes in bfloat16: nowhere. Measured with
+#: ``benchmarks/topk_precision.py`` (VGG16-hed ``block4_conv3``, all 512 channels, 128 sample
+#: images): 98.6% of the top-9 images are float32's, but only 52% of the channels keep their exact
+#: top-9 list, so bfloat16 is offered (``precision="bfloat16"``) but never chosen for the user.
+AUTO_BFLOAT16 = False
+
+
+def _extractor(net_model, layers, precision):
+    """The feature net of ``layers`` in ``precision`` (a bfloat16 copy has its weights synced at each call)."""
     extractor = feature_net(net_model, list(layers))
+    return extractor if precision == "float32" else precision_.bfloat16_model(extractor)
+
+
+def _channel_max_step(net_model, layers, channels, precision="float32"):
+    """A compiled step: per layer, each selected channel's max over positions and its flat index."""
+    extractor = _extractor(net_model, layers, precision)
     selections = [tf.constant(c, tf.int32) for c in channels]
 
     @tf.function(input_signature=[tf.TensorSpec([None, *net_model.inputs[0].shape[1:]], tf.float32)])
@@ -129,8 +149,9 @@ def _resolve_channels(net_model, layer, channels):
 
 
 def top_k_layers(
-    model, images, layers, k=9, batch_size=32, size=None, limit=None, methods=("deconvnet", "guided"), progress=True
-):
+    model, images, layers, k=9, batch_size=32, size=None, limit=None, methods=("deconvnet", "guided"), progress=True,
+    precision="float32",
+):  # fmt: skip
     """Stream ``images`` once and keep the top-k activations of many layers' channels.
 
     Parameters
@@ -151,6 +172,9 @@ def top_k_layers(
         Reconstructions to compute for each kept unit (batched over channels); empty for none.
     progress : bool
         Show progress bars.
+    precision : {"float32", "bfloat16", "auto"}
+        What the forward passes that rank the images compute in (see the module's notes;
+        ``"auto"`` resolves to float32). Reconstructions stay float32.
 
     Returns
     -------
@@ -163,7 +187,7 @@ def top_k_layers(
         IndexedBatch(np.arange(seen, seen + len(b.ids)), b.ids, b.images)
         for seen, b in _numbered(iter_batches(images, batch_size=batch_size, size=size, limit=limit))
     )  # fmt: skip
-    running, kept, ids = scan(model, batches, channels, k, keep_images=True, progress=progress)
+    running, kept, ids = scan(model, batches, channels, k, keep_images=True, progress=progress, precision=precision)
     if not ids and not any((state.images >= 0).any() for state in running.values()):
         raise NoImagesError(f"the image source ({type(images).__name__}) yielded no images")
     return {
@@ -184,7 +208,7 @@ def as_uint8(image):
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
 
-def scan(model, batches, channels, k, keep_images=False, progress=False):
+def scan(model, batches, channels, k, keep_images=False, progress=False, precision="float32"):
     """One pass over ``batches``: the running top-k of ``channels`` of each layer.
 
     Parameters
@@ -198,6 +222,8 @@ def scan(model, batches, channels, k, keep_images=False, progress=False):
     keep_images : bool
         Keep the images (as uint8) that hold a top-k place at the end; else only their ids.
     progress : bool
+    precision : {"float32", "bfloat16", "auto"}
+        See :func:`top_k_layers`.
 
     Returns
     -------
@@ -210,8 +236,11 @@ def scan(model, batches, channels, k, keep_images=False, progress=False):
     net_model = prepared(model)
     names = list(channels)
     selections = [np.asarray(channels[name]) for name in names]
-    key = ("top_k_step", tuple(names), tuple(tuple(int(v) for v in c) for c in selections))
-    step = cached(net_model, key, lambda: _channel_max_step(net_model, names, selections))
+    precision = precision_.resolve_precision(precision, AUTO_BFLOAT16)
+    key = ("top_k_step", tuple(names), tuple(tuple(int(v) for v in c) for c in selections), precision)
+    step = cached(net_model, key, lambda: _channel_max_step(net_model, names, selections, precision))
+    if precision != "float32":
+        _extractor(net_model, names, precision)  # copies the model's current weights into the cached bfloat16 net
     running = {name: _RunningTopK(c, k) for name, c in zip(names, selections)}
     kept, ids = {}, {}
     bar = tqdm(desc="top-k: images", unit="img", disable=not progress)
@@ -373,7 +402,10 @@ def _reconstruct(model, result, kept, batch_size, methods, progress):
     return out
 
 
-def top_k(model, images, layer, channels=None, k=9, batch_size=32, size=None, methods=("deconvnet", "guided"), progress=True):
+def top_k(
+    model, images, layer, channels=None, k=9, batch_size=32, size=None, methods=("deconvnet", "guided"), progress=True,
+    precision="float32",
+):  # fmt: skip
     """The k strongest activations of a layer's channels over a dataset, with patches and reconstructions.
 
     For every channel, the k images whose maximum over positions is largest (so the k come from k
@@ -396,6 +428,8 @@ def top_k(model, images, layer, channels=None, k=9, batch_size=32, size=None, me
     methods : sequence of {"deconvnet", "guided", "gradient"}
         Reconstructions to compute; ``()`` for none.
     progress : bool
+    precision : {"float32", "bfloat16", "auto"}
+        See :func:`top_k_layers`.
 
     Returns
     -------
@@ -408,5 +442,6 @@ def top_k(model, images, layer, channels=None, k=9, batch_size=32, size=None, me
     ((8, 9, 24, 24, 3), ['deconvnet', 'guided'])
     """
     return top_k_layers(
-        model, images, {layer: channels}, k=k, batch_size=batch_size, size=size, methods=methods, progress=progress
-    )[layer]
+        model, images, {layer: channels}, k=k, batch_size=batch_size, size=size, methods=methods, progress=progress,
+        precision=precision,
+    )[layer]  # fmt: skip

@@ -69,6 +69,9 @@ def build_parser(prog, model_name):
     parser.add_argument("--raw", choices=("compact", "npy"), default="compact",
                         help="raw arrays beside the PNGs: one compressed float16 .npz per channel (compact, default) "
                         "or a float32 .npy per image and method (npy)")
+    parser.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
+                        help="what the top-k forward passes and feature visualizations compute in; auto: float32 for "
+                        "the top-k, bfloat16 for feature visualizations on CPUs with AVX512_BF16 or AMX (default: auto)")
     add_engine_options(parser)
     return parser
 
@@ -180,14 +183,17 @@ def _run(model_name, args):
     engine = _engine(args)
     started = time.perf_counter()
     try:
-        merged = layer_report.top_k(engine, context, store, layers, args.top_k, args.batch_size, args.shard_images)
+        merged = layer_report.top_k(
+            engine, context, store, layers, args.top_k, args.batch_size, args.shard_images, precision=args.precision
+        )  # fmt: skip
         recon = ("deconvnet", "guided") if "deconv" in methods else ()
         computed, done = layer_report.channels(
             engine, context, store, report, merged, channels, args.top_k, recon, args.batch_size, force=args.force
         )  # fmt: skip
         if "featurevis" in methods:
             layer_report.feature_visualizations(
-                engine, context, store, report, channels, args.fv_steps, args.fv_size, args.fv_batch, args.seed, force=args.force
+                engine, context, store, report, channels, args.fv_steps, args.fv_size, args.fv_batch, args.seed, force=args.force,
+                precision=args.precision,
             )  # fmt: skip
     finally:
         engine.close()

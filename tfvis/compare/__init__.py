@@ -3,8 +3,8 @@
 :func:`cka` compares two activation matrices (Kornblith et al. 2019), :class:`MinibatchCKA`
 accumulates it over batches (Nguyen et al. 2021), and :func:`model_cka` fills a layers x layers
 matrix for two models in one streaming pass over a dataset; :func:`plot_cka` draws it.
-:func:`visualization_similarity`, :func:`gram_distance` and :func:`dead_channels` compare and
-screen feature visualizations.
+:func:`visualization_similarity`, :func:`gram_distance`, :func:`layout_correlation` and
+:func:`dead_channels` compare and screen feature visualizations.
 
 Examples
 --------
@@ -27,7 +27,16 @@ from .cka import (
     model_cka,
     plot_cka,
 )
-from .similarity import DeadChannels, dead_channels, gram_distance, normalized_grams, visualization_similarity, write_dead_csv
+from .similarity import (
+    DeadChannels,
+    dead_channels,
+    edge_layout,
+    gram_distance,
+    layout_correlation,
+    normalized_grams,
+    visualization_similarity,
+    write_dead_csv,
+)
 
 __all__ = [
     "KERNELS",
@@ -38,7 +47,9 @@ __all__ = [
     "center_gram",
     "cka",
     "dead_channels",
+    "edge_layout",
     "gram_distance",
+    "layout_correlation",
     "gram_linear",
     "gram_rbf",
     "hsic",

@@ -11,15 +11,18 @@ import sys
 
 import numpy as np
 
+from .. import topk
+from ..precision import resolve_precision
 from ..topk import LayerTopK
 from .plan import channel_keys, channel_units, featurevis_key, featurevis_units, merge_top_k, top_k_units
 
 FV_KIND = "featurevis"
 
 
-def top_k(engine, context, store, layers, k, batch_size, shard_images=None):
+def top_k(engine, context, store, layers, k, batch_size, shard_images=None, precision="float32"):
     """Stages 1 and 2: per-shard top-k of every channel of ``layers``, merged; dict layer to merged lists."""
-    units = top_k_units(context, layers, k, batch_size, shard_images)
+    precision = resolve_precision(precision, topk.AUTO_BFLOAT16)  # "auto" is float32 here: same keys as before
+    units = top_k_units(context, layers, k, batch_size, shard_images, precision)
     engine.run(units, context, store, desc="top-k shards")
     results = [store.load(unit) for unit in units]
     read, total = sum(result["meta"]["read"] for result in results), len(context.source)
@@ -66,13 +69,15 @@ def _one_channel(result, row):
     )  # fmt: skip
 
 
-def feature_visualizations(engine, context, store, report, channels_by_layer, steps, size, batch, seed, force=False):
+def feature_visualizations(
+    engine, context, store, report, channels_by_layer, steps, size, batch, seed, force=False, precision="auto"
+):  # fmt: skip
     """Stage 3b: feature visualizations of the chosen channels without one (for these settings), written as they arrive."""
     units, keys = [], {}
     for layer, chosen in channels_by_layer.items():
-        keys[layer] = featurevis_key(context, layer, steps, size, batch, seed)
+        keys[layer] = featurevis_key(context, layer, steps, size, batch, seed, precision)
         todo = [c for c in chosen if force or report.written_by(layer, c, FV_KIND) != keys[layer]]
-        units += featurevis_units(context, layer, todo, steps, size, batch, seed)
+        units += featurevis_units(context, layer, todo, steps, size, batch, seed, precision)
 
     def write(unit, result):
         layer = unit.params["layer"]

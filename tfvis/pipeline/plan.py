@@ -34,9 +34,15 @@ def shard_ranges(count, shard_images, batch_size):
     return [(start, min(start + size, count)) for start in range(0, count, size)]
 
 
-def top_k_units(context, layers, k, batch_size, shard_images=None):
+def _precision(precision, default):
+    """``{"precision": ...}`` unless it is the default (so that keys of default runs stay as they were)."""
+    return {} if precision == default else {"precision": precision}
+
+
+def top_k_units(context, layers, k, batch_size, shard_images=None, precision="float32"):
     """One ``topk`` unit per shard of the context's images."""
     base = {**context.describe(), "layers": list(layers), "k": int(k), "batch_size": int(batch_size)}
+    base.update(_precision(precision, "float32"))
     ranges = shard_ranges(len(context.source), shard_images, batch_size)
     return [
         Unit("topk", {**base, "start": start, "stop": stop}, label=f"top-k of images {start}-{stop - 1}")
@@ -93,15 +99,16 @@ def channel_units(context, layer, channels, merged, k, methods, batch_size, grou
     return units
 
 
-def featurevis_key(context, layer, steps, size, batch, seed):
+def featurevis_key(context, layer, steps, size, batch, seed, precision="auto"):
     """The settings a layer's feature visualizations depend on (kept in each channel's slot: a match is done)."""
     return digest({"model": context.describe()["model"], "layer": layer, "steps": int(steps), "size": int(size),
-                   "batch": int(batch), "seed": int(seed)})  # fmt: skip
+                   "batch": int(batch), "seed": int(seed), **_precision(precision, "auto")})  # fmt: skip
 
 
-def featurevis_units(context, layer, channels, steps, size, batch, seed):
+def featurevis_units(context, layer, channels, steps, size, batch, seed, precision="auto"):
     """``featurevis`` units rendering ``batch`` channels of ``layer`` together."""
-    base = {"model": context.describe()["model"], "layer": layer, "steps": int(steps), "size": int(size), "seed": int(seed)}
+    base = {"model": context.describe()["model"], "layer": layer, "steps": int(steps), "size": int(size), "seed": int(seed),
+            **_precision(precision, "auto")}  # fmt: skip
     return [
         Unit("featurevis", {**base, "channels": [int(c) for c in channels[start : start + batch]]},
              label=f"{layer}: feature visualizations {channels[start]}-{channels[min(start + batch, len(channels)) - 1]}")

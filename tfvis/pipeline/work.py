@@ -60,10 +60,18 @@ class Context:
         The dataset, read by index.
     model : keras.Model, optional
         The model already loaded in this process (the local engine uses it directly).
+
+    The images that end a top-k shard holding a top-k place stay in this process (as uint8, up
+    to :attr:`KEPT_BYTES`), so that the channel units, which reconstruct on exactly those images,
+    need not read or generate them again; images not kept are read from the source.
     """
+
+    #: Most bytes of uint8 images kept between units in one process (oldest dropped first).
+    KEPT_BYTES = 256 * 2**20
 
     def __init__(self, spec, source, model=None):
         self.spec, self.source, self._model = spec, source, model
+        self._kept = {}
 
     @property
     def model(self):
@@ -71,8 +79,29 @@ class Context:
             self._model = self.spec.load()
         return self._model
 
-    def __getstate__(self):  # sent to workers without the model: each loads its own
-        return {"spec": self.spec, "source": self.source, "_model": None}
+    def keep(self, images, ids):
+        """Remember ``images`` (dict of index to uint8 image) and their ``ids`` for :meth:`read_uint8`."""
+        self._kept.update((index, (ids[index], image)) for index, image in images.items())
+        total = sum(image.nbytes for _, image in self._kept.values())
+        for index in list(self._kept):
+            if total <= self.KEPT_BYTES:
+                break
+            total -= self._kept.pop(index)[1].nbytes
+
+    def read_uint8(self, indices):
+        """``(indices, ids, images)``: the images of ``indices`` that can be read, as uint8; kept ones are not read again."""
+        from tfvis.topk import as_uint8
+
+        found = {i: self._kept[i] for i in indices if i in self._kept}
+        missing = [i for i in indices if i not in found]
+        if missing:
+            read, ids, images = self.source.read(missing)
+            found.update((int(i), (image_id, as_uint8(image))) for i, image_id, image in zip(read, ids, images))
+        order = [i for i in indices if i in found]
+        return order, [found[i][0] for i in order], [found[i][1] for i in order]
+
+    def __getstate__(self):  # sent to workers without the model or kept images: each loads its own
+        return {"spec": self.spec, "source": self.source, "_model": None, "_kept": {}}
 
     def describe(self):
         return {"model": self.spec.describe(self._model), "images": self.source.describe()}
@@ -89,7 +118,11 @@ def top_k_shard(context, params, progress=False):
     channels = {layer: np.arange(resolve(net_model, layer).channels) for layer in params["layers"]}
     read = []
     batches = context.source.batches(params["start"], params["stop"], params["batch_size"])
-    running, _, ids = scan(model, (read.append(len(b.ids)) or b for b in batches), channels, params["k"], progress=progress)
+    running, kept, ids = scan(
+        model, (read.append(len(b.ids)) or b for b in batches), channels, params["k"], keep_images=True, progress=progress,
+        precision=params.get("precision", "float32"),
+    )  # fmt: skip
+    context.keep(kept, ids)
     result = {}
     for i, state in enumerate(running.values()):
         result[f"values{i}"], result[f"images{i}"], result[f"flat{i}"] = state.values, state.images, state.flat_positions
@@ -99,20 +132,20 @@ def top_k_shard(context, params, progress=False):
 
 def channel_group(context, params, progress=False):
     """Patches and reconstructions of the merged top-k of a group of channels of one layer."""
-    from tfvis.topk import _RunningTopK, as_uint8, assemble
+    from tfvis.topk import _RunningTopK, assemble
 
     state = _RunningTopK(params["channels"], params["k"])
     state.values = np.asarray(params["values"], np.float32).reshape(state.values.shape)
     state.images = np.asarray(params["images"], np.int64).reshape(state.images.shape)
     state.flat_positions = np.asarray(params["flat"], np.int64).reshape(state.flat_positions.shape)
     needed = sorted(set(state.images[state.images >= 0].tolist()))
-    indices, ids, images = context.source.read(needed)
-    kept = {int(i): as_uint8(image) for i, image in zip(indices, images)}
+    indices, ids, images = context.read_uint8(needed)
+    kept = dict(zip(indices, images))
     missing = set(needed) - set(kept)
     if missing:
         raise RuntimeError(f"images {sorted(missing)} of the dataset could not be read again (changed since the top-k pass?)")
     result = assemble(
-        context.model, params["layer"], state, kept, dict(zip(indices.tolist(), ids)),
+        context.model, params["layer"], state, kept, dict(zip(indices, ids)),
         methods=tuple(params["methods"]), batch_size=params["batch_size"], progress=progress,
     )  # fmt: skip
     dtype = np.float16 if params.get("raw", "compact") == "compact" else np.float32
@@ -134,7 +167,7 @@ def feature_visualizations(context, params, progress=False):
     layer = params["layer"]
     images = render(
         context.model, [f"{layer}:{c}" for c in params["channels"]], size=params["size"], steps=params["steps"],
-        seed=params["seed"], progress=progress,
+        seed=params["seed"], progress=progress, precision=params.get("precision", "auto"),
     )  # fmt: skip
     failed = np.zeros(len(params["channels"]), bool)
     failed[list(images.failed)] = True
