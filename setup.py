@@ -37,9 +37,9 @@ setup(
     extras_require={
         # pytest-xdist: pytest.ini runs the suite in 2 processes (-n 2), 1.7x faster on 2 cores.
         # Ray: tests run the Ray engine on a local 2-worker cluster.
-        "test": ["pytest", "pytest-xdist>=3.2", "playwright", "ray>=2.9"],
+        "test": ["pytest", "pytest-xdist>=3.2", "playwright", "ray[data]>=2.9"],
         # --engine ray: the report's work units as Ray tasks, on a local or remote cluster.
-        "ray": ["ray>=2.9"],
+        "ray": ["ray[data]>=2.9"],
         # Peers that benchmarks/ compares with. xplique pins tensorflow<=2.20 and would downgrade it:
         # install it with `pip install --no-deps xplique tensorflow-probability tf-keras dm-tree einops`.
         "bench": ["tf-keras-vis"],

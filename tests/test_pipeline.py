@@ -208,3 +208,35 @@ def test_images_kept_from_top_k_equal_a_fresh_read_and_stay_bounded(zoo_model, m
     monkeypatch.setattr(Context, "KEPT_BYTES", 2 * images[0].nbytes)
     context.keep({i: image for i, image in zip(indices, images)}, dict(zip(indices, ids)))
     assert len(context._kept) == 2 and 11 in context._kept  # the oldest dropped first, the newest kept
+
+
+@pytest.mark.slow
+def test_ray_data_source_gives_the_one_pass_top_k_on_ray_workers(context, tmp_path):
+    """A Ray Data dataset as the image source, sharded over 2 Ray workers: the one-pass top-k, ids included."""
+    pytest.importorskip("ray.data")
+    from tfvis.pipeline import RayEngine
+    from tfvis.pipeline.raydata import RayDataSource
+
+    ids, images = sample_dataset(21, size=40, seed=3)
+    engine = RayEngine(workers=2, progress=False)  # starts the local cluster the dataset lives in
+    try:
+        import ray.data
+
+        rows = [{"image": np.rint(image).astype(np.uint8), "name": image_id} for image_id, image in zip(ids, images)]
+        source = RayDataSource(ray.data.from_items(rows), "samples21", size=40, id_column="name")
+        indices, read_ids, read_images = source.read([20, 3, 4])
+        assert indices.tolist() == [3, 4, 20] and read_ids == [ids[3], ids[4], ids[20]]
+        np.testing.assert_array_equal(read_images, np.rint(images[[3, 4, 20]]))
+        with pytest.raises(ValueError, match="no column 'label'"):
+            RayDataSource(ray.data.from_items(rows), "samples21", size=40, id_column="label")
+        ray_context = Context(context.spec, source)
+        merged = layer_report.top_k(engine, ray_context, Store(tmp_path), LAYERS, 4, 4, shard_images=8)
+    finally:
+        engine.close()
+    rounded = {image_id: np.rint(image) for image_id, image in zip(ids, images)}
+    one_pass = tfvis.top_k_layers(context.model, rounded, {name: None for name in LAYERS}, k=4, batch_size=4, methods=(), progress=False)
+    for name in LAYERS:
+        values, image_index, _, found = merged[name]
+        np.testing.assert_array_equal(values.T, one_pass[name].values)
+        np.testing.assert_array_equal(image_index.T, one_pass[name].image_index)
+        assert [found[i] for i in image_index[:, 0]] == list(one_pass[name].image_ids[0])
