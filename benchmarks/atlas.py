@@ -27,17 +27,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def cpu_summary():
-    flags = set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-        model = next(l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name"))
-    except (OSError, StopIteration):
-        model = "unknown CPU"
-    shown = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
-    return f"{model}, {os.cpu_count()} cores, {' '.join(shown) or 'no AVX2'}"
+    """The CPU's model, cores and bfloat16-relevant flags (:mod:`tfvis.precision`)."""
+    import platform
+
+    from tfvis.precision import describe_cpu
+
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {describe_cpu()}"
 
 
 def run_report(tree, out, extra, env=None):

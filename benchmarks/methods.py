@@ -66,14 +66,10 @@ def run_here(args):
 
 
 def cpu_flags():
-    """The CPU's SIMD features that matter to TensorFlow (AVX512, bfloat16, AMX)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "unknown"
-    flags = set(text.split("flags")[1].split("\n")[0].split()) if "flags" in text else set()
-    wanted = [f for f in sorted(flags) if f.startswith(("avx512", "amx")) or f in ("avx2", "fma")]
-    return " ".join(wanted) or "no AVX2/AVX512"
+    """The CPU's SIMD features that matter to TensorFlow (AVX512, bfloat16, AMX): :func:`tfvis.precision.describe_cpu`."""
+    from tfvis.precision import describe_cpu
+
+    return describe_cpu()
 
 
 def _subprocess_times(tree, args):

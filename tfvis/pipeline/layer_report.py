@@ -13,7 +13,6 @@ import numpy as np
 
 from .. import topk
 from ..precision import resolve_precision
-from ..topk import LayerTopK
 from .plan import channel_keys, channel_units, featurevis_key, featurevis_units, merge_top_k, top_k_units
 
 FV_KIND = "featurevis"
@@ -61,7 +60,7 @@ def channels(engine, context, store, report, merged, channels_by_layer, k, metho
 def _one_channel(result, row):
     """Row ``row`` of a :class:`LayerTopK` as a one-channel LayerTopK (each channel's manifest has its own key)."""
     pick = slice(row, row + 1)
-    return LayerTopK(
+    return topk.LayerTopK(
         layer=result.layer, channels=result.channels[pick], values=result.values[pick], image_ids=result.image_ids[pick],
         positions=result.positions[pick], boxes=result.boxes[pick], patches=result.patches[pick],
         reconstructions={m: maps[pick] for m, maps in result.reconstructions.items()},
@@ -93,7 +92,7 @@ def feature_visualizations(
 def as_layer_top_k(result):
     """A ``channels`` unit's stored result as a :class:`tfvis.topk.LayerTopK`."""
     reconstructions = {name[len("recon_") :]: result[name] for name in result if name.startswith("recon_")}
-    return LayerTopK(
+    return topk.LayerTopK(
         layer=result["meta"]["layer"], channels=result["channels"], values=result["values"],
         image_ids=np.array(result["meta"]["image_ids"], dtype=object), positions=result["positions"],
         boxes=result["boxes"], patches=result["patches"], reconstructions=reconstructions, image_index=result["image_index"],
