@@ -45,7 +45,7 @@ noise images (``gain``).
 
 Usage: pip install -e '.[bench]'; python benchmarks/featurevis.py [--steps 256] [--size 128]
        [--channels 8] [--layer block4_conv3] [--peers tfvis,bare,tf-keras-vis,xplique]
-       [--rounds 8] [--round-steps 6] [--gain-for METHODS] [--precision auto] [--weights hed] [--curve 16,32,64]
+       [--rounds 8] [--round-steps 6] [--gain-for METHODS] [--precision float32] [--weights hed] [--curve 16,32,64]
 """
 import argparse
 import importlib
@@ -75,7 +75,7 @@ def fed_side(size):
 
 
 class Tfvis:
-    def __init__(self, model, layer, channels, size, precision_="auto", jit=False):
+    def __init__(self, model, layer, channels, size, precision_="float32", jit=False):
         self.args = (model, [f"{layer}:{c}" for c in channels])
         self.kwargs = dict(size=size, progress=False, precision=precision_, jit_compile=jit)
         self.fed = fed_side(size)
@@ -286,7 +286,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=8, help="alternated timing rounds")
     parser.add_argument("--round-steps", type=int, default=6, help="steps per method per timing round")
     parser.add_argument("--gain-for", default=None, help="methods given a --steps quality render (default: all; '' for none)")
-    parser.add_argument("--precision", default="auto", choices=precision.PRECISIONS, help="tfvis' precision")
+    parser.add_argument("--precision", default="float32", choices=precision.PRECISIONS, help="tfvis' precision (default: float32)")
     parser.add_argument("--weights", default="hed", help="VGG16 weights (tfvis.load_model); hed: offline, conv only")
     parser.add_argument("--curve", default="", help="steps at which to measure tfvis' gain too, e.g. 16,32,64,128 (one render)")
     args = parser.parse_args()

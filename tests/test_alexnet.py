@@ -12,7 +12,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from tfvis.models import WeightsFormatError, WeightsUnavailableError, alexnet, load_model
 
-URL = "http://www.cs.toronto.edu/~guerzhoy/tf_alexnet/bvlc_alexnet.npy"
+URL = "https://www.cs.toronto.edu/~guerzhoy/tf_alexnet/bvlc_alexnet.npy"
 
 # The layout of bvlc_alexnet.npy (docs/weights.md): HWIO kernels, (in, out) dense weights.
 SHAPES = {

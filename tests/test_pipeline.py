@@ -103,7 +103,7 @@ def test_units_resume_and_changed_settings_make_new_units(context, tmp_path, mon
     assert all(store.has(u) for u in units)
     other_k = top_k_units(context, LAYERS, 5, batch_size=4, shard_images=8)
     assert not any(store.has(u) for u in other_k)  # another k: other keys, nothing reused
-    # float32 (what "auto" resolves to for top-k) keeps the keys; bfloat16 forward passes are other units
+    # float32 (the default) keeps the keys; bfloat16 forward passes are other units
     assert [u.key for u in top_k_units(context, LAYERS, 4, 4, 8, precision="float32")] == [u.key for u in units]
     assert not any(store.has(u) for u in top_k_units(context, LAYERS, 4, 4, 8, precision="bfloat16"))
 

@@ -1,4 +1,5 @@
 """tfvis.precision: CPU feature detection, precision resolution and bfloat16 copies of models."""
+import importlib
 import warnings
 
 import keras
@@ -114,13 +115,45 @@ def test_auto_cpu_only_leaves_gpus_in_float32(monkeypatch):
         precision.resolve_precision("auto", auto_bfloat16="gpu")
 
 
-def test_render_auto_is_bfloat16_on_an_amx_cpu(monkeypatch, cpu_only):
-    """What "auto" renders in where the CPU reports AMX (faked here: the computation is emulated)."""
-    monkeypatch.setattr(precision, "cpu_flags", lambda path="/proc/cpuinfo": dict(AMX))
+def _fake_cpu(monkeypatch, flags):
+    monkeypatch.setattr(precision, "cpu_flags", lambda path="/proc/cpuinfo": dict(flags))
+
+
+@pytest.mark.parametrize("flags", [AMX, {**NO_BF16, "avx512f": True, "avx512_bf16": True}, NO_BF16], ids=["amx", "avx512_bf16", "avx2"])
+def test_render_auto_follows_the_cpu_and_the_default_is_float32_everywhere(monkeypatch, cpu_only, flags):
+    """Both branches of "auto", on CPUs faked by their flags (bfloat16 is emulated here where this CPU lacks it)."""
+    _fake_cpu(monkeypatch, flags)
+    native = flags["avx512_bf16"] or flags["amx_bf16"]
     model = _tiny()
-    assert fv.FeatureNet(model, ["c1"], precision="auto").precision == "bfloat16"
-    result = fv.render(model, ["c2:0", "c2:1"], size=16, steps=2, progress=False)  # the default: "auto"
-    assert result.precision == "bfloat16"
+    assert fv.FeatureNet(model, ["c1"], precision="auto").precision == ("bfloat16" if native else "float32")
+    auto = fv.render(model, ["c2:0", "c2:1"], size=16, steps=2, progress=False, precision="auto")
+    assert auto.precision == ("bfloat16" if native else "float32")
+    assert fv.render(model, ["c2:0", "c2:1"], size=16, steps=2, progress=False).precision == "float32"  # the default
+    from tfvis import topk
+    assert precision.resolve_precision("auto", topk.AUTO_BFLOAT16) == ("bfloat16" if native else "float32")
+
+
+def test_a_seed_renders_the_same_images_whatever_the_cpu_reports(monkeypatch, cpu_only):
+    """The default render is float32 on every CPU: on a faked AMX CPU and a faked AVX2 one, bit for bit the same."""
+    render_module = importlib.import_module("tfvis.featurevis.render")
+    model = _tiny()
+    renders = []
+    for flags in (AMX, NO_BF16):
+        _fake_cpu(monkeypatch, flags)
+        render_module.clear_cache(model)
+        renders.append(fv.render(model, ["c2:0", "c2:1", "c2:3"], size=16, steps=6, seed=3, progress=False))
+    assert [r.precision for r in renders] == ["float32", "float32"]
+    np.testing.assert_array_equal(np.asarray(renders[0]), np.asarray(renders[1]))
+    np.testing.assert_array_equal(renders[0].values, renders[1].values)
+    _fake_cpu(monkeypatch, AMX)
+    fast = fv.render(model, ["c2:0", "c2:1", "c2:3"], size=16, steps=6, seed=3, progress=False, precision="auto")
+    assert fast.precision == "bfloat16" and np.abs(np.asarray(fast) - np.asarray(renders[0])).max() > 0  # what "auto" would change
+
+
+def test_report_cli_defaults_to_float32():
+    from tfvis.cli.report import build_parser
+
+    assert build_parser("vgg", "vgg16").parse_args([]).precision == "float32"
 
 
 def test_auto_on_this_machine_matches_its_flags():
@@ -252,8 +285,8 @@ def test_render_in_bfloat16_climbs_like_float32():
     assert reached16 == pytest.approx(reached32, rel=0.15)
 
 
-def test_top_k_in_bfloat16_ranks_like_float32_and_auto_stays_float32(monkeypatch, cpu_only):
-    """bfloat16 top-k values are float32's at bfloat16's rounding; "auto" is float32 even on an AMX CPU."""
+def test_top_k_in_bfloat16_ranks_like_float32_and_auto_follows_the_cpu(monkeypatch, cpu_only):
+    """bfloat16 top-k values are float32's at bfloat16's rounding; "auto" is bfloat16 on an AMX CPU, float32 on an AVX2 one."""
     from tfvis.topk import top_k
 
     model = _tiny()
@@ -266,7 +299,13 @@ def test_top_k_in_bfloat16_ranks_like_float32_and_auto_stays_float32(monkeypatch
     assert np.abs(fast.values - exact.values).max() < 0.03 * scale
     overlap = [len(set(exact.image_ids[c]) & set(fast.image_ids[c])) / 4 for c in range(len(exact.channels))]
     assert np.mean(overlap) >= 0.75
-    monkeypatch.setattr(precision, "cpu_flags", lambda path=None: AMX)
+    monkeypatch.setattr(precision, "cpu_flags", lambda path=None: NO_BF16)
     auto = top_k(model, images, "c2", k=4, methods=(), progress=False, precision="auto")
     np.testing.assert_array_equal(auto.values, exact.values)
     np.testing.assert_array_equal(auto.image_ids, exact.image_ids)
+    monkeypatch.setattr(precision, "cpu_flags", lambda path=None: AMX)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # "auto" takes bfloat16 only where it is native: no warning
+        auto = top_k(model, images, "c2", k=4, methods=(), progress=False, precision="auto")
+    np.testing.assert_array_equal(auto.values, fast.values)
+    np.testing.assert_array_equal(auto.image_ids, fast.image_ids)

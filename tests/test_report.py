@@ -13,6 +13,7 @@ from browser import check_pages
 
 import tfvis
 from tfvis import cli, fileio
+from tfvis.report import safe_name
 
 ARGS = ["--weights", "random", "--layers", "block1_conv2,block2_conv1", "--channels", "2", "--num-images", "6",
         "--top-k", "4", "--size", "48", "--batch-size", "4", "--quiet"]  # fmt: skip
@@ -162,7 +163,7 @@ def test_bad_options_exit_2_with_one_line(bad, message, tmp_path, capsys):
 def test_alexnet_without_weights_explains_how_to_get_them(tmp_path, capsys):
     assert cli.run("alexnet", "alex", ["--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "bvlc_alexnet.npy" in err and "http://www.cs.toronto.edu/~guerzhoy/tf_alexnet/bvlc_alexnet.npy" in err
+    assert "bvlc_alexnet.npy" in err and "https://www.cs.toronto.edu/~guerzhoy/tf_alexnet/bvlc_alexnet.npy" in err
 
 
 def test_images_folder_with_a_broken_file(tmp_path, capsys):
@@ -259,12 +260,15 @@ def test_saliency_cli_writes_maps_and_page(tmp_path, capsys, vgg16_random):
         cli.saliency_main(args)
     assert done.value.code == 0
     stems = sorted(p.name for p in (out / "assets" / "saliency").glob("*_vanilla.npy"))
-    assert stems == ["vgg16_block1_conv1_0_4_4_chelsea_vanilla.npy", "vgg16_block1_conv1_0_4_4_coffee_vanilla.npy",
-                     "vgg16_block2_conv1_3_chelsea_vanilla.npy", "vgg16_block2_conv1_3_coffee_vanilla.npy"]  # fmt: skip
+    # <model>_<target>_<image>: a target is no plain name ("block2_conv1:3"), so its part ends in a digest of it
+    assert stems == [f"vgg16_block1_conv1_0_4_4-{safe_name('block1_conv1:0@4,4')[-8:]}_chelsea_vanilla.npy",
+                     f"vgg16_block1_conv1_0_4_4-{safe_name('block1_conv1:0@4,4')[-8:]}_coffee_vanilla.npy",
+                     f"vgg16_block2_conv1_3-{safe_name('block2_conv1:3')[-8:]}_chelsea_vanilla.npy",
+                     f"vgg16_block2_conv1_3-{safe_name('block2_conv1:3')[-8:]}_coffee_vanilla.npy"]  # fmt: skip
     from tfvis import images, saliency
 
     photo = images.sample_images(["chelsea"], size=32)["chelsea"]
-    saved = np.load(out / "assets" / "saliency" / "vgg16_block2_conv1_3_chelsea_vanilla.npy")
+    saved = np.load(out / "assets" / "saliency" / stems[2])
     np.testing.assert_allclose(saved, saliency.vanilla(vgg16_random, photo, "block2_conv1:3"), rtol=1e-4, atol=1e-6)
     results = check_pages(out / "index.html")
     widths, errors, _ = results[(out / "index.html").resolve().as_uri()]

@@ -14,10 +14,14 @@ def test_only_the_known_no_gpu_lines_are_dropped():
         "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
         "I0000 00:00:1795642525.132669    4753 cudart_stub.cc:31] Could not find cuda drivers on your machine, GPU will not be used.",
         "E0000 00:00:1795642533.135689    4753 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error",
+        "I0000 00:00:1796478907.411501    4174 port.cc:153] oneDNN custom operations are on. You may see slightly different "
+        "numerical results due to floating-point round-off errors from different computation orders. To turn them off, "
+        "set the environment variable `TF_ENABLE_ONEDNN_OPTS=0`.",
+        "W0000 00:00:1796478907.411501    4174 port.cc:153] oneDNN custom operations are on, but this one is a warning",
         "E0000 00:00:1795642533.135689    4753 some_kernel.cc:12] a real error",
         "Traceback (most recent call last):",
     ]
-    assert startup._shown(lines) == lines[3:]
+    assert startup._shown(lines) == lines[4:]
 
 
 @pytest.mark.skipif(bool(glob.glob("/dev/nvidia*")), reason="on a GPU machine every start-up line is shown")

@@ -4,6 +4,7 @@ import tensorflow as tf
 
 from .graph import as_list, cached, feature_net, prepared
 from .images import iter_batches
+from .topk import check_batch_size
 
 
 def _compiled_features(model, layers):
@@ -44,6 +45,7 @@ def stream_activations(model, layers, source, batch_size=32, size=None):
         One array per layer, first axis the batch.
     """
     layers = [layers] if isinstance(layers, str) else list(layers)
+    check_batch_size(batch_size)
     run = _compiled_features(model, layers)
     for batch in iter_batches(source, batch_size=batch_size, size=size):
         outputs = run(tf.constant(batch.images))
@@ -76,6 +78,9 @@ def activations(model, layers, images, batch_size=32):
     images = np.asarray(images, dtype=np.float32)
     if images.ndim != 4:
         raise ValueError(f"images must have shape (N, H, W, C); got {images.shape}")
+    if not len(images):
+        raise ValueError(f"images is an empty batch (shape {images.shape}); give at least one image, N >= 1")
+    check_batch_size(batch_size)
     run = _compiled_features(model, layers)
     chunks = {name: [] for name in layers}
     for start in range(0, len(images), batch_size):

@@ -18,17 +18,27 @@ _UMASK = _current_umask()
 
 
 def write_bytes(path, data):
-    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename."""
+    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename.
+
+    On any error (a full disk, a read-only file system) the temporary file is removed and the
+    :class:`OSError` names ``path`` rather than the temporary file (or nothing, as a failed
+    ``write`` does), so the caller can say which file could not be written.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the mode open() would
         os.replace(tmp, path)
+    except OSError as err:
+        if err.filename is None or Path(err.filename).name.startswith(f".{path.name}."):
+            raise OSError(err.errno, err.strerror, str(path)) from err
+        raise
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
     return path
 

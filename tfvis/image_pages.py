@@ -87,10 +87,18 @@ def _save_maps(report, model_name, key, ids, images, maps, targets):
     return per_image
 
 
+def _maps_named_now(report, key, entries):
+    """Whether saved saliency entries name their files as :func:`_save_maps` does now (older rules could give two images one file)."""
+    return all(
+        src == report.picture_src("pages", f"{array_stem(report.model_name, key, entry['image'])}_{method}")
+        for entry in entries for method, src in entry["maps"].items()
+    )  # fmt: skip
+
+
 def layer_saliency(report, model, ids, images, layer, channels, batch_size=16, seed=0):
     """Compute (or reload) the saliency record of one layer for the page images."""
     record = report.load_state("saliency", layer)
-    if record and record.get("images") == list(ids):
+    if record and record.get("images") == list(ids) and _maps_named_now(report, layer, record["entries"]):
         return record
     best, values = strongest_channels(model, images, layer, channels, batch_size)
     targets = [f"{layer}:{int(c)}" for c in best]
@@ -108,7 +116,8 @@ def layer_saliency(report, model, ids, images, layer, channels, batch_size=16, s
 def class_saliency(report, model, ids, images, top=3, batch_size=16, seed=0):
     """Compute (or reload) the saliency records of each image's ``top`` classes (models with a class output)."""
     record = report.load_state("saliency", "classes")
-    if record and record.get("images") == list(ids):
+    named = record and all(_maps_named_now(report, f"class{rank + 1}", entries) for rank, entries in enumerate(record["ranks"]))
+    if record and record.get("images") == list(ids) and named:
         return record
     logits = saliency.class_scores(model, images, batch_size)
     order = np.argsort(-logits, axis=1)[:, :top]
@@ -130,7 +139,8 @@ def class_saliency(report, model, ids, images, top=3, batch_size=16, seed=0):
 def layer_inversion(report, model, ids, images, layer, seed=0):
     """Compute (or reload) the inversions of the page images at one layer, batched."""
     record = report.load_state("inversion", layer)
-    if record and record.get("images") == list(ids):
+    named = record and all(e["src"] == report.picture_src("pages", f"{array_stem(report.model_name, layer, e['image'])}_inversion") for e in record["entries"])
+    if record and record.get("images") == list(ids) and named:
         return record
     recons, errors = inversion.invert(model, images, layer, seed=seed)
     entries = []

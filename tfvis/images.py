@@ -3,8 +3,11 @@
 Every function returns float32 RGB arrays with values in [0, 255], the input contract of the
 zoo models.
 """
+import contextlib
+import math
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import NamedTuple
 
@@ -17,8 +20,34 @@ SAMPLE_NAMES = (
 )  # fmt: skip
 
 
+#: Most pixels (width x height) an image file may declare; larger files are skipped unread, whatever
+#: their size on disk (a 100 KB PNG can declare 30000 x 30000). 8192 x 8192 holds every camera photo
+#: up to 61-megapixel full-frame sensors and 50-megapixel phones, and caps the decoded image of a
+#: lossless file near 256 MiB (Pillow keeps RGB at 4 bytes a pixel). Readers take ``max_pixels`` to
+#: raise it (``--max-pixels`` on the command line); Pillow's own bomb check is replaced by this one.
+MAX_PIXELS = 8192 * 8192
+
+#: Most elongation (long side over short side, relative to the shape cropped to) of an image that
+#: is centre-cropped: beyond it the crop would keep under 5% of the picture, a sliver of a strip or
+#: banner rather than an image of it.
+MAX_ASPECT_RATIO = 20
+
+#: Images up to this many pixels (and whose resize before the crop stays this small) are resized as
+#: float arrays with scikit-image, as always; larger ones are decoded reduced, cropped and resized by
+#: Pillow in their own precision, so that the float array made is only the size asked for.
+FLOAT_RESIZE_PIXELS = 2048 * 2048
+
+#: Pillow reduces by a whole factor (JPEG while decoding) to no less than this many times the pixels
+#: needed, then resamples: 3 is indistinguishable from resampling the whole image (Pillow's docs).
+_REDUCING_GAP = 3.0
+
+
 class ImageLoadError(ValueError):
     """A file could not be read as an image."""
+
+
+class ImageSizeError(ImageLoadError):
+    """An image file declares more pixels than allowed, or a shape too elongated to centre-crop."""
 
 
 class ImageBatch(NamedTuple):
@@ -70,26 +99,38 @@ def fit_image(image, size):
 
     height, width = (size, size) if np.isscalar(size) else size
     h, w = image.shape[:2]
-    scale = max(height / h, width / w)
-    new_h, new_w = max(height, round(h * scale)), max(width, round(w * scale))
+    new_h, new_w, top, left = _fit_geometry((h, w), (height, width))
     if (new_h, new_w) != (h, w):
+        scale = max(height / h, width / w)
         image = resize(image, (new_h, new_w), order=1, preserve_range=True, anti_aliasing=scale < 1)
-    top, left = (new_h - height) // 2, (new_w - width) // 2
     return np.ascontiguousarray(image[top : top + height, left : left + width], dtype=np.float32)
 
 
-def load_image(path, size=None):
+def _fit_geometry(shape, target):
+    """``(new_h, new_w, top, left)``: :func:`fit_image` resizes an image of ``shape`` to ``new_h`` x ``new_w``, then crops ``target`` there."""
+    (h, w), (height, width) = shape, target
+    scale = max(height / h, width / w)
+    new_h, new_w = max(height, round(h * scale)), max(width, round(w * scale))
+    return new_h, new_w, (new_h - height) // 2, (new_w - width) // 2
+
+
+def load_image(path, size=None, max_pixels=MAX_PIXELS):
     """Read an image file as float32 RGB in [0, 255].
 
     JPEG, PNG, BMP, TIFF and anything else Pillow reads; greyscale, RGBA, palette, CMYK and 16-bit
-    images all become RGB.
+    images all become RGB. The size the file declares is checked before any pixel is decoded.
 
     Parameters
     ----------
     path : str or Path
         The file.
     size : int or (int, int), optional
-        Resize the shorter side and centre-crop to this size.
+        Resize the shorter side and centre-crop to this size. An image of more than
+        :data:`FLOAT_RESIZE_PIXELS` is decoded reduced (JPEG) and cropped and resized in its own
+        precision before it becomes float, so memory stays near the decoded file plus the result.
+    max_pixels : int or None, optional
+        Refuse a file that declares more pixels than this (default :data:`MAX_PIXELS`); None for
+        no limit.
 
     Returns
     -------
@@ -97,6 +138,9 @@ def load_image(path, size=None):
 
     Raises
     ------
+    ImageSizeError
+        The file declares more than ``max_pixels`` pixels, or (with ``size``) a shape more
+        elongated than :data:`MAX_ASPECT_RATIO` to one; the message names the file and the reason.
     ImageLoadError
         The file is missing or not an image; the message names it.
 
@@ -106,15 +150,133 @@ def load_image(path, size=None):
     """
     from PIL import Image, UnidentifiedImageError
 
+    target = None if size is None else _target_shape(size)
     try:
-        with Image.open(path) as image:
+        with _pillow_bomb_check_off(), Image.open(path) as image:
+            _check_declared_size(path, image.size, target, max_pixels)
+            if target is not None and _too_large_for_float_resize(image.size, target):
+                return _read_fitted(image, target)
             image.load()
             array = _pil_to_array(image)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+    except ImageLoadError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
         reason = str(err).replace(f"'{path}'", "").replace(str(path), "").strip(" :") or type(err).__name__
         raise ImageLoadError(f"{path} could not be read as an image ({reason})") from err
     array = to_rgb_array(array)
     return fit_image(array, size) if size is not None else array
+
+
+def _target_shape(size):
+    height, width = (size, size) if np.isscalar(size) else size
+    return int(height), int(width)
+
+
+_BOMB_CHECK = {"readers": 0, "saved": None}
+_BOMB_CHECK_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _pillow_bomb_check_off():
+    """Pillow's decompression-bomb check off while any tfvis read runs (threads included).
+
+    Pillow warns above ``Image.MAX_IMAGE_PIXELS`` and raises above twice that, inside
+    ``Image.open``, before the declared size can be looked at; tfvis checks that size itself
+    against ``max_pixels`` right after opening, so that the caller's limit is the one that holds.
+    """
+    from PIL import Image
+
+    with _BOMB_CHECK_LOCK:
+        if not _BOMB_CHECK["readers"]:
+            _BOMB_CHECK["saved"], Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        _BOMB_CHECK["readers"] += 1
+    try:
+        yield
+    finally:
+        with _BOMB_CHECK_LOCK:
+            _BOMB_CHECK["readers"] -= 1
+            if not _BOMB_CHECK["readers"]:
+                Image.MAX_IMAGE_PIXELS = _BOMB_CHECK["saved"]
+
+
+def _check_declared_size(path, declared, target, max_pixels):
+    """Raise :class:`ImageSizeError` for a declared ``(width, height)`` over ``max_pixels`` or too elongated to crop to ``target``."""
+    width, height = declared
+    if width < 1 or height < 1:
+        raise ImageSizeError(f"{path} declares an empty image ({width} x {height} pixels)")
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageSizeError(
+            f"{path} declares {width} x {height} = {width * height:,} pixels, over the limit of {max_pixels:,} "
+            "(raise max_pixels, --max-pixels on the command line, to read it)"
+        )
+    if target is not None:
+        out_height, out_width = target
+        elongation = max(width * out_height / (height * out_width), height * out_width / (width * out_height))
+        if elongation > MAX_ASPECT_RATIO:
+            raise ImageSizeError(
+                f"{path} is {width} x {height} pixels, too elongated to centre-crop to {out_width} x {out_height} "
+                f"(the crop would keep 1/{elongation:,.0f} of it; at most 1/{MAX_ASPECT_RATIO} is read)"
+            )
+
+
+def _too_large_for_float_resize(declared, target):
+    """Whether :func:`fit_image` on the whole image, or its resize before the crop, passes :data:`FLOAT_RESIZE_PIXELS`."""
+    width, height = declared
+    resized_height, resized_width, _, _ = _fit_geometry((height, width), target)
+    return max(width * height, resized_height * resized_width) > FLOAT_RESIZE_PIXELS
+
+
+#: Modes Pillow resamples as they are; others are converted first, as :func:`_pil_to_array` would.
+_RESAMPLED_MODES = {"L": "L", "RGB": "RGB", "I": "I", "F": "F", "1": "L", "LA": "L", "La": "L",
+                    "I;16": "I", "I;16B": "I", "I;16L": "I", "I;16N": "I"}  # fmt: skip
+
+
+def _read_fitted(image, target):
+    """The centre crop of an opened, unloaded Pillow ``image`` at ``target`` (height, width), as float32 RGB.
+
+    Only the pixels of the crop are resampled, in the image's own precision (uint8, or int32 and
+    float32 for 16-bit and float files); a JPEG is decoded at 1/2, 1/4 or 1/8 scale when that
+    still leaves :data:`_REDUCING_GAP` times the pixels needed.
+    """
+    from PIL import Image
+
+    out_height, out_width = target
+    width, height = image.size
+    scale = max(out_height / height, out_width / width)
+    # The crop fit_image takes from its resized image, in this image's pixels: the same pixels, to a fraction of one.
+    resized_height, resized_width, top, left = _fit_geometry((height, width), target)
+    x_step, y_step = width / resized_width, height / resized_height
+    box = [left * x_step, top * y_step, (left + out_width) * x_step, (top + out_height) * y_step]
+    if image.format == "JPEG" and scale * _REDUCING_GAP < 1:
+        wanted = (math.ceil(width * scale * _REDUCING_GAP), math.ceil(height * scale * _REDUCING_GAP))
+        drafted = image.draft(None, wanted)
+        if drafted is not None:  # the decoder now gives 1/n of each side: the crop box shrinks alike
+            box = [edge * drafted[1][2] / width for edge in box]
+    image.load()
+    value_scale = _value_scale(image)
+    work_mode = _RESAMPLED_MODES.get(image.mode, "RGB")
+    if work_mode != image.mode:
+        # Convert only the pixels around the crop (with a pixel to spare for the filter's edge).
+        left, top = max(0, math.floor(box[0]) - 1), max(0, math.floor(box[1]) - 1)
+        right, bottom = min(image.width, math.ceil(box[2]) + 1), min(image.height, math.ceil(box[3]) + 1)
+        if (left, top, right, bottom) != (0, 0, image.width, image.height):
+            image = image.crop((left, top, right, bottom))
+            box = [box[0] - left, box[1] - top, box[2] - left, box[3] - top]
+        image = image.convert(work_mode)
+    fitted = image.resize((out_width, out_height), Image.Resampling.BILINEAR, box=tuple(box), reducing_gap=_REDUCING_GAP)
+    array = np.asarray(fitted, dtype=np.float32 if value_scale != 1 or fitted.mode in ("I", "F") else None)
+    return to_rgb_array(array * value_scale if value_scale != 1 else array)
+
+
+def _value_scale(image):
+    """The factor :func:`_pil_to_array` applies to a loaded image's values (16-bit and float modes; else 1)."""
+    if image.mode.startswith("I;16"):
+        return 1 / 257.0
+    if image.mode == "I":
+        return 1 / 257.0 if (image.getextrema()[1] or 0) > 255 else 1
+    if image.mode == "F":
+        return 255.0 if (image.getextrema()[1] or 0) <= 1.0 else 1
+    return 1
 
 
 def sample_images(names=None, size=None):
@@ -195,12 +357,12 @@ class NoImagesError(ValueError):
     """A folder (or other source) that gave no readable image; the message says where and why."""
 
 
-def _iter_dir(directory, size):
+def _iter_dir(directory, size, max_pixels=MAX_PIXELS):
     files = sorted(p for p in Path(directory).rglob("*") if p.is_file() and not p.name.startswith("."))
     skipped, reasons = 0, []
     for path in files:
         try:
-            yield path.relative_to(directory).as_posix(), load_image(path, size=size)
+            yield path.relative_to(directory).as_posix(), load_image(path, size=size, max_pixels=max_pixels)
         except ImageLoadError as err:
             skipped += 1
             reasons.append(str(err))
@@ -223,12 +385,13 @@ def _iter_dataset(dataset, size):
         yield str(i), fit_image(image, size) if size is not None else image
 
 
-def iter_images(source, size=None):
+def iter_images(source, size=None, max_pixels=MAX_PIXELS):
     """Yield ``(id, image)`` pairs from an array, a list of files, a directory or a ``tf.data.Dataset``.
 
-    Directories are walked recursively in sorted order; unreadable files are skipped with one
-    warning each and a count at the end. A dict maps ids to images; array and dataset items get
-    their index as id.
+    Directories are walked recursively in sorted order; unreadable files, and files that declare
+    more than ``max_pixels`` pixels (see :func:`load_image`), are skipped with one warning each and
+    a count at the end. A dict maps ids to images; array and dataset items get their index as id.
+    An :class:`ImageSource` applies its own limit.
     """
     if isinstance(source, ImageSource):
         for batch in source.batches(batch_size=64):
@@ -243,30 +406,30 @@ def iter_images(source, size=None):
     elif isinstance(source, (str, Path)):
         if not Path(source).is_dir():
             raise ValueError(f"{source} is not a directory of images")
-        yield from _iter_dir(Path(source), size)
+        yield from _iter_dir(Path(source), size, max_pixels)
     elif isinstance(source, np.ndarray) or (isinstance(source, (list, tuple)) and source and np.ndim(source[0]) >= 2):
         for i, image in enumerate(source):
             image = to_rgb_array(image)
             yield str(i), fit_image(image, size) if size is not None else image
     elif isinstance(source, (list, tuple)):
         for path in source:
-            yield str(path), load_image(path, size=size)
+            yield str(path), load_image(path, size=size, max_pixels=max_pixels)
     elif hasattr(source, "element_spec"):
         yield from _iter_dataset(source, size)
     else:
         raise TypeError(f"cannot read images from {type(source).__name__}: give an array, files, a folder or a tf.data.Dataset")
 
 
-def iter_batches(source, batch_size=32, size=None, limit=None):
+def iter_batches(source, batch_size=32, size=None, limit=None, max_pixels=MAX_PIXELS):
     """Group :func:`iter_images` into :class:`ImageBatch` es of at most ``batch_size``.
 
     Images within a batch must share a shape: pass ``size`` for folders of mixed sizes.
-    ``limit`` stops after that many images.
+    ``limit`` stops after that many images; ``max_pixels`` is :func:`iter_images`'s.
     """
     import itertools
 
     ids, images = [], []
-    for image_id, image in itertools.islice(iter_images(source, size=size), limit):
+    for image_id, image in itertools.islice(iter_images(source, size=size, max_pixels=max_pixels), limit):
         if images and image.shape != images[0].shape:
             raise ValueError(
                 f"image {image_id} has shape {image.shape}, the batch has {images[0].shape}: pass size=... to resize"
@@ -426,25 +589,127 @@ def _full_samples():
 
 
 def image_files(pattern):
-    """The image files of a folder (walked recursively) or a glob pattern, sorted; hidden files left out."""
-    import glob
+    """The image files of a folder or a glob pattern, sorted.
 
+    A folder is walked recursively, without following links to folders; hidden files are left
+    out. A pattern matches what ``glob.glob(pattern, recursive=True)`` matches on a tree without
+    links to folders (``**`` is any depth; names starting with a dot only where the pattern's part
+    starts with one). Links to folders are followed, as glob does, but each folder is walked once:
+    a link loop (``loop -> ..``), which glob follows until paths grow too long, ends there, and a
+    folder reached by several paths is listed under the one the walk meets first (the walk is in
+    sorted order, a folder's entries before what lies below them).
+
+    Parameters
+    ----------
+    pattern : str or Path
+        A folder, or a pattern such as ``"photos/**/*.jpg"``.
+
+    Returns
+    -------
+    list of Path
+    """
     path = Path(pattern)
     if path.is_dir():
         files = (p for p in path.rglob("*") if p.is_file())
         return sorted(p for p in files if not any(part.startswith(".") for part in p.relative_to(path).parts))
-    return sorted(Path(p) for p in glob.glob(str(pattern), recursive=True) if Path(p).is_file())
+    return sorted({Path(p) for p in _glob_paths(str(pattern)) if os.path.isfile(p)})
+
+
+def _has_magic(part):
+    return any(ch in part for ch in "*?[")
+
+
+def _glob_paths(pattern):
+    """The paths matching ``pattern`` with glob's rules, each folder walked at most once per part of the pattern.
+
+    What matches below a folder depends only on the folder and on the part of the pattern reached
+    there, so a second way to the same pair (through a link) can only repeat paths: skipping it
+    bounds the walk by folders times parts, whatever links the tree holds.
+    """
+    import fnmatch
+
+    parts = Path(pattern).parts
+    fixed = next((i for i, part in enumerate(parts) if _has_magic(part)), len(parts))
+    start = os.path.join(*parts[:fixed]) if fixed else ""
+    if fixed == len(parts):
+        return [start] if os.path.lexists(start) else []
+    found, seen, stack = [], set(), []  # depth-first without recursion: deep trees must not reach Python's recursion limit
+
+    def push(folder, index):
+        key = (_folder_identity(folder), index)
+        if key[0] is not None and key not in seen:
+            seen.add(key)
+            stack.append((folder, index))
+
+    push(start, fixed)
+    while stack:
+        folder, index = stack.pop()
+        part, last = parts[index], index == len(parts) - 1
+        below = []  # (folder, index) to walk next, in sorted order
+        if part == "**":
+            if not last:
+                below.append((folder, index + 1))
+            for name, path, is_folder in _entries(folder):
+                if not name.startswith("."):
+                    if last:
+                        found.append(path)
+                    if is_folder:
+                        below.append((path, index))
+        elif not _has_magic(part):
+            path = os.path.join(folder, part)
+            if last:
+                found.append(path)
+            elif os.path.isdir(path):
+                below.append((path, index + 1))
+        else:
+            hidden_too = part.startswith(".")
+            for name, path, is_folder in _entries(folder):
+                if (hidden_too or not name.startswith(".")) and fnmatch.fnmatchcase(name, part):
+                    if last:
+                        found.append(path)
+                    elif is_folder:
+                        below.append((path, index + 1))
+        for folder_below, index_below in reversed(below):
+            push(folder_below, index_below)
+    return found
+
+
+def _entries(folder):
+    """``(name, path, is_folder)`` of each entry of ``folder`` ("" for the current one, its paths bare names), sorted by name."""
+    try:
+        with os.scandir(folder or os.curdir) as entries:
+            listed = [(entry.name, os.path.join(folder, entry.name), _is_folder(entry)) for entry in entries]
+    except OSError:
+        return []
+    return sorted(listed)
+
+
+def _is_folder(entry):
+    try:
+        return entry.is_dir()  # follows links, as glob does
+    except OSError:
+        return False
+
+
+def _folder_identity(path):
+    try:
+        stat = os.stat(path or os.curdir)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
 
 
 class FileSource(ImageSource):
-    """Image files (a folder or a glob pattern) read by index, resized and centre-cropped to ``size``.
+    """Image files (a folder or a glob pattern, see :func:`image_files`) read by index, resized and centre-cropped to ``size``.
 
-    Ids are the paths relative to the folder (or to the glob's fixed prefix). Unreadable files
-    are skipped with a warning; ``limit`` keeps the first files only.
+    Ids are the paths relative to the folder (or to the glob's fixed prefix). Unreadable files,
+    and files that declare more than ``max_pixels`` pixels or a shape too elongated to crop (see
+    :func:`load_image`), are skipped with a warning naming the file; ``limit`` keeps the first
+    files only. The limit is part of the source, so workers that receive it apply the same one.
     """
 
-    def __init__(self, pattern, size, limit=None):
-        self.pattern, self.size = str(pattern), int(size)
+    def __init__(self, pattern, size, limit=None, max_pixels=MAX_PIXELS):
+        self.pattern, self.size, self.max_pixels = str(pattern), int(size), max_pixels
         self.files = image_files(pattern)[:limit]
         base = Path(pattern) if Path(pattern).is_dir() else Path(os.path.commonpath([str(p.parent) for p in self.files])) if self.files else Path(".")
         self.ids = [p.relative_to(base).as_posix() for p in self.files]
@@ -455,11 +720,14 @@ class FileSource(ImageSource):
 
     def describe(self):
         stamps = [(i, p.stat().st_size, int(p.stat().st_mtime)) for i, p in zip(self.ids, self.files)]
-        return {"files": self.pattern, "size": self.size, "count": len(self.files), "stamp": _digest(stamps)}
+        described = {"files": self.pattern, "size": self.size, "count": len(self.files), "stamp": _digest(stamps)}
+        if self.max_pixels != MAX_PIXELS:  # another limit may read other files; the default keeps earlier keys
+            described["max_pixels"] = self.max_pixels
+        return described
 
     def _read(self, index):
         try:
-            return self.ids[index], load_image(self.files[index], size=self.size)
+            return self.ids[index], load_image(self.files[index], size=self.size, max_pixels=self.max_pixels)
         except ImageLoadError as err:
             if index not in self._warned:  # once per file, however many times a run reads it
                 self._warned.add(index)

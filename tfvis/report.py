@@ -11,6 +11,10 @@ Layout of a report folder::
     state/<layer>/ch<c>.json      one manifest per finished channel (what makes runs resumable)
     run.json                      the settings the assets were computed with
 
+Each ``<model>``, ``<layer>`` and ``<image>`` part is a :func:`safe_name`: the text itself when it
+is a short plain name, else a cleaned, bounded stem and a digest of the text (``a_b-d3cddaad``
+for ``a_b.png``), so two images or layers never share a file however their names clean.
+
 Every file is written atomically; a channel counts as done once its manifest exists, and its
 manifest is written after its images. Pages are rebuilt from the manifests, so a page always
 lists every channel finished by this or an earlier run.
@@ -22,9 +26,11 @@ scroll down and make page 1 unlike the others, and a separate page gives the ind
 the whole layer at a glance (like OpenAI Microscope's layer view), each tile linking its channel.
 """
 import datetime
+import hashlib
 import re
 import shutil
 import sys
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -49,14 +55,54 @@ def _environment():
     return jinja2.Environment(loader=loader, autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
 
 
+#: Longest part of a file name made by :func:`safe_name`, in bytes (its names are ASCII): a name
+#: joins up to three parts (model, layer, image) with a channel and a method, well under the
+#: 255 bytes most file systems allow.
+NAME_LIMIT = 60
+#: Bytes of hexadecimal SHA-1 digest that :func:`safe_name` appends to a name it had to change.
+NAME_DIGEST = 8
+_IMAGE_EXTENSION = re.compile(r"\.(png|jpe?g|bmp|tiff?|gif|webp)$", re.IGNORECASE)
+_KEPT_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9_-])?")
+_HASHED_NAME = re.compile(rf".*-[0-9a-f]{{{NAME_DIGEST}}}")
+
+
 def safe_name(text):
-    """``text`` as a file-name part: letters, digits, ``.``, ``_`` and ``-``; extensions dropped."""
-    text = re.sub(r"\.(png|jpe?g|bmp|tiff?|gif|webp)$", "", str(text), flags=re.IGNORECASE)
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "image"
+    """``text`` as a file-name part: readable, at most :data:`NAME_LIMIT` ASCII bytes, one per text.
+
+    A text that is already a short plain name (letters, digits, ``.``, ``_``, ``-``, no image
+    extension) is kept as it is: ``block1_conv1``, ``vgg16-hed``, ``coffee``. Any other text is
+    cleaned (extension dropped, accents dropped, runs of other characters made ``_``, cut to fit) and followed by ``-`` and the first :data:`NAME_DIGEST` hexadecimal digits of the SHA-1
+    of the whole text, so texts that clean alike (``a b.png``, ``a&b.png``, ``a_b.jpg``) still get
+    names of their own. Kept names never end in such a digest, so the two kinds never meet.
+
+    Parameters
+    ----------
+    text : str
+        An image id (a path relative to the images folder), a layer name, a model label, ...
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> safe_name("block1_conv1"), safe_name("a_b.png"), safe_name("a b.png")
+    ('block1_conv1', 'a_b-d3cddaad', 'a_b-f6f33c2d')
+    >>> len(safe_name("x" * 300 + ".jpg"))
+    60
+    """
+    text = str(text)
+    if len(text) <= NAME_LIMIT and _KEPT_NAME.fullmatch(text) and not _IMAGE_EXTENSION.search(text) and not _HASHED_NAME.fullmatch(text):
+        return text
+    digest = hashlib.sha1(text.encode("utf8", "surrogatepass")).hexdigest()[:NAME_DIGEST]
+    ascii_text = unicodedata.normalize("NFKD", _IMAGE_EXTENSION.sub("", text)).encode("ascii", "ignore").decode()  # café: cafe
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", ascii_text)
+    readable = readable[: NAME_LIMIT - NAME_DIGEST - 1].strip("._") or "image"
+    return f"{readable}-{digest}"
 
 
 def array_stem(model_name, layer, image_id):
-    """``<model>_<layer>_<image>``: how researchers name per-image arrays of a layer."""
+    """``<model>_<layer>_<image>``, each part a :func:`safe_name`: how researchers name per-image arrays of a layer."""
     return f"{safe_name(model_name)}_{safe_name(layer)}_{safe_name(image_id)}"
 
 
@@ -150,11 +196,23 @@ class Report:
                 items.append(item)
             previous = fileio.read_json(self._manifest_path(layer, channel), {}) or {}
             manifest = {"channel": int(channel), "items": items, "slots": previous.get("slots", {})}
+            self._remove_replaced(previous.get("items") or (), items, assets)
             if self.raw == "compact":
                 manifest["arrays"] = self._save_channel_arrays(result, row, assets)
             if unit:
                 manifest["unit"] = unit
             fileio.write_json(self._manifest_path(layer, channel), manifest)
+
+    def _remove_replaced(self, old_items, new_items, assets):
+        """Delete the files of a channel's previous items that its new items no longer name (images that left its
+        top-k, or files named by an older naming rule), so no image's picture stays under another name."""
+        kept = {src for item in new_items for src in [item["patch"], *item["reconstructions"].values()]}
+        for item in old_items:
+            for src in [item.get("patch"), *(item.get("reconstructions") or {}).values()]:
+                path = self.out / str(src)
+                if src and src not in kept and path.parent == assets:  # only this layer's assets
+                    path.unlink(missing_ok=True)
+                    path.with_suffix(".npy").unlink(missing_ok=True)
 
     def _save_channel_arrays(self, result, row, assets):
         """One compressed ``.npz`` with a channel's top-k: values, ids, positions, boxes, patches, reconstructions."""
@@ -170,9 +228,20 @@ class Report:
         return path.relative_to(self.out).as_posix()
 
     def written_by(self, layer, channel, slot=None):
-        """The pipeline unit key recorded in a channel's manifest, or in one of its slots (None if none)."""
+        """The pipeline unit key recorded in a channel's manifest, or in one of its slots (None if none).
+
+        None also for a channel whose files were named by an older rule than :func:`safe_name`'s
+        (two images could share them), so that a rerun into an old folder rewrites it.
+        """
         manifest = fileio.read_json(self._manifest_path(layer, channel), {}) or {}
-        return (manifest.get("slots", {}).get(slot) or {}).get("unit") if slot else manifest.get("unit")
+        if slot:
+            return (manifest.get("slots", {}).get(slot) or {}).get("unit")
+        named = all(item.get("patch") == self._patch_src(layer, item.get("image"), channel) for item in manifest.get("items") or ())
+        return manifest.get("unit") if named else None
+
+    def _patch_src(self, layer, image_id, channel):
+        stem = f"{array_stem(self.model_name, layer, image_id)}_ch{int(channel)}"
+        return f"assets/{safe_name(layer)}/{stem}_patch.png"
 
     def has_slot(self, layer, channel, kind):
         """Whether channel ``channel`` of ``layer`` has a ``kind`` picture (never when forcing)."""
@@ -195,10 +264,15 @@ class Report:
 
         Returns the PNG's path relative to the report folder (for ``src`` attributes).
         """
-        base = self.out / "assets" / safe_name(folder)
+        src = self.picture_src(folder, stem)
         if array is not None:
-            fileio.save_npy(base / f"{stem}.npy", array)
-        fileio.save_png(base / f"{stem}.png", image)
+            fileio.save_npy((self.out / src).with_suffix(".npy"), array)
+        fileio.save_png(self.out / src, image)
+        return src
+
+    @staticmethod
+    def picture_src(folder, stem):
+        """Where :meth:`save_picture` saves ``stem`` in ``folder``, relative to the report folder."""
         return f"assets/{safe_name(folder)}/{stem}.png"
 
     def _state_path(self, kind, key):

@@ -2,7 +2,10 @@
 
 Importing TensorFlow's CUDA build on a machine without an NVIDIA driver prints, from C++ and
 before any Python logging applies, ``Could not find cuda drivers``, ``failed call to cuInit`` and
-``All log messages before absl::InitializeLog() ...``: noise, since there is no GPU to use.
+``All log messages before absl::InitializeLog() ...``: noise, since there is no GPU to use. On
+CPUs where TensorFlow turns oneDNN on by default (those with AVX512_VNNI, AVX512_BF16 or AMX) it
+also prints ``oneDNN custom operations are on`` (an information line, before
+``TF_CPP_MIN_LOG_LEVEL`` applies), which differs from machine to machine and says nothing wrong.
 :func:`import_tensorflow` imports TensorFlow and lists its devices with the process' standard
 error redirected, then writes back every line except those known lines. It filters only where no
 NVIDIA device node exists (``/dev/nvidia*``); on a GPU machine every line is shown, since there a
@@ -21,6 +24,7 @@ NOISE = (
     re.compile(r"failed call to cuInit"),
     re.compile(r"Unable to register cu(DNN|FFT|BLAS) factory"),
     re.compile(r"computation placer already registered"),
+    re.compile(r"^I\S* .*\] oneDNN custom operations are on\b"),
 )
 
 

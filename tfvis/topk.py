@@ -5,13 +5,13 @@ returns only each channel's maximum and its position per image, and a running to
 is merged on the host. Only the images that currently hold a top-k place are kept, so memory is
 bounded by the batch size and k x channels, not by the dataset.
 
-The forward passes run in float32 unless ``precision="bfloat16"`` is asked for
-(:mod:`tfvis.precision`): bfloat16 keeps about three significant digits, so channels whose k-th
-and (k+1)-th values are close can swap places, and top-k results would no longer be equal across
-precisions, shardings of one run and machines. ``"auto"`` therefore stays float32 here
-(:data:`AUTO_BFLOAT16`).
+The forward passes run in float32 (the default) unless ``precision="bfloat16"``, or ``"auto"``
+on a CPU with native bfloat16 (:data:`AUTO_BFLOAT16`), is asked for (:mod:`tfvis.precision`):
+bfloat16 keeps about three significant digits, so channels whose k-th and (k+1)-th values are
+close can swap places, and top-k results are no longer equal across precisions and machines.
 """
 import dataclasses
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +31,9 @@ class LayerTopK:
     """Top-k activations of some channels of one layer.
 
     Arrays have the channels as first axis and the rank (strongest first) as second.
-    Ranks that the dataset could not fill (fewer images than k) have value ``-inf`` and id ``""``.
+    :func:`top_k` keeps at most one rank per image read: over fewer images than k, ``k`` is the
+    number of images (with a warning). Ranks left unfilled, as in a report whose images could not
+    all be read, have value ``-inf`` and id ``""``.
     """
 
     layer: str
@@ -72,15 +74,19 @@ class LayerTopK:
 
 
 class _RunningTopK:
-    """Running top-k over images for the channels of one layer, merged batch by batch."""
+    """Running top-k over images for the channels of one layer, merged batch by batch.
 
-    def __init__(self, channels, k):
+    The arrays hold k ranks (unfilled ones ``-inf``), or with ``grow=True`` only as many as
+    entries were merged, up to k: a k far beyond the images then costs nothing.
+    """
+
+    def __init__(self, channels, k, grow=False):
         self.channels = np.asarray(channels)
         self.k = k
-        n = len(self.channels)
-        self.values = np.full((k, n), -np.inf, np.float32)
-        self.images = np.full((k, n), -1, np.int64)
-        self.flat_positions = np.zeros((k, n), np.int64)
+        rows, n = 0 if grow else k, len(self.channels)
+        self.values = np.full((rows, n), -np.inf, np.float32)
+        self.images = np.full((rows, n), -1, np.int64)
+        self.flat_positions = np.zeros((rows, n), np.int64)
 
     def merge(self, values, flat_positions, first_index):
         """Merge one batch: ``values`` and ``flat_positions`` (batch, channels) of images ``first_index...``."""
@@ -106,11 +112,12 @@ class _RunningTopK:
         return set(self.images[self.images >= 0].tolist())
 
 
-#: Where ``precision="auto"`` runs top-k forward passes in bfloat16: nowhere. Measured with
-#: ``benchmarks/topk_precision.py`` (VGG16-hed ``block4_conv3``, all 512 channels, 128 sample
-#: images): 98.6% of the top-9 images are float32's, but only 52% of the channels keep their exact
-#: top-9 list, so bfloat16 is offered (``precision="bfloat16"``) but never chosen for the user.
-AUTO_BFLOAT16 = False
+#: Where ``precision="auto"`` (asked for; the default is float32) runs top-k forward passes in
+#: bfloat16: on CPUs with ``avx512_bf16`` or ``amx_bf16`` and no GPU in use, as for feature
+#: visualizations. Measured with ``benchmarks/topk_precision.py`` (VGG16-hed ``block4_conv3``, all
+#: 512 channels, 128 sample images): 98.6% of the top-9 images are float32's, but only 52% of the
+#: channels keep their exact top-9 list, which is why float32 is the default.
+AUTO_BFLOAT16 = "cpu"
 
 
 def _extractor(net_model, layers, precision):
@@ -162,7 +169,8 @@ def top_k_layers(
     layers : dict of str to channels
         Layer name to the channels to keep (a list of ints, or None for all of them).
     k : int
-        Activations kept per channel, each from a different image.
+        Activations kept per channel, each from a different image; at least 1. Over fewer images
+        than k, every image is kept (a ``UserWarning`` says so): nothing is allocated for the rest.
     batch_size : int
     size : int, optional
         Resize and centre-crop each image to ``size`` x ``size`` (needed for folders of mixed sizes).
@@ -180,6 +188,8 @@ def top_k_layers(
     -------
     dict of str to LayerTopK
     """
+    check_k(k)
+    check_batch_size(batch_size)
     names = list(layers)
     net_model = prepared(model)  # layer names mean what they mean in every method (tfvis.graph)
     channels = {name: _resolve_channels(net_model, name, layers[name]) for name in names}
@@ -190,10 +200,25 @@ def top_k_layers(
     running, kept, ids = scan(model, batches, channels, k, keep_images=True, progress=progress, precision=precision)
     if not ids and not any((state.images >= 0).any() for state in running.values()):
         raise NoImagesError(f"the image source ({type(images).__name__}) yielded no images")
+    read = min((len(state.values) for state in running.values()), default=k)
+    if read < k:
+        warnings.warn(f"top_k: k={k} is more than the {read} images read; each channel keeps {read}", UserWarning, stacklevel=3)
     return {
         name: assemble(model, name, state, kept, ids, methods=methods, batch_size=batch_size, progress=progress)
         for name, state in running.items()
     }  # fmt: skip
+
+
+def check_k(k):
+    """Raise ValueError unless ``k`` (activations kept per channel) is an integer of at least 1."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k (activations kept per channel) must be an integer of at least 1; got {k!r}")
+
+
+def check_batch_size(batch_size):
+    """Raise ValueError unless ``batch_size`` is an integer of at least 1."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer of at least 1; got {batch_size!r}")
 
 
 def _numbered(batches):
@@ -241,7 +266,8 @@ def scan(model, batches, channels, k, keep_images=False, progress=False, precisi
     step = cached(net_model, key, lambda: _channel_max_step(net_model, names, selections, precision))
     if precision != "float32":
         _extractor(net_model, names, precision)  # copies the model's current weights into the cached bfloat16 net
-    running = {name: _RunningTopK(c, k) for name, c in zip(names, selections)}
+    check_k(k)
+    running = {name: _RunningTopK(c, k, grow=True) for name, c in zip(names, selections)}
     kept, ids = {}, {}
     bar = tqdm(desc="top-k: images", unit="img", disable=not progress)
     for batch in batches:
@@ -278,7 +304,7 @@ def assemble(model, layer, state, kept, ids, methods=("deconvnet", "guided"), ba
 def _assemble(model, layer, state, kept, ids, input_shape):
     rf = receptive_field(model, layer, input_size=tuple(input_shape))
     map_width = 1 if rf.is_global else rf.output_size[1]
-    n_channels, k = len(state.channels), state.k
+    n_channels, k = len(state.channels), len(state.values)  # ranks held: fewer than state.k when fewer images
     positions = np.stack([state.flat_positions // map_width, state.flat_positions % map_width], -1)
     ry, rx = rf.size
     patches = np.full((n_channels, k, ry, rx, 3), 128, np.uint8)
@@ -422,6 +448,7 @@ def top_k(
     channels : sequence of int, optional
         Default every channel of the layer.
     k : int
+        At least 1; see :func:`top_k_layers`.
     batch_size : int
     size : int, optional
         Resize and centre-crop each image (needed for folders of mixed sizes).

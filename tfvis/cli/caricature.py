@@ -34,6 +34,7 @@ def build_caricature_parser():
     parser.add_argument("--layers", required=True, help="comma-separated layer names, e.g. block3_conv1,block4_conv3")
     parser.add_argument("--images", help="a folder of images (default: scikit-image's sample photos)")
     parser.add_argument("--num-images", type=int, default=4, help="use at most this many images (default: 4)")
+    parser.add_argument("--max-pixels", type=int, metavar="N", help="skip image files that declare more than N pixels (default: 8192 x 8192)")
     parser.add_argument("--size", type=int, default=128, help="side of the images and caricatures (default: 128)")
     parser.add_argument("--steps", type=int, default=512, help="optimisation steps (default: 512)")
     parser.add_argument("--power", type=float, default=4.0, help="exponent of the cosine similarity (default: 4)")
@@ -97,14 +98,17 @@ def _run_caricature(args):
     from tfvis import fileio
     from tfvis.featurevis import caricature
     from tfvis.report import Report, array_stem, safe_name
+    from tfvis.graph import prepared
+    from tfvis.layer_names import allow_any_layer_name, split_layer_names
 
     check_positive(args, ("num_images", "size", "steps"))
+    allow_any_layer_name()  # a saved model's layers may be named "it's"
     specs = [s.strip() for s in args.model.split(",") if s.strip()]
-    layers = [n.strip() for n in args.layers.split(",") if n.strip()]
     models = [load_model_spec(spec, args.seed) for spec in specs]
+    layers = split_layer_names(args.layers, {layer.name for model, _ in models for layer in prepared(model).layers})
     for model, label in models:
-        check_layers(model, label, layers)
-    ids, images = first_images(args.images, args.size, args.num_images)
+        layers = check_layers(model, label, layers)  # without repeats
+    ids, images = first_images(args.images, args.size, args.num_images, max_pixels=args.max_pixels)
     out = Path(args.out)
     settings = {"images": f"{len(ids)} images at {args.size} px", "steps": args.steps, "power": args.power, "seed": args.seed}
     report = Report(out, " vs ".join(label for _, label in models), ", ".join(getattr(m, "tfvis_weights", l) for m, l in models), settings)

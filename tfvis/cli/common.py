@@ -5,8 +5,12 @@ Each command is a module of this package (``report``: ``python -m tfvis.vgg|alex
 command prints on one line before exiting with status 2.
 """
 import argparse
+import contextlib
+import errno
 import itertools
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -32,13 +36,20 @@ def parse_channels(spec, count, layer):
         return list(range(count))
     try:
         if spec.isdigit():
+            if int(spec) == 0:
+                raise UsageError("--channels 0: names no channel; give a count of at least 1, 'all', 'a-b' or a list like '3,7,12'")
             return list(range(min(int(spec), count)))
         channels = []
         for part in filter(None, spec.split(",")):
             first, _, last = part.partition("-")
-            channels.extend(range(int(first), int(last or first) + 1))
+            first, last = int(first), int(last or first)
+            if last < first:
+                raise UsageError(f"--channels {spec!r}: {part} is an empty range; write {last}-{first}")
+            channels.extend(range(first, last + 1))
     except ValueError:
         raise UsageError(f"--channels {spec!r}: use 'all', a count N (the first N), 'a-b' or a list like '3,7,12'") from None
+    if not channels:
+        raise UsageError(f"--channels {spec!r}: names no channel; use 'all', a count N (the first N), 'a-b' or a list like '3,7,12'")
     bad = [c for c in channels if not 0 <= c < count]
     if bad:
         raise UsageError(f"--channels {spec!r}: layer {layer} has channels 0-{count - 1}; got {bad}")
@@ -46,10 +57,14 @@ def parse_channels(spec, count, layer):
 
 
 def dataset_options(images_help, count_help):
-    """Parent parser: ``--images`` and ``--num-images`` (the images a command reads)."""
+    """Parent parser: ``--images``, ``--num-images`` and ``--max-pixels`` (the images a command reads)."""
+    from tfvis.images import MAX_PIXELS
+
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument("--images", help=images_help)
     parent.add_argument("--num-images", type=int, help=count_help)
+    parent.add_argument("--max-pixels", type=int, metavar="N",
+                        help=f"skip image files that declare more than N pixels, checked before decoding (default: {MAX_PIXELS:,}, 8192 x 8192)")  # fmt: skip
     return parent
 
 
@@ -97,8 +112,19 @@ def check_positive(args, names):
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
 
 
+#: What a file system answers when a file cannot be written there: one line naming the path, not a traceback.
+WRITE_ERRORS = frozenset({
+    errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM, errno.EFBIG, errno.ENAMETOOLONG,
+})  # fmt: skip
+
+
 def run_command(parser, runner, argv):
-    """Parse ``argv``, run ``runner(args)`` and return its status; a :class:`UsageError` prints one line and gives 2."""
+    """Parse ``argv``, run ``runner(args)`` and return its status; a :class:`UsageError` prints one line and gives 2.
+
+    So does an :class:`OSError` of :data:`WRITE_ERRORS` (a full disk, a read-only file system): the
+    line names the file and the reason; every file already written is complete, so the same
+    command resumes once the cause is fixed.
+    """
     from tfvis.images import NoImagesError
 
     args = parser.parse_args(argv)
@@ -108,25 +134,145 @@ def run_command(parser, runner, argv):
     except (UsageError, NoImagesError) as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        if err.errno not in WRITE_ERRORS:
+            raise
+        print(f"{parser.prog}: error: {write_error_text(err, getattr(args, 'out', None))}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted; every file written is complete: run the same command again to resume", file=sys.stderr)
         return 130
 
 
+def write_error_text(err, out=None, option="--out"):
+    """One line for an :class:`OSError` of :data:`WRITE_ERRORS`: the output folder (when the file is in it), the file, the reason."""
+    name = err.filename
+    inside = out is not None and (name is None or Path(out).resolve() in Path(name).resolve().parents)
+    where = f"{option} {out}: " if inside else ""
+    writing = err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)  # the others (EACCES...) may come from a read
+    target = "cannot write there" if name is None else f"cannot write {name}" if writing else str(name)
+    advice = "; free some space and run the same command again to resume" if err.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+    return f"{where}{target}: {err.strerror or err}{advice}"
+
+
 def check_out(out, option="--out"):
-    """Raise :class:`UsageError` when the output folder ``out`` names something that is not a folder."""
-    if out is not None and Path(out).exists() and not Path(out).is_dir():
-        raise UsageError(f"{option} {out}: exists and is not a folder; name a folder (it is created if missing)")
+    """Raise :class:`UsageError` unless the output folder ``out`` can be created and written.
+
+    A probe file is written and removed, so a read-only or full file system, or a file where a
+    folder should be (``a_file/sub``), is refused before any work. Folders created for the probe
+    are removed again: a run refused later leaves nothing behind.
+    """
+    if out is None:
+        return
+    folder = Path(out)
+    try:
+        if folder.exists() and not folder.is_dir():
+            raise UsageError(f"{option} {out}: exists and is not a folder; name a folder (it is created if missing)")
+        blocking = next((parent for parent in folder.parents if parent.exists() and not parent.is_dir()), None)
+        if blocking is not None:
+            raise UsageError(f"{option} {out}: cannot write there: {blocking} is a file, not a folder")
+        created = [path for path in (folder, *folder.parents) if not path.exists()]  # deepest first
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            descriptor, probe = tempfile.mkstemp(dir=folder, prefix=".probe.", suffix=".tmp")
+            try:
+                os.write(descriptor, b"tfvis")
+                os.fsync(descriptor)
+            finally:
+                os.close(descriptor)
+                os.remove(probe)
+        finally:
+            for path in created:
+                with contextlib.suppress(OSError):
+                    path.rmdir()
+    except OSError as err:
+        raise UsageError(f"{option} {out}: cannot write there: {err.strerror or err}") from None
+
+
+def parse_layers(spec, option="--layers"):
+    """The layer names of a comma-separated ``spec``, each once in the order given; empty parts are dropped.
+
+    Raises :class:`UsageError` when ``spec`` names no layer (``","``).
+    """
+    names = list(dict.fromkeys(name.strip() for name in str(spec).split(",") if name.strip()))
+    if not names:
+        raise UsageError(f"{option} {spec!r}: names no layer; give one or more layer names, separated by commas")
+    return names
+
+
+def memory_allowed():
+    """``(bytes, what)``: the memory this process may use, the least of the machine's, its cgroup's and its address-space limit."""
+    import resource
+
+    limits = [(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "this machine allows")]
+    with contextlib.suppress(OSError, ValueError):
+        limits.append((int(Path("/sys/fs/cgroup/memory.max").read_text()), "this container allows"))  # "max": no limit
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY:
+        limits.append((soft, "the address-space limit (ulimit -v) allows"))
+    return min(limits)
+
+
+def run_memory(model, layers, size, batch_size):
+    """Bytes a batch needs, roughly: the model's weights plus twice the float32 activations up to the deepest layer.
+
+    Every layer up to the deepest of ``layers`` (in the prepared model's order; None: every
+    layer) counts, for ``batch_size`` images of ``size`` x ``size`` px; twice, because
+    reconstructions and saliency keep the forward activations for the backward pass and hold a
+    gradient of each. None when the shapes cannot be worked out (the caller then skips the check).
+    """
+    import keras
+
+    from tfvis.graph import prepared
+
+    try:
+        net_model = prepared(model)
+        order = [layer.name for layer in net_model.layers]
+        deepest = len(order) - 1 if layers is None else max(order.index(name) for name in layers)
+        outputs = [layer.output for layer in net_model.layers[1 : deepest + 1]]
+        channels = net_model.inputs[0].shape[-1]
+        specs = keras.Model(net_model.inputs, outputs).compute_output_spec(keras.KerasTensor((batch_size, size, size, channels)))
+        elements = batch_size * size * size * channels + sum(int(np.prod(spec.shape)) for spec in keras.tree.flatten(specs))
+    except Exception:  # noqa: BLE001 - an estimate only: a model whose shapes Keras cannot trace is not refused for it
+        return None
+    weights = sum(int(np.prod(weight.shape)) * 4 for weight in model.weights)
+    return weights + 2 * 4 * elements
+
+
+def check_memory(model, layers, size, batch_size, images=None):
+    """Raise :class:`UsageError` when a batch at ``size`` px would need more memory than this process may use.
+
+    ``images`` (the number of images, when known) caps the batch. The check runs before any forward
+    pass: without it, a size too large ends in a MemoryError traceback, or in a crash with no
+    message under an address-space limit.
+    """
+    batch = min(batch_size, images) if images else batch_size
+    needed = run_memory(model, layers, size, batch)
+    if needed is None:
+        return
+    allowed, what = memory_allowed()
+    if needed > allowed:
+        batch_text = f"--batch-size {batch}" if batch == batch_size else f"batches of {batch} images"
+        raise UsageError(f"--size {size} with {batch_text} needs about {_gib(needed)} of memory; {what} {_gib(allowed)}: "
+                         "lower --size or --batch-size")  # fmt: skip
+
+
+def _gib(count):
+    return f"{count / 2**30:.1f} GiB" if count < 10 * 2**30 else f"{count / 2**30:.0f} GiB"
 
 
 def load_model_spec(spec, seed=0, include_top=False, option="--model", weights="auto"):
     """``(model, label)`` for ``name``, ``name:weights`` (a zoo model) or a saved Keras model file.
 
     ``weights`` applies when the spec names none. The label names files and pictures: ``vgg16``,
-    or ``vgg16-hed`` when the spec gives weights.
+    or ``vgg16-hed`` when the spec gives weights. A model file is checked before Keras reads it
+    (:func:`tfvis.models.safeload.check_weight_file`: declared sizes within
+    :func:`~tfvis.models.safeload.max_weight_bytes`, no decompression bomb) and is loaded in
+    Keras' safe mode, which refuses to deserialize code (``Lambda`` layers).
     """
     import tfvis
     from tfvis.models import ZOO, WeightsError, WeightsUnavailableError
+    from tfvis.models.safeload import check_weight_file, max_weight_bytes
 
     name, _, named = spec.partition(":")
     if name in ZOO:
@@ -142,15 +288,22 @@ def load_model_spec(spec, seed=0, include_top=False, option="--model", weights="
         raise UsageError(f"{option} {spec}: not a zoo model ({', '.join(ZOO)}, optionally with ':weights') nor a saved Keras model file")
     import keras
 
+    from tfvis.layer_names import allow_any_layer_name
+
     try:
-        model = keras.models.load_model(path, compile=False)
+        check_weight_file(path, max_weight_bytes())
+    except WeightsError as err:
+        raise UsageError(f"{option} {spec}: {err}") from None
+    try:
+        allow_any_layer_name()  # saved models may name layers as TensorFlow's graphs refuse (tfvis.layer_names)
+        model = keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as err:  # noqa: BLE001 - Keras raises many types for unreadable files
         raise UsageError(f"{option} {spec}: cannot load it as a Keras model ({err})") from None
     return model, path.stem
 
 
 def check_layers(model, label, names, option="--layers"):
-    """``names``, checked to be layers of ``model`` with a channel axis (any layer, by its Keras name).
+    """``names`` (each once, in the order given), checked to be layers of ``model`` (any layer, by its Keras name).
 
     Names are read on the prepared model (:func:`tfvis.graph.prepared`), so a fused activation's
     ``<layer>_relu`` is valid too.
@@ -160,6 +313,9 @@ def check_layers(model, label, names, option="--layers"):
 
     net_model = prepared(model)
     known = {layer.name for layer in net_model.layers}
+    names = list(dict.fromkeys(names))  # a layer named twice is reported once
+    if not names:
+        raise UsageError(f"{option}: names no layer; give one or more layer names, separated by commas")
     bad = [n for n in names if n not in known]
     if bad:
         shown = [n for n, _ in layer_info(net_model)]
@@ -180,26 +336,32 @@ def image_source(args, size):
         folder = Path(args.images)
         if not folder.is_dir() and not any(ch in args.images for ch in "*?["):
             raise UsageError(f"--images {args.images}: not a folder (nor a glob pattern such as 'photos/*.jpg')")
-        source = images.FileSource(args.images, size, limit=args.num_images)
+        max_pixels = _max_pixels(getattr(args, "max_pixels", None))
+        source = images.FileSource(args.images, size, limit=args.num_images, max_pixels=max_pixels)
         if not folder.is_dir() and not len(source):
             raise UsageError(f"--images {args.images}: no files match")
-        next(images.iter_images(folder if folder.is_dir() else source, size=size))  # no readable image: fails here, before any output
+        # No readable image fails here, before any output: a folder raises NoImagesError itself.
+        if next(images.iter_images(folder if folder.is_dir() else source, size=size, max_pixels=max_pixels), None) is None:
+            raise images.NoImagesError(f"{args.images}: no readable images: all {len(source)} matching file(s) skipped (see the warnings above)")
         return source, f"{args.images} (centre-cropped to {size} px)", None
     count = args.num_images or DEFAULT_SAMPLE_IMAGES
     label = f"{count} scikit-image sample photos and crops ({size} px)"
     return images.SampleSource(count, size=size, seed=args.seed), label, None
 
 
-def first_images(source, size, count, option="--images"):
+def first_images(source, size, count, option="--images", max_pixels=None):
     """``(ids, images)``: the first ``count`` images of ``source`` at ``size`` px, as a float32 batch.
 
     ``source`` is a folder (a path), anything :func:`tfvis.images.iter_images` reads, or None for
     scikit-image's sample photos. The one reader of "the first N images" for every command.
+    ``max_pixels`` (``--max-pixels``, default :data:`tfvis.images.MAX_PIXELS`) applies to files
+    read here; an :class:`~tfvis.images.ImageSource` keeps its own.
     """
     from tfvis import images
 
+    max_pixels = _max_pixels(max_pixels)
     if isinstance(source, str) and not Path(source).is_dir() and any(ch in source for ch in "*?["):
-        source = images.FileSource(source, size)  # a glob pattern
+        source = images.FileSource(source, size, max_pixels=max_pixels)  # a glob pattern
     if isinstance(source, images.ImageSource):
         _, ids, batch = source.read(range(min(count, len(source))))
         if not ids:
@@ -211,8 +373,17 @@ def first_images(source, size, count, option="--images"):
         if not Path(source).is_dir():
             raise UsageError(f"{option} {source}: not a folder")
         source = Path(source)
-    pairs = list(itertools.islice(images.iter_images(source, size=size), count))
+    pairs = list(itertools.islice(images.iter_images(source, size=size, max_pixels=max_pixels), count))
     if not pairs:
         where = source if isinstance(source, Path) else "the image source"
         raise UsageError(f"{option} {where}: no readable images")
     return [str(i) for i, _ in pairs], np.stack([image for _, image in pairs]).astype(np.float32)
+
+
+def _max_pixels(value):
+    """``--max-pixels`` checked, or :data:`tfvis.images.MAX_PIXELS` when not given."""
+    from tfvis.images import MAX_PIXELS
+
+    if value is not None and value < 1:
+        raise UsageError(f"--max-pixels must be at least 1, got {value}")
+    return MAX_PIXELS if value is None else int(value)

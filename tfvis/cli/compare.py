@@ -78,7 +78,7 @@ def _visualizations(report, model, side, layer, channels, args):
 
     key = f"{side}_{layer}"
     record = report.load_state("visualizations", key)
-    path = report.out / "state" / "visualizations" / f"{key}.npy"
+    path = report._state_path("visualizations", key).with_suffix(".npy")  # a file name safe for any layer name
     if record and record.get("channels") == list(channels) and path.is_file():
         return np.load(path)
     images = []
@@ -144,7 +144,11 @@ def _cka_heatmap(report, models, source, layers_a, layers_b, limit, args):
                            size=args.size, limit=limit, progress=not args.quiet)  # fmt: skip
         matrix = result.matrix
         report.save_state("cka", "matrix", {"layers_a": layers_a, "layers_b": layers_b, "matrix": matrix.tolist(), "images": result.n_images})
-    fig = plot_cka(matrix, layers_a, layers_b, title=f"CKA: {models[0][1]} (rows) vs {models[1][1]} (columns)")
+    def plain(text):  # a "$" in a layer or file name would start Matplotlib's math mode
+        return str(text).replace("$", r"\$")
+
+    fig = plot_cka(matrix, [plain(n) for n in layers_a], [plain(n) for n in layers_b],
+                   title=plain(f"CKA: {models[0][1]} (rows) vs {models[1][1]} (columns)"))  # fmt: skip
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     fileio.write_bytes(report.out / "assets" / "cka.png", buffer.getvalue())
@@ -158,10 +162,12 @@ def _run_compare(args):
     from tfvis.graph import prepared
     from tfvis.targets import resolve
     from tfvis.report import Report
+    from tfvis.layer_names import allow_any_layer_name, split_layer_names
 
     check_positive(args, ("num_images", "size", "steps", "fv_size", "fv_batch", "batch_size"))
     if args.batch_size < 4:
         raise UsageError(f"--batch-size {args.batch_size}: CKA minibatches need at least 4 images")
+    allow_any_layer_name()  # a saved model's layers may be named "it's"
     model_a, label_a = load_model_spec(args.a, args.seed, option="--a")
     model_b, label_b = load_model_spec(args.b, args.seed, option="--b")
     if args.reinit_b:
@@ -171,11 +177,12 @@ def _run_compare(args):
             raise UsageError(f"--reinit-b {args.reinit_b}: no weighted layer of {label_b} starts with {', '.join(prefixes)}")
         label_b = f"{label_b} ({','.join(prefixes)} re-initialised)"
     models = [(model_a, label_a), (model_b, label_b)]
-    layers = [n.strip() for n in args.layers.split(",") if n.strip()]
+    known = {layer.name for model, _ in models for layer in prepared(model).layers}
+    layers = split_layer_names(args.layers, known)
     for model, label in models:
-        check_layers(model, label, layers)
+        layers = check_layers(model, label, layers)  # without repeats
     if args.cka_layers:
-        cka_layers = [n.strip() for n in args.cka_layers.split(",") if n.strip()]
+        cka_layers = split_layer_names(args.cka_layers, known)
         layers_a = check_layers(model_a, label_a, cka_layers, "--cka-layers")
         layers_b = check_layers(model_b, label_b, cka_layers, "--cka-layers")
     else:

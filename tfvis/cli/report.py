@@ -17,6 +17,7 @@ from .common import (
     DEFAULT_SAMPLE_IMAGES,
     UsageError,
     check_layers,
+    check_memory,
     check_out,
     check_positive,
     dataset_options,
@@ -24,6 +25,7 @@ from .common import (
     first_images,
     image_source,
     parse_channels,
+    parse_layers,
     add_engine_options,
     run_command,
     run_options,
@@ -33,6 +35,7 @@ from .common import (
 METHODS = ("deconv", "featurevis", "saliency", "inversion")
 DEFAULT_PAGE_IMAGES = 4
 DEFAULT_INVERT_SIZE = 128
+DEFAULT_TOP_K = 9
 _POSITIVE = ("num_images", "top_k", "batch_size", "size", "page_images", "invert_size", "fv_steps", "fv_size", "fv_batch", "workers", "shard_images")
 
 
@@ -59,7 +62,7 @@ def build_parser(prog, model_name):
     parser.add_argument("--layers", help="comma-separated layer names (default: every conv layer)")
     parser.add_argument("--channels", default=DEFAULT_CHANNELS, help="'all', N (the first N), 'a-b' or '3,7,12' (default: 8)")
     parser.add_argument("--size", type=int, help="image side in pixels (default: the model's input size)")
-    parser.add_argument("--top-k", type=int, default=9, help="patches per channel (default: 9)")
+    parser.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help=f"patches per channel, at most the number of images (default: {DEFAULT_TOP_K})")
     parser.add_argument("--methods", default="deconv", help=f"comma-separated, from: {', '.join(METHODS)}, all (default: deconv)")
     parser.add_argument("--page-images", type=int, default=DEFAULT_PAGE_IMAGES,
                         help=f"saliency and inversion pages for the first N images (default: {DEFAULT_PAGE_IMAGES})")
@@ -69,9 +72,10 @@ def build_parser(prog, model_name):
     parser.add_argument("--raw", choices=("compact", "npy"), default="compact",
                         help="raw arrays beside the PNGs: one compressed float16 .npz per channel (compact, default) "
                         "or a float32 .npy per image and method (npy)")
-    parser.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
-                        help="what the top-k forward passes and feature visualizations compute in; auto: float32 for "
-                        "the top-k, bfloat16 for feature visualizations on CPUs with AVX512_BF16 or AMX (default: auto)")
+    parser.add_argument("--precision", choices=("float32", "bfloat16", "auto"), default="float32",
+                        help="what the top-k forward passes and feature visualizations compute in: float32 (the same "
+                        "results on every machine), bfloat16 (faster on CPUs with AVX512_BF16 or AMX, emulated and slower "
+                        "elsewhere) or auto (bfloat16 where the CPU has it) (default: float32)")
     add_engine_options(parser)
     return parser
 
@@ -89,7 +93,7 @@ def _layers(spec, model, option="--layers"):
     from tfvis.models import model_info
 
     info = model_info(model)
-    names = [n.strip() for n in spec.split(",") if n.strip()] if spec else list(info.report_layers)
+    names = parse_layers(spec, option) if spec is not None else list(info.report_layers)
     return check_layers(model, info.name, names, option)
 
 
@@ -145,7 +149,7 @@ def _run(model_name, args):
     from tfvis.report import Report, field_text, stride_text
 
     module = zoo_module(model_name)
-    requested = [n.strip() for n in (args.layers or "").split(",") if n.strip()]
+    requested = parse_layers(args.layers) if args.layers is not None else []
     include_top = any(name in module.TOP_LAYERS for name in requested)
     info = module.INFO
     size = args.size or info.default_size
@@ -156,10 +160,15 @@ def _run(model_name, args):
     out = Path(args.out or Path("html_out") / model_name)
     check_out(out)
     source, images_label, _ = image_source(args, size)  # before loading the model: bad images fail at once
+    if args.top_k > len(source):  # every image already holds a place: more ranks would stay empty
+        if args.top_k != DEFAULT_TOP_K:
+            print(f"tfvis: --top-k {args.top_k} is more than the {len(source)} images; keeping all {len(source)} per channel", file=sys.stderr)
+        args.top_k = len(source)
     model = _load(module, args, include_top)
     layers = _layers(args.layers, model)
     counts = _channel_counts(model, layers)
     channels = {name: parse_channels(args.channels, counts[name], name) for name in layers}
+    check_memory(model, layers, size, args.batch_size, images=len(source))  # before the first forward pass
     settings = {"images": images_label, "top-k": args.top_k, "seed": args.seed, "methods": ", ".join(methods)}
     fields = receptive_fields(model, layers, input_size=(size, size))
     if "featurevis" in methods:
@@ -175,12 +184,12 @@ def _run(model_name, args):
         settings["image pages"] = f"{args.page_images} images"
         if "inversion" in per_image:
             settings["inversion"] = f"{', '.join(invert_layers)} at {invert_size} px"
+    engine = _engine(args)  # before the first file: an unreachable cluster leaves the output folder untouched
     report = Report(out, model_name, model.tfvis_weights, settings, force=args.force, raw=args.raw)
     store = Store(out / "store")
     if args.force:
         shutil.rmtree(store.root, ignore_errors=True)
     context = Context(ModelSpec(model_name, args.weights, include_top, args.seed), source, model=model)
-    engine = _engine(args)
     started = time.perf_counter()
     try:
         merged = layer_report.top_k(

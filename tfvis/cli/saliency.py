@@ -4,7 +4,7 @@ import sys
 import time
 from pathlib import Path
 
-from .common import UsageError, check_positive, dataset_options, first_images, load_model_spec, run_command, run_options
+from .common import UsageError, check_memory, check_positive, dataset_options, first_images, load_model_spec, run_command, run_options
 
 #: Methods of ``python -m tfvis.saliency``, with their titles.
 SALIENCY_METHODS = {
@@ -106,6 +106,7 @@ def _cam_layer_for(model, target, requested):
 def _run_saliency(args):
     from tfvis import saliency
     from tfvis.report import Report, array_stem, safe_name
+    from tfvis.layer_names import allow_any_layer_name
 
     check_positive(args, ("num_images", "samples", "steps", "batch_size", "size"))
     methods = list(SALIENCY_METHODS) if args.methods == "all" else [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -114,8 +115,10 @@ def _run_saliency(args):
         raise UsageError(f"--methods: unknown {', '.join(bad) or '(none)'}; choose from: {', '.join(SALIENCY_METHODS)}, all")
     targets = _targets(args.target)
     needs_classes = any(t is None or isinstance(t, int) for t in targets)
+    allow_any_layer_name()  # a saved model's layers may be named "it's"
     model, label, size = _saliency_model(args, needs_classes)
-    ids, images = first_images(args.images, size, args.num_images or 10**9)
+    ids, images = first_images(args.images, size, args.num_images or 10**9, max_pixels=args.max_pixels)
+    check_memory(model, None, size, args.batch_size, images=len(ids))  # gradients through the whole model
     settings = {"images": f"{len(ids)} images at {size} px", "methods": ", ".join(methods), "seed": args.seed}
     report = Report(args.out, label, getattr(model, "tfvis_weights", label), settings, force=True)
     tables = []

@@ -50,9 +50,18 @@ def _features(x, name="x"):
     x = np.asarray(x, dtype=np.float64)
     if x.ndim == 0:
         raise ValueError(f"{name} must have a first axis of examples; got a scalar")
+    _check_finite(x, name)
     if x.ndim == 1:
         x = x[:, None]
     return x.reshape(len(x), -1)
+
+
+def _check_finite(x, name):
+    """Raise ValueError when ``x`` holds NaN or inf: one such value makes every CKA involving it NaN, silently."""
+    bad = x.size - np.count_nonzero(np.isfinite(x))
+    if bad:
+        raise ValueError(f"{name} holds {bad} NaN or inf value(s) (of {x.size}); CKA needs finite activations "
+                         "(a diverged model, or images with NaN)")  # fmt: skip
 
 
 def _check_kernel(kernel, sigma):
@@ -251,6 +260,8 @@ def hsic(k, l):
     2.7778
     """
     k, l = np.asarray(k, dtype=np.float64), np.asarray(l, dtype=np.float64)
+    _check_finite(k, "k")
+    _check_finite(l, "l")
     n = len(k)
     return float(np.sum(center_gram(k) * center_gram(l)) / (n - 1) ** 2)
 
@@ -327,6 +338,8 @@ def hsic_unbiased(k, l):
     True
     """
     k, l = np.asarray(k, dtype=np.float64), np.asarray(l, dtype=np.float64)
+    _check_finite(k, "k")
+    _check_finite(l, "l")
     if k.shape != l.shape or k.ndim != 2 or k.shape[0] != k.shape[1]:
         raise ValueError(f"expected two square Gram matrices of the same size; got {k.shape} and {l.shape}")
     return float(hsic_unbiased_pairs(k[None], l[None])[0, 0])
@@ -492,6 +505,8 @@ class LayerPairsCKA:
             The same for the second set, on the same ``n >= 4`` examples.
         """
         grams_a, grams_b = np.asarray(grams_a, dtype=np.float64), np.asarray(grams_b, dtype=np.float64)
+        _check_finite(grams_a, "grams_a")
+        _check_finite(grams_b, "grams_b")
         if grams_a.ndim != 3 or grams_b.ndim != 3 or grams_a.shape[1:] != grams_b.shape[1:] or grams_a.shape[1] != grams_a.shape[2]:
             raise ValueError(f"expected Gram stacks (A, n, n) and (B, n, n); got {grams_a.shape} and {grams_b.shape}")
         if self.cross is not None and self.cross.shape != (len(grams_a), len(grams_b)):
@@ -509,7 +524,8 @@ class LayerPairsCKA:
 
     def update(self, acts_a, acts_b):
         """Add one batch, given each layer's activations (lists of arrays, first axis the batch)."""
-        acts_a, acts_b = [_features(a, "activations") for a in acts_a], [_features(b, "activations") for b in acts_b]
+        acts_a = [_features(a, f"acts_a[{i}]") for i, a in enumerate(acts_a)]
+        acts_b = [_features(b, f"acts_b[{i}]") for i, b in enumerate(acts_b)]
         sizes = {len(a) for a in acts_a + acts_b}
         if len(sizes) != 1:
             raise ValueError(f"every layer must hold the same examples; got batch sizes {sorted(sizes)}")

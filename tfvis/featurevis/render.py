@@ -297,9 +297,9 @@ def _check_input(model):
         raise ValueError(f"model {model.name!r} takes inputs of shape {tuple(shape)}; render needs RGB images (N, H, W, 3)")
 
 
-#: Where ``precision="auto"`` renders in bfloat16 (``auto_bfloat16`` of
-#: :func:`tfvis.precision.resolve_precision`): ``"cpu"``, on CPUs with ``avx512_bf16`` or
-#: ``amx_bf16`` when no GPU is in use. Measured (``benchmarks/featurevis.py``, VGG16 ``block4_conv3``,
+#: Where ``precision="auto"`` (asked for; the default is float32) renders in bfloat16
+#: (``auto_bfloat16`` of :func:`tfvis.precision.resolve_precision`): ``"cpu"``, on CPUs with
+#: ``avx512_bf16`` or ``amx_bf16`` when no GPU is in use. Measured (``benchmarks/featurevis.py``, VGG16 ``block4_conv3``,
 #: 8 channels, 128 px, 256 steps): bfloat16 renders reach the activation gain of float32 ones (20.8
 #: against 20.9; mean target activation 75.8 against 76.5). GPUs stay float32 under "auto" (they
 #: already run float32 convolutions in TF32; bfloat16 renders there are unmeasured).
@@ -551,7 +551,7 @@ def render(
     jit_compile=False,
     flat_tolerance=0.01,
     redirect_relu=False,
-    precision="auto",
+    precision="float32",
 ):
     """Optimise images to maximise ``objective`` on ``model`` (Lucid's ``render_vis``).
 
@@ -603,12 +603,14 @@ def render(
         an image's gradient (every unit below zero, e.g. a dead start), pass the gradient that would
         raise its input, so the image can leave the flat region. Off by default; the plain gradient
         elsewhere is unchanged.
-    precision : {"auto", "float32", "bfloat16"}
+    precision : {"float32", "auto", "bfloat16"}
         What the network computes in (:mod:`tfvis.precision`); the images, transforms,
-        objective and optimiser stay float32. ``"auto"``: bfloat16 on a CPU that runs it natively
-        (``avx512_bf16`` or ``amx_bf16``) with no GPU in use (:data:`AUTO_BFLOAT16`; its renders
-        were measured to reach float32's activation gain), else float32. ``"bfloat16"`` runs
-        anywhere (emulated and slower than float32, with a warning, where the hardware lacks it).
+        objective and optimiser stay float32. ``"float32"`` (default): a seed gives the same
+        images on every CPU. ``"auto"``: bfloat16 on a CPU that runs it natively (``avx512_bf16``
+        or ``amx_bf16``) with no GPU in use (:data:`AUTO_BFLOAT16`; its renders were measured to
+        reach float32's activation gain in 0.62x the time per step), else float32.
+        ``"bfloat16"`` runs anywhere (emulated and slower than float32, with a warning, where the
+        hardware lacks it).
 
     Returns
     -------

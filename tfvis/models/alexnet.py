@@ -17,7 +17,8 @@ import numpy as np
 
 from .info import ModelInfo
 from .custom_layers import ImagePreprocess, LocalResponseNorm, conv_relu, dense_relu
-from .weights import WeightFile, WeightsFormatError, read_error, read_keras_weights
+from .safeload import max_weight_bytes, read_pickled_npy
+from .weights import WeightFile, WeightsFormatError, read_keras_weights
 
 NAME = "alexnet"
 DEFAULT_SIZE = 227
@@ -42,9 +43,12 @@ CONVS = (
     ("conv5", 256, 3, 1, "same", 2, (None, "pool5")),
 )
 
+# Parameters of the model with its top (the file's 8 layers): bounds what its weight files may declare.
+PARAMS = 60_965_224
+
 BVLC_NPY = WeightFile(
     "bvlc_alexnet.npy",
-    "http://www.cs.toronto.edu/~guerzhoy/tf_alexnet/bvlc_alexnet.npy",
+    "https://www.cs.toronto.edu/~guerzhoy/tf_alexnet/bvlc_alexnet.npy",
     None,
     "Guerzhoy's TensorFlow port of Caffe's BVLC AlexNet",
     233,
@@ -118,8 +122,9 @@ def read_bvlc_npy(path):
 
     The file is a pickled dict (written by Python 2) from layer name to ``[weights, biases]``;
     its kernels are HWIO and its grouped kernels split input and output channels into halves
-    the way Keras' ``Conv2D(groups=2)`` does, so the arrays are used as they are. Unpickling runs
-    code from the file: only load files from a source you trust.
+    the way Keras' ``Conv2D(groups=2)`` does, so the arrays are used as they are. The pickle is
+    read by :func:`tfvis.models.safeload.read_pickled_npy`, which builds NumPy arrays and plain
+    containers only: a file whose pickle asks for anything else is refused and nothing of it runs.
 
     Parameters
     ----------
@@ -133,18 +138,17 @@ def read_bvlc_npy(path):
 
     Raises
     ------
+    WeightsUnsafeError
+        The pickle names a function or class that a dict of arrays does not need.
+    WeightsTooLargeError
+        The file, or the arrays it declares, exceed :func:`~tfvis.models.safeload.max_weight_bytes`
+        for AlexNet.
     WeightsFormatError
         The file is not a NumPy pickle of such a dict, or holds none of those layers.
     """
     expected = "Guerzhoy's bvlc_alexnet.npy (a pickled dict of [weights, biases] per layer)"
-    try:
-        raw = np.load(path, encoding="latin1", allow_pickle=True)
-        raw = raw.item() if isinstance(raw, np.ndarray) and raw.dtype == object and raw.shape == () else raw
-    except Exception as err:  # numpy raises OSError, ValueError, EOFError, UnpicklingError, ...
-        raise read_error(path, err, expected) from err
+    raw = read_pickled_npy(path, max_weight_bytes(PARAMS), expected)
     if not isinstance(raw, dict):
-        if hasattr(raw, "close"):  # a .npz archive under a .npy name
-            raw.close()
         raise WeightsFormatError(f"{path} could not be read as {expected}: it holds a {type(raw).__name__}")
     arrays = {}
     for name in CONV_LAYERS + TOP_LAYERS:
@@ -183,7 +187,7 @@ def read_weights(path):
     """
     if Path(path).suffix.lower() == ".npy":
         return read_bvlc_npy(path)
-    return read_keras_weights(path)
+    return read_keras_weights(path, max_weight_bytes(PARAMS))
 
 
 def imagenet_file(include_top):

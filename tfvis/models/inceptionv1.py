@@ -43,7 +43,8 @@ import keras
 
 from .info import ModelInfo
 from .custom_layers import ImagePreprocess, LocalResponseNorm, conv_relu
-from .weights import WeightFile, WeightsFormatError, read_error, read_keras_weights
+from .safeload import check_file_size, max_weight_bytes
+from .weights import WeightFile, WeightsFormatError, WeightsTooLargeError, read_error, read_keras_weights
 
 NAME = "inceptionv1"
 DEFAULT_SIZE = 224
@@ -90,6 +91,9 @@ LUCID_MEAN_RGB = (117.0, 117.0, 117.0)
 DEFAULT_LRN = {"depth_radius": 5, "alpha": 1e-4, "beta": 0.5, "bias": 2.0}
 # What TensorFlow's LRN op assumes for an attribute a NodeDef leaves out.
 _TF_LRN_ATTR_DEFAULTS = {"depth_radius": 5, "alpha": 1.0, "beta": 0.5, "bias": 1.0}
+
+# Parameters of Lucid's graph, auxiliary heads included: bounds what its weight files may declare.
+PARAMS = 13_460_000
 
 LUCID_PB = WeightFile(
     "InceptionV1.pb",
@@ -207,6 +211,7 @@ def _parse_graph_def(path):
     from google.protobuf.message import DecodeError
 
     expected = "Lucid's InceptionV1.pb (a serialized TensorFlow GraphDef)"
+    check_file_size(path, max_weight_bytes(PARAMS))
     try:
         data = Path(path).read_bytes()
         graph_def = tf.compat.v1.GraphDef()
@@ -253,6 +258,9 @@ def read_lucid_pb(path):
 
     Raises
     ------
+    WeightsTooLargeError
+        The file, or the constants it declares, exceed
+        :func:`~tfvis.models.safeload.max_weight_bytes` for InceptionV1.
     WeightsFormatError
         The file is not a GraphDef, a constant cannot be decoded, or the graph holds none of the
         expected constants.
@@ -263,8 +271,17 @@ def read_lucid_pb(path):
     wanted = {f"{layer}_{kind}": (layer, i) for layer in WEIGHTED_LAYERS for i, kind in enumerate("wb")}
     found = {}
     lrn = {}
+    budget = max_weight_bytes(PARAMS)
     for node in graph_def.node:
         if node.op == "Const" and node.name in wanted:
+            # A TensorProto may declare a huge shape with one value that make_ndarray repeats to fill it.
+            budget -= _declared_bytes(node, path)
+            if budget < 0:
+                raise WeightsTooLargeError(
+                    f"{path}: its constants (up to {node.name!r}) declare more than the limit of "
+                    f"{max_weight_bytes(PARAMS):,} bytes; refused before building them "
+                    f"(set TFVIS_MAX_WEIGHT_BYTES to allow more)"
+                )
             try:
                 value = tf.make_ndarray(node.attr["value"].tensor)
             except (TypeError, ValueError) as err:
@@ -288,6 +305,24 @@ def read_lucid_pb(path):
     return arrays, lrn
 
 
+def _declared_bytes(node, path):
+    """Bytes of the array a ``Const`` node's TensorProto declares (its shape times its item size)."""
+    import tensorflow as tf
+
+    tensor = node.attr["value"].tensor
+    sizes = [dim.size for dim in tensor.tensor_shape.dim]
+    if tensor.tensor_shape.unknown_rank or any(size < 0 for size in sizes):
+        raise WeightsFormatError(f"{path}: constant {node.name!r} has no definite shape")
+    try:
+        item_size = tf.as_dtype(tensor.dtype).size
+    except TypeError as err:
+        raise WeightsFormatError(f"{path}: constant {node.name!r} has an unknown dtype: {err}") from err
+    count = 1
+    for size in sizes:
+        count *= size
+    return count * item_size
+
+
 def _is_pb(path):
     return Path(path).suffix.lower() == ".pb"
 
@@ -300,7 +335,7 @@ def read_weights(path):
     """
     if _is_pb(path):
         return read_lucid_pb(path)[0]
-    return read_keras_weights(path)
+    return read_keras_weights(path, max_weight_bytes(PARAMS))
 
 
 def build_options(path):

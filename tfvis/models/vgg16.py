@@ -15,6 +15,7 @@ import numpy as np
 
 from .info import ModelInfo
 from .custom_layers import ImagePreprocess, conv_relu, dense_relu
+from .safeload import check_weight_file, max_weight_bytes
 from .weights import WeightFile, WeightsFormatError, read_error, read_keras_weights
 
 NAME = "vgg16"
@@ -24,6 +25,8 @@ BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512))  # blo
 CONV_LAYERS = tuple(f"block{b}_conv{i}" for b, n, _ in BLOCKS for i in range(1, n + 1))
 REPORT_LAYERS = CONV_LAYERS  # what the CLI reports by default
 TOP_LAYERS = ("fc1", "fc2", "predictions")
+# Parameters of the model with its top: bounds what its weight files may declare.
+PARAMS = 138_357_544
 
 # Caffe's preprocessing: RGB to BGR, minus the BGR mean of the training set.
 IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)
@@ -108,9 +111,12 @@ def read_frossard_npz(path):
 
     His model takes RGB minus the RGB mean, so ``conv1_1``'s kernel expects RGB input channels;
     this model feeds BGR (Keras' convention), so that kernel's input-channel axis is reversed.
+    The archive's declared sizes are checked first (:func:`tfvis.models.safeload.check_weight_file`) and
+    pickled members are refused, so a hostile file neither runs code nor inflates past the limit.
     """
+    check_weight_file(path, max_weight_bytes(PARAMS))
     try:
-        with np.load(path) as npz:
+        with np.load(path, allow_pickle=False) as npz:
             raw = {key: npz[key] for key in npz.files}
     except Exception as err:  # any failure to parse means a corrupt or foreign file
         raise read_error(path, err, "Frossard's vgg16_weights.npz (a NumPy .npz archive)") from err
@@ -131,7 +137,7 @@ def read_weights(path):
     """Read any supported VGG16 weight file into ``{layer_name: [kernel, bias]}``."""
     if Path(path).suffix == ".npz":
         return read_frossard_npz(path)
-    return read_keras_weights(path)
+    return read_keras_weights(path, max_weight_bytes(PARAMS))
 
 
 EXTRA_SOURCES = {"hed": hed_weights_path}

@@ -43,12 +43,23 @@ class WeightsFormatError(WeightsError, ValueError):
     """A weight file cannot be read, or its arrays do not fit the model."""
 
 
+class WeightsUnsafeError(WeightsFormatError):
+    """A weight file asks to run code while it is read (a pickle naming a function or class that
+    a dict of NumPy arrays does not need); nothing from it was run."""
+
+
+class WeightsTooLargeError(WeightsFormatError):
+    """A weight or model file declares more data than the limit (a decompression bomb, or a file
+    far larger than the model it claims to hold); it was refused before its data was read."""
+
+
 @dataclass(frozen=True)
 class WeightFile:
     """A public weight file: its name on disk, where to get it and its pinned hash.
 
-    ``md5`` is None where no hash has been pinned yet; such files are accepted and their arrays'
-    shapes are checked against the model instead.
+    ``md5`` (and ``sha256``) are None where no hash has been pinned yet; the file's hashes are then
+    those of :data:`PINNED_HASHES`, and a file with none is accepted and its arrays' shapes are
+    checked against the model instead.
     """
 
     filename: str
@@ -56,6 +67,32 @@ class WeightFile:
     md5: str | None
     description: str
     size_mb: int
+    sha256: str | None = None
+
+    @property
+    def hashes(self):
+        """``{algorithm: hex digest}`` the file must match: :data:`PINNED_HASHES`, then its own fields."""
+        hashes = dict(PINNED_HASHES.get(self.filename, {}))
+        hashes.update({name: value for name, value in (("md5", self.md5), ("sha256", self.sha256)) if value})
+        return hashes
+
+
+#: Published hashes of the public weight files, by file name (``hashlib`` algorithm: hex digest).
+#: A downloaded or placed file must match every hash listed for its name; a name with none is
+#: accepted and its arrays' shapes checked. Add a file's SHA-256 here once it is known.
+PINNED_HASHES = {
+    # keras/src/applications/vgg16.py (Keras 3.15)
+    "vgg16_weights_tf_dim_ordering_tf_kernels.h5": {"md5": "64373286793e3c8b2b4e3219cbf3544b"},
+    "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5": {"md5": "6d6bbae143d832006294945121d1f1fc"},
+    # Not published yet: pin them once a user reports them.
+    "bvlc_alexnet.npy": {},
+    "vgg16_weights.npz": {},
+    "InceptionV1.pb": {},
+}
+
+#: A download stops, and is discarded, past this many times the file's stated size (plus 16 MiB):
+#: a wrong or hostile server cannot fill the disk.
+MAX_DOWNLOAD_FACTOR = 2
 
 
 def weights_dir():
@@ -79,33 +116,41 @@ def candidate_paths(weight_file):
 
 def file_md5(path, chunk_size=1 << 20):
     """MD5 hex digest of a file, read in chunks."""
-    digest = hashlib.md5()
+    return file_digests(path, ("md5",), chunk_size)["md5"]
+
+
+def file_digests(path, algorithms, chunk_size=1 << 20):
+    """``{algorithm: hex digest}`` of a file for each ``hashlib`` algorithm, in one pass."""
+    digests = {name: hashlib.new(name) for name in algorithms}
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(chunk_size), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+            for digest in digests.values():
+                digest.update(chunk)
+    return {name: digest.hexdigest() for name, digest in digests.items()}
 
 
 def _how_to_get(weight_file):
     return (
         f"Download {weight_file.filename} ({weight_file.description}, about {weight_file.size_mb} MB) "
         f"from {weight_file.url}"
-        + (f" (md5 {weight_file.md5})" if weight_file.md5 else "")
+        + "".join(f" ({name} {value})" for name, value in weight_file.hashes.items())
         + f" and place it at {weights_dir() / weight_file.filename}"
         " (or set TFVIS_WEIGHTS_DIR, or pass the file's path as weights=...)."
     )
 
 
 def check_hash(path, weight_file):
-    """Raise :class:`WeightsHashError` if ``path`` does not have ``weight_file``'s pinned hash."""
-    if weight_file.md5 is None:
+    """Raise :class:`WeightsHashError` unless ``path`` has every pinned hash of ``weight_file``."""
+    expected = weight_file.hashes
+    if not expected:
         return
-    actual = file_md5(path)
-    if actual != weight_file.md5:
-        raise WeightsHashError(
-            f"{path} has md5 {actual}, expected {weight_file.md5}: the file is damaged or not "
-            f"{weight_file.filename}. " + _how_to_get(weight_file)
-        )
+    actual = file_digests(path, expected)
+    for name, value in expected.items():
+        if actual[name] != value.lower():
+            raise WeightsHashError(
+                f"{path} has {name} {actual[name]}, expected {value}: the file is damaged or not "
+                f"{weight_file.filename}. " + _how_to_get(weight_file)
+            )
 
 
 def downloads_allowed():
@@ -116,18 +161,29 @@ def downloads_allowed():
 def download(weight_file, dest, timeout=30, progress=True):
     """Download ``weight_file`` to ``dest`` through a temporary file, checking the pinned hash.
 
-    The file appears at ``dest`` only once it is complete and verified.
+    The file appears at ``dest`` only once it is complete and verified. An ``https`` download
+    that is redirected to plain ``http``, or that runs past :data:`MAX_DOWNLOAD_FACTOR` times the
+    file's stated size, is abandoned (:class:`WeightsUnavailableError`).
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    limit = MAX_DOWNLOAD_FACTOR * weight_file.size_mb * (1 << 20) + (16 << 20)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(weight_file.url, timeout=timeout) as response:
+            if weight_file.url.startswith("https:") and not response.geturl().startswith("https:"):
+                raise _download_refused(weight_file, f"redirected to {response.geturl()}, which is not https")
             total = int(response.headers.get("Content-Length") or 0) or None
+            if total and total > limit:
+                raise _download_refused(weight_file, f"the server announces {total:,} bytes, far more than expected")
             from tqdm.auto import tqdm
 
+            received = 0
             with tqdm(total=total, unit="B", unit_scale=True, desc=weight_file.filename, disable=not progress) as bar:
                 for chunk in iter(lambda: response.read(1 << 20), b""):
+                    received += len(chunk)
+                    if received > limit:
+                        raise _download_refused(weight_file, f"the server sent more than {limit:,} bytes")
                     out.write(chunk)
                     bar.update(len(chunk))
         check_hash(tmp, weight_file)
@@ -136,6 +192,14 @@ def download(weight_file, dest, timeout=30, progress=True):
         if os.path.exists(tmp):
             os.remove(tmp)
     return dest
+
+
+def _download_refused(weight_file, reason):
+    return WeightsUnavailableError(
+        f"{weight_file.filename}: download from {weight_file.url} abandoned: {reason}. " + _how_to_get(weight_file),
+        weight_file,
+        "download abandoned",
+    )
 
 
 def locate(weight_file, allow_download=True):
@@ -219,30 +283,58 @@ def read_error(path, err, expected):
     return WeightsFormatError(f"{path} could not be read as {expected}: {type(err).__name__}: {err}")
 
 
-def read_keras_weights(path):
+def read_keras_weights(path, max_bytes=None):
     """Read a Keras weight file into ``{layer_name: [array, ...]}``.
 
     Understands Keras 3 ``.weights.h5`` files (each layer's ``vars`` group carries the layer's
     name), ``.keras`` archives (which hold such a file), and the legacy Keras 2 HDF5 layout of the
     files ``keras.applications`` downloads (``layer_names`` and ``weight_names`` attributes).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    max_bytes : int, optional
+        Most bytes its archive members and datasets may declare; default
+        :func:`tfvis.models.safeload.max_weight_bytes`. Checked before any data is read.
+
+    Returns
+    -------
+    dict
+        Arrays by layer name.
+
+    Raises
+    ------
+    WeightsTooLargeError
+        The file declares more than ``max_bytes`` or holds a decompression bomb.
+    WeightsFormatError
+        The file cannot be read as a Keras weight file.
     """
     import io
     import zipfile
 
     import h5py
 
+    from .safeload import check_h5, check_weight_file, max_weight_bytes
+
     path = Path(path)
+    max_bytes = max_weight_bytes() if max_bytes is None else max_bytes
+    check_weight_file(path, max_bytes)
     try:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as archive:
                 data = io.BytesIO(archive.read("model.weights.h5"))
             with h5py.File(data, "r") as f:
+                check_h5(f, path, max_bytes)
                 return _read_keras3_groups(f)
         with h5py.File(path, "r") as f:
+            check_h5(f, path, max_bytes)
             root = f["model_weights"] if "model_weights" in f else f
             if "layer_names" in root.attrs:
                 return _read_legacy_groups(root)
             return _read_keras3_groups(f)
+    except WeightsError:
+        raise
     except Exception as err:  # any failure to parse means a corrupt or foreign file
         raise read_error(path, err, "a Keras weight file (.weights.h5, .keras or legacy .h5)") from err
 

@@ -121,9 +121,12 @@ class RayEngine:
             options = {"include_dashboard": False, "logging_level": "ERROR", "log_to_driver": False}
             try:
                 if address:
+                    check_reachable(address)
                     ray.init(address=address, **options)
                 else:
                     ray.init(num_cpus=workers or os.cpu_count(), **options)
+            except EngineError:
+                raise
             except Exception as err:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ValueError...
                 raise EngineError(f"could not start Ray{f' at {address}' if address else ''}: {err}") from None
         resources = ray.cluster_resources()
@@ -187,6 +190,32 @@ class RayEngine:
         self.close_actors()
         if self._owns_cluster:
             self.ray.shutdown()
+
+
+#: Seconds :func:`check_reachable` waits for a cluster's port to answer.
+CONNECT_TIMEOUT = 10
+
+
+def check_reachable(address, timeout=CONNECT_TIMEOUT):
+    """Raise :class:`EngineError` unless something listens at ``address`` (``HOST:PORT``, ``ray://HOST:PORT``).
+
+    ``ray.init`` keeps retrying an address where nothing listens for minutes; a socket connect
+    answers at once (or after ``timeout`` seconds when the host drops packets). ``"auto"`` (the
+    cluster of this machine that Ray finds itself) is left to Ray.
+    """
+    import socket
+
+    if address == "auto":
+        return
+    host, sep, port = address.split("://", 1)[-1].rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise EngineError(f"address {address!r} is not HOST:PORT (such as 127.0.0.1:6379, what 'ray start --head' prints)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as err:
+        reason = "timed out" if isinstance(err, TimeoutError) else (err.strerror or str(err))
+        raise EngineError(f"nothing answers at {address} ({reason}): start a cluster there with 'ray start --head', "
+                          "or leave out --address to start a local one") from None  # fmt: skip
 
 
 def make_engine(name="local", address=None, workers=None, progress=True):

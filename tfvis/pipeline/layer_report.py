@@ -12,6 +12,7 @@ import sys
 import numpy as np
 
 from .. import topk
+from ..featurevis.render import AUTO_BFLOAT16 as RENDER_AUTO_BFLOAT16
 from ..precision import resolve_precision
 from .plan import channel_keys, channel_units, featurevis_key, featurevis_units, merge_top_k, top_k_units
 
@@ -20,7 +21,7 @@ FV_KIND = "featurevis"
 
 def top_k(engine, context, store, layers, k, batch_size, shard_images=None, precision="float32"):
     """Stages 1 and 2: per-shard top-k of every channel of ``layers``, merged; dict layer to merged lists."""
-    precision = resolve_precision(precision, topk.AUTO_BFLOAT16)  # "auto" is float32 here: same keys as before
+    precision = resolve_precision(precision, topk.AUTO_BFLOAT16)  # the key holds what runs, not "auto"
     units = top_k_units(context, layers, k, batch_size, shard_images, precision)
     engine.run(units, context, store, desc="top-k shards")
     results = [store.load(unit) for unit in units]
@@ -69,10 +70,11 @@ def _one_channel(result, row):
 
 
 def feature_visualizations(
-    engine, context, store, report, channels_by_layer, steps, size, batch, seed, force=False, precision="auto"
+    engine, context, store, report, channels_by_layer, steps, size, batch, seed, force=False, precision="float32"
 ):  # fmt: skip
     """Stage 3b: feature visualizations of the chosen channels without one (for these settings), written as they arrive."""
     units, keys = [], {}
+    precision = resolve_precision(precision, RENDER_AUTO_BFLOAT16)  # the key holds what runs, not "auto"
     for layer, chosen in channels_by_layer.items():
         keys[layer] = featurevis_key(context, layer, steps, size, batch, seed, precision)
         todo = [c for c in chosen if force or report.written_by(layer, c, FV_KIND) != keys[layer]]

@@ -39,6 +39,12 @@ def _precision(precision, default):
     return {} if precision == default else {"precision": precision}
 
 
+def _resolved(precision):
+    if precision not in ("float32", "bfloat16"):
+        raise ValueError(f"precision={precision!r}: resolve it first (tfvis.precision.resolve_precision)")
+    return precision
+
+
 def top_k_units(context, layers, k, batch_size, shard_images=None, precision="float32"):
     """One ``topk`` unit per shard of the context's images."""
     base = {**context.describe(), "layers": list(layers), "k": int(k), "batch_size": int(batch_size)}
@@ -99,16 +105,20 @@ def channel_units(context, layer, channels, merged, k, methods, batch_size, grou
     return units
 
 
-def featurevis_key(context, layer, steps, size, batch, seed, precision="auto"):
-    """The settings a layer's feature visualizations depend on (kept in each channel's slot: a match is done)."""
+def featurevis_key(context, layer, steps, size, batch, seed, precision="float32"):
+    """The settings a layer's feature visualizations depend on (kept in each channel's slot: a match is done).
+
+    ``precision`` is the one that runs (``"float32"`` or ``"bfloat16"``, not ``"auto"``), always
+    in the key: renders made under the old machine-dependent default are not taken for float32 ones.
+    """
     return digest({"model": context.describe()["model"], "layer": layer, "steps": int(steps), "size": int(size),
-                   "batch": int(batch), "seed": int(seed), **_precision(precision, "auto")})  # fmt: skip
+                   "batch": int(batch), "seed": int(seed), "precision": _resolved(precision)})  # fmt: skip
 
 
-def featurevis_units(context, layer, channels, steps, size, batch, seed, precision="auto"):
+def featurevis_units(context, layer, channels, steps, size, batch, seed, precision="float32"):
     """``featurevis`` units rendering ``batch`` channels of ``layer`` together."""
     base = {"model": context.describe()["model"], "layer": layer, "steps": int(steps), "size": int(size), "seed": int(seed),
-            **_precision(precision, "auto")}  # fmt: skip
+            "precision": _resolved(precision)}  # fmt: skip
     return [
         Unit("featurevis", {**base, "channels": [int(c) for c in channels[start : start + batch]]},
              label=f"{layer}: feature visualizations {channels[start]}-{channels[min(start + batch, len(channels)) - 1]}")

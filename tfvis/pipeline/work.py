@@ -167,7 +167,7 @@ def feature_visualizations(context, params, progress=False):
     layer = params["layer"]
     images = render(
         context.model, [f"{layer}:{c}" for c in params["channels"]], size=params["size"], steps=params["steps"],
-        seed=params["seed"], progress=progress, precision=params.get("precision", "auto"),
+        seed=params["seed"], progress=progress, precision=params.get("precision", "float32"),
     )  # fmt: skip
     failed = np.zeros(len(params["channels"]), bool)
     failed[list(images.failed)] = True
