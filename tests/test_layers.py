@@ -45,7 +45,7 @@ def test_split_branching_model(x16):
 def test_split_sequential(x16):
     keras.utils.set_random_seed(1)
     seq = keras.Sequential(
-        [keras.Input((16, 16, 3)), keras.layers.Conv2D(3, 3, activation="relu", name="c"), keras.layers.Flatten(),
+        [keras.Input((16, 16, 3)), keras.layers.Conv2D(3, 3, activation="relu", name="c"), keras.layers.Flatten(name="flatten"),
          keras.layers.Dense(2, activation="sigmoid", name="d")]
     )  # fmt: skip
     split = tfvis.split_activations(seq)
