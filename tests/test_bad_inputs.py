@@ -1,7 +1,12 @@
 """Bad inputs: each ends in one clear line (or a handled skip) and leaves no half-written file.
 
 The commands run as a user runs them, in subprocesses; each case asserts the exit status, the
-message and the files left behind. Library calls with bad values follow.
+message and the files left behind. Library calls with bad values follow. Hostile input has a file
+per kind beside this one: weight and model files that run code or inflate
+(``test_bad_inputs_weights.py``), image bombs and link loops (``test_bad_inputs_images.py``),
+colliding, overlong and hostile names (``test_bad_inputs_names.py``), and unwritable output
+folders, full disks, options, unreachable clusters and non-finite features
+(``test_bad_inputs_options.py``).
 """
 import os
 import signal
