@@ -11,13 +11,13 @@ setup(
     python_requires=">=3.10",
     # templates/ lives at the project root (design card) and is installed as tfvis.templates,
     # so that a non-editable install renders reports too.
-    packages=["tfvis", "tfvis.cli", "tfvis.models", "tfvis.saliency", "tfvis.featurevis", "tfvis.compare", "tfvis.pipeline", "tfvis.templates"],
+    packages=["tfvis", "tfvis.cli", "tfvis.models", "tfvis.saliency", "tfvis.featurevis", "tfvis.compare", "tfvis.pipeline", "tfvis.report", "tfvis.templates"],
     package_dir={"tfvis": "tfvis", "tfvis.templates": "templates"},
     package_data={"tfvis.templates": ["*.html", "*.css"]},
     entry_points={
         "console_scripts": [
             "tfvis=tfvis.cli.entry:main",
-            *(f"tfvis-{name}=tfvis.cli.entry:{name}" for name in ("vgg", "alex", "inception", "saliency", "caricature", "compare")),
+            *(f"tfvis-{name}=tfvis.cli.entry:{name}" for name in ("vgg", "alex", "inception", "saliency", "caricature", "compare", "report")),
         ]
     },
     install_requires=[
@@ -37,7 +37,10 @@ setup(
     extras_require={
         # pytest-xdist: pytest.ini runs the suite in 2 processes (-n 2), 1.7x faster on 2 cores.
         # Ray: tests run the Ray engine on a local 2-worker cluster.
-        "test": ["pytest", "pytest-xdist>=3.2", "playwright", "ray[data]>=2.9"],
+        # onnx, onnxruntime: ONNX model files (--model model.onnx), tested against onnxruntime.
+        "test": ["pytest", "pytest-xdist>=3.2", "playwright", "ray[data]>=2.9", "onnx", "onnxruntime"],
+        # --model model.onnx: ONNX files read with the onnx package.
+        "onnx": ["onnx"],
         # --engine ray: the report's work units as Ray tasks, on a local or remote cluster.
         "ray": ["ray[data]>=2.9"],
         # Peers that benchmarks/ compares with. xplique pins tensorflow<=2.20 and would downgrade it:

@@ -5,6 +5,10 @@ activation a layer of its own, so that the twin's ``layer.output`` is the refere
 target string, computed without tfvis. Every method must read that tensor: the activations
 ``top_k`` ranks by, the unit ``reconstruct`` starts from, the score ``saliency`` differentiates and
 the objective ``featurevis`` maximises.
+
+The layouts that break visualization tools (a nested base model, an image and a metadata input,
+two outputs, mixed precision) are model kinds of the same matrix: each twin is the flat,
+single-input, single-output float32 model built by hand with the same layers and weights.
 """
 import keras
 import numpy as np
@@ -58,13 +62,96 @@ def _fused_non_relu(fused):
     return keras.Model(inputs, head, name="fused")
 
 
+def _conv_base(x):
+    """The convolutional part of :func:`_sequential`, fused ReLUs, on tensor ``x``."""
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="c1")(x)
+    x = keras.layers.MaxPooling2D(2, name="pool")(x)
+    return keras.layers.Conv2D(5, 3, padding="same", activation="relu", name="c2")(x)
+
+
+def _nested(fused):
+    """The transfer-learning layout: a base model used as one layer, then pooling and a head; twin: :func:`_sequential`."""
+    if not fused:
+        return _sequential(False)
+    image = keras.Input((SIZE, SIZE, 3))
+    base = keras.Model(image, _conv_base(image), name="base")
+    head = keras.layers.Dense(3, activation="softmax", name="head")
+    return keras.Sequential([keras.Input((SIZE, SIZE, 3)), base, keras.layers.GlobalAveragePooling2D(name="gap"), head], name="nested")
+
+
+#: The metadata vector the two-input model's second input holds (set with tfvis.graph.set_image_input).
+META = np.array([0.5, -2.0], np.float32)
+
+
+def _two_inputs(fused):
+    """A metadata input first, then the image; the head reads both. Twin: :func:`_sequential` whose head folds ``META`` in."""
+    if not fused:
+        return _sequential(False)
+    meta, image = keras.Input((2,), name="meta"), keras.Input((SIZE, SIZE, 3), name="image")
+    pooled = keras.layers.GlobalAveragePooling2D(name="gap")(_conv_base(image))
+    both = keras.layers.Concatenate(name="cat")([pooled, meta])
+    model = keras.Model([meta, image], keras.layers.Dense(3, activation="softmax", name="head")(both), name="two_inputs")
+    return tfvis.graph.set_image_input(model, others={"meta": META})  # the image input is found by its shape
+
+
+def _two_outputs(fused):
+    """A regression head first, then the class head; twin: :func:`_sequential` (the class head alone)."""
+    if not fused:
+        return _sequential(False)
+    image = keras.Input((SIZE, SIZE, 3), name="image")
+    pooled = keras.layers.GlobalAveragePooling2D(name="gap")(_conv_base(image))
+    outputs = [keras.layers.Dense(1, name="reg")(pooled), keras.layers.Dense(3, activation="softmax", name="head")(pooled)]
+    return keras.Model(image, outputs, name="two_outputs")
+
+
+def _mixed_precision(fused):
+    """:func:`_sequential` built under ``mixed_float16``; the twin is float32.
+
+    Mixed precision keeps float32 weights, and the prepared model is a float32 copy, so every
+    method gives the float32 twin's numbers (to float32 rounding, as for the other kinds), not
+    float16's.
+    """
+    if not fused:
+        return _sequential(False)
+    before = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        return _sequential(True)
+    finally:
+        keras.mixed_precision.set_global_policy(before)
+
+
+_LIKE_SEQUENTIAL = {"channel": "c2:1", "unit": "c2:1@2,3", "post": "c1_relu:2", "class": "logits:2"}
+
 # kind -> (builder, {target kind: target string}); "class" targets name the logits
 MODELS = {
-    "sequential": (_sequential, {"channel": "c2:1", "unit": "c2:1@2,3", "post": "c1_relu:2", "class": "logits:2"}),
+    "sequential": (_sequential, _LIKE_SEQUENTIAL),
     "branching": (_branching, {"channel": "add:2", "unit": "add:2@1,1", "post": "add_relu:3", "class": "logits:1"}),
     "fused": (_fused_non_relu, {"channel": "c1:3", "unit": "c2:1@2,2", "post": "c1_tanh:3", "class": "0"}),
+    "nested": (_nested, _LIKE_SEQUENTIAL),
+    "two_inputs": (_two_inputs, _LIKE_SEQUENTIAL),
+    "two_outputs": (_two_outputs, _LIKE_SEQUENTIAL),
+    "mixed_precision": (_mixed_precision, _LIKE_SEQUENTIAL),
 }
-REFERENCE_LOGITS = {"sequential": "head", "branching": "logits", "fused": "head"}
+REFERENCE_LOGITS = dict.fromkeys(MODELS, "head") | {"branching": "logits"}
+
+
+def leaf_layers(model):
+    """Every layer of ``model`` that is not a model, nested models' layers included."""
+    for layer in model.layers:
+        yield from leaf_layers(layer) if isinstance(layer, keras.Model) else [layer]
+
+
+def copy_weights(model, twin):
+    """The twin gets ``model``'s weights, layer by layer (by name; layers the twin lacks are left out)."""
+    names = {layer.name for layer in twin.layers}
+    for layer in leaf_layers(model):
+        if layer.weights and layer.name in names:
+            weights = [np.asarray(w, np.float32) for w in layer.get_weights()]
+            if layer.name == "head" and model.name == "two_inputs":  # the held metadata folded into the bias
+                kernel, bias = weights
+                weights = [kernel[:-2], bias + META @ kernel[-2:]]
+            twin.get_layer(layer.name).set_weights(weights)
 
 
 @pytest.fixture(scope="module")
@@ -75,9 +162,7 @@ def pairs():
         keras.utils.set_random_seed(7)
         model = build(True)
         twin = build(False)
-        for layer in model.layers:
-            if layer.weights:
-                twin.get_layer(layer.name).set_weights(layer.get_weights())
+        copy_weights(model, twin)
         built[kind] = (model, twin)
     return built
 

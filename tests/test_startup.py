@@ -31,3 +31,14 @@ def test_import_prints_no_start_up_noise():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip().splitlines() == ["kept"]
+
+
+@pytest.mark.skipif(bool(glob.glob("/dev/nvidia*")), reason="on a GPU machine every start-up line is shown")
+def test_devices_listed_quietly_when_tensorflow_came_first():
+    """``import keras`` before tfvis prints TensorFlow's import lines itself; tfvis still keeps its device start quiet."""
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TFVIS_TF_STARTUP")}
+    code = "import sys, keras, tfvis, tensorflow as tf; tf.reduce_sum(tf.ones([2, 2])); print('kept', file=sys.stderr)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1] == "kept" and not any("failed call to cuInit" in line for line in lines), lines

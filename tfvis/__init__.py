@@ -21,7 +21,7 @@ from . import compare, deconv, display, featurevis, graph, images, inversion, mo
 from .activations import activations, stream_activations  # noqa: E402
 from .deconv import reconstruct, reconstruct_units  # noqa: E402
 from .display import to_image  # noqa: E402
-from .graph import prepared  # noqa: E402
+from .graph import prepared, set_class_output, set_image_input  # noqa: E402
 from .layers import feature_model, layer_info  # noqa: E402
 from .models import ModelInfo, load_model, model_info  # noqa: E402
 from .models.surgery import set_weights, split_activations  # noqa: E402
@@ -58,6 +58,8 @@ __all__ = [
     "resolve_target",
     "rules",
     "saliency",
+    "set_class_output",
+    "set_image_input",
     "set_weights",
     "split_activations",
     "stream_activations",

@@ -1,9 +1,14 @@
-"""Layer activations of a model over images, in memory or streamed over a dataset."""
+"""Layer activations of a model over images, in memory or streamed over a dataset.
+
+Images are RGB pixels in [0, 255] (declare a model's input convention to feed it its own
+values); arrays follow :func:`tfvis.images.pixel_values`, the rule :func:`tfvis.top_k` and every
+other method read them by, so the same array gives the same activations everywhere.
+"""
 import numpy as np
 import tensorflow as tf
 
 from .graph import as_list, cached, feature_net, prepared
-from .images import iter_batches
+from .images import iter_batches, pixel_values
 from .topk import check_batch_size
 
 
@@ -60,7 +65,8 @@ def activations(model, layers, images, batch_size=32):
     model : keras.Model
     layers : str or list of str
     images : ndarray, shape (N, H, W, C)
-        In the model's input space ([0, 255] RGB for the zoo).
+        RGB pixels in [0, 255], as given (:func:`tfvis.images.pixel_values`: never rescaled or
+        clipped; a float array whose largest value is at most 1 gets a warning).
     batch_size : int
 
     Returns
@@ -75,7 +81,7 @@ def activations(model, layers, images, batch_size=32):
     (4, 224, 224, 64)
     """
     layers = [layers] if isinstance(layers, str) else list(layers)
-    images = np.asarray(images, dtype=np.float32)
+    images = pixel_values(images, "images")
     if images.ndim != 4:
         raise ValueError(f"images must have shape (N, H, W, C); got {images.shape}")
     if not len(images):

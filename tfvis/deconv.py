@@ -359,7 +359,7 @@ def _reconstruct(model, images, target, method, position, batch_size, implementa
     check_method(method)
     _check_signal(signal)
     batch_size = _check_batch_size(batch_size)
-    images, single = model_batch(model, images)
+    images, single = model_batch(prepared(model), images)  # the image input alone (tfvis.graph)
     n = len(images)
     net_model = prepared(model)
     targets = _parse_targets(net_model, target, n)
@@ -553,7 +553,7 @@ def reconstruct_units(model, images, image_index, targets, positions, methods=("
     for method in methods:
         check_method(method)
     _check_signal(signal)
-    images, _ = model_batch(model, images)
+    images, _ = model_batch(prepared(model), images)
     image_index = np.asarray(image_index, dtype=np.int64)
     if image_index.size and (image_index.min() < 0 or image_index.max() >= len(images)):
         raise ValueError(f"image_index must lie in 0..{len(images) - 1}")

@@ -129,6 +129,7 @@ def class_saliency(report, model, ids, images, top=3, batch_size=16, seed=0):
         maps = saliency_maps(model, images, targets, cam_at, batch_size, seed, **smoothgrad)
         entries = _save_maps(report, report.model_name, f"class{rank + 1}", ids, images, maps, targets)
         for entry, i in zip(entries, range(len(ids))):
+            entry["logit"] = float(logits[i, targets[i]])  # the note is written at page time, with the class names of that run
             entry["note"] = f"class {targets[i]}, logit {logits[i, targets[i]]:.3g}"
         ranks.append(entries)
     record = {"images": list(ids), "cam_layer": cam_at, "smoothgrad": smoothgrad, "ranks": ranks}
@@ -188,8 +189,20 @@ def _smoothgrad_text(records):
     return f"SmoothGrad: {' or '.join(samples)} copies, noise {' or '.join(noises)} of the range."
 
 
-def image_tables(ids, index, image_src, saliency_records=(), class_record=None, inversion_records=()):
-    """The tables of the page of image ``ids[index]`` (see :meth:`tfvis.report.Report.write_grid_page`)."""
+def _class_entry_text(entry, info):
+    """``(class, note)`` of a class saliency entry: the class by its name when ``info`` has class names."""
+    if info is None or "logit" not in entry:  # records of earlier runs keep their own note
+        return f"class {entry['target']}", entry["note"]
+    name = info.class_name(int(entry["target"]))
+    return name, f"{name}, logit {entry['logit']:.3g}"
+
+
+def image_tables(ids, index, image_src, saliency_records=(), class_record=None, inversion_records=(), info=None):
+    """The tables of the page of image ``ids[index]`` (see :meth:`tfvis.report.Report.write_grid_page`).
+
+    ``info`` (:class:`tfvis.models.ModelInfo`) names the classes of the class rows by its
+    ``class_names`` (``--labels``); without it they are shown by index.
+    """
     image_id = ids[index]
     tables = [{"id": "image", "title": "Image", "columns": [image_id], "rows": [{"label": "", "cells": [{"src": image_src, "alt": image_id}]}]}]
     titles = SALIENCY_TITLES
@@ -197,8 +210,9 @@ def image_tables(ids, index, image_src, saliency_records=(), class_record=None, 
         rows = []
         for rank, entries in enumerate(class_record["ranks"]):
             entry = entries[index]
-            cells = [{"src": entry["maps"][m], "alt": f"{titles[m]}, class {entry['target']}"} for m in titles]
-            rows.append({"label": f"top {rank + 1}", "note": entry["note"], "cells": cells})
+            shown, note = _class_entry_text(entry, info)
+            cells = [{"src": entry["maps"][m], "alt": f"{titles[m]}, {shown}"} for m in titles]
+            rows.append({"label": f"top {rank + 1}", "note": note, "cells": cells})
         tables.append({
             "id": "classes", "title": "Saliency of the top classes", "columns": list(titles.values()), "rows": rows,
             "lede": f"Maps of the unnormalised class scores; Grad-CAM at {class_record['cam_layer']}.",
@@ -266,10 +280,13 @@ def write_image_pages(report, model, ids, images, layers, channels, methods, inv
             inversion_records.append(layer_inversion(report, model, ids, small, layer, seed))
             bar.update()
     bar.close()
+    from .models import model_info
+
+    info = model_info(model)
     links = []
     for index, image_id in enumerate(ids):
         src = report.save_picture("pages", f"{safe_name(image_id)}_input", images[index] / 255.0)
-        tables = image_tables(ids, index, src, saliency_records, class_record, inversion_records)
+        tables = image_tables(ids, index, src, saliency_records, class_record, inversion_records, info=info)
         report.write_grid_page(_page_name(image_id), image_id, tables, lede=f"What {report.model_name} sees in {image_id}.")
         links.append({"href": _page_name(image_id), "title": image_id})
     return links

@@ -1,7 +1,9 @@
 """Images in, images out: reading files, the offline sample photos, and batches from any source.
 
 Every function returns float32 RGB arrays with values in [0, 255], the input contract of the
-zoo models.
+zoo models and of every model loaded with its input convention. Images given as arrays follow
+one rule, :func:`pixel_values`: pixels as given, never rescaled by their range nor clipped, with a
+warning for float arrays that look like [0, 1] images.
 """
 import contextlib
 import math
@@ -12,6 +14,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+
+from . import graph
 
 #: scikit-image's bundled photos, colour first, then greyscale scenes and textures (as RGB).
 SAMPLE_NAMES = (
@@ -57,19 +61,76 @@ class ImageBatch(NamedTuple):
     images: np.ndarray
 
 
-def to_rgb_array(array):
-    """Convert an image array (greyscale, RGB or RGBA; uint8, uint16, bool or float) to float32 RGB in [0, 255].
+class PixelRangeWarning(UserWarning):
+    """An array of images whose values look like [0, 1] images, given where tfvis takes [0, 255] pixels."""
 
-    Floats are taken to be in [0, 1] when their maximum is at most 1, else in [0, 255].
+
+#: What :func:`pixel_values` warns of when a float array's largest value is at most 1.
+LOOKS_LIKE_UNIT_RANGE = ("{what} looks like [0, 1] images (largest value {peak:.3g}); tfvis takes RGB in [0, 255] "
+                         "(multiply by 255, or declare the model's input: input='0-1')")  # fmt: skip
+
+
+def pixel_values(array, what="the image array", warn=True):
+    """The one rule for images given as arrays: float32 pixel values in [0, 255], as given.
+
+    Every method that takes arrays reads them with it (:func:`tfvis.activations`,
+    :func:`tfvis.top_k` and the dataset readers, saliency, the deconvnet, feature visualization),
+    so one array gives one set of activations everywhere. Values are never rescaled by what they
+    hold, nor clipped: floats and integers are pixels as they are. Only the dtype decides a scale:
+    ``bool`` is 0 or 255 and ``uint16`` (16-bit images) is divided by 257. A float array whose
+    largest value is positive and at most 1 was most likely made for a network trained on [0, 1]:
+    it is used as given, with a :class:`PixelRangeWarning` saying so.
+
+    Parameters
+    ----------
+    array : array_like
+        Images of any shape.
+    what : str
+        How the warning names the array.
+    warn : bool
+        Whether to check the range (callers reading a dataset check once, not per image).
+
+    Returns
+    -------
+    ndarray of float32
+
+    Examples
+    --------
+    >>> pixel_values(np.array([0, 128, 300], np.int32)).tolist()
+    [0.0, 128.0, 300.0]
+    >>> pixel_values(np.array([True, False])).tolist()
+    [255.0, 0.0]
     """
     array = np.asarray(array)
     if array.dtype == bool:
-        array = array.astype(np.float32) * 255.0
-    elif array.dtype == np.uint16:
-        array = array.astype(np.float32) / 257.0
-    elif np.issubdtype(array.dtype, np.floating) and array.size and np.nanmax(array) <= 1.0:
-        array = array.astype(np.float32) * 255.0
-    array = array.astype(np.float32)
+        return array.astype(np.float32) * 255.0
+    if array.dtype == np.uint16:
+        return array.astype(np.float32) / 257.0
+    if warn:
+        check_pixel_range(array, what)
+    return array.astype(np.float32, copy=False)
+
+
+def check_pixel_range(array, what="the image array"):
+    """Warn (:class:`PixelRangeWarning`) when a float ``array`` looks like [0, 1] images (see :func:`pixel_values`)."""
+    import warnings
+
+    array = np.asarray(array)
+    if not np.issubdtype(array.dtype, np.floating) or not array.size:
+        return
+    finite = array[np.isfinite(array)]
+    peak = float(finite.max()) if finite.size else 0.0
+    if 0 < peak <= 1.0:
+        warnings.warn(LOOKS_LIKE_UNIT_RANGE.format(what=what, peak=peak), PixelRangeWarning, stacklevel=3)
+
+
+def to_rgb_array(array, warn=True):
+    """Convert an image array (greyscale, RGB or RGBA; any dtype) to float32 RGB pixels.
+
+    Values follow :func:`pixel_values` (as given, never rescaled by their range nor clipped);
+    greyscale becomes RGB and an alpha channel is dropped.
+    """
+    array = pixel_values(array, "an image", warn=warn)
     if array.ndim == 2:
         array = array[..., None]
     if array.ndim != 3 or array.shape[-1] not in (1, 2, 3, 4):
@@ -78,7 +139,12 @@ def to_rgb_array(array):
         array = array[..., :-1]
     if array.shape[-1] == 1:
         array = np.repeat(array, 3, axis=-1)
-    return np.clip(array, 0.0, 255.0)
+    return array
+
+
+def _decoded(array):
+    """A decoded file's pixels as float32 RGB in [0, 255] (:func:`_pil_to_array` has already scaled 16-bit and float files)."""
+    return np.clip(to_rgb_array(array, warn=False), 0.0, 255.0)
 
 
 def _pil_to_array(image):
@@ -163,7 +229,7 @@ def load_image(path, size=None, max_pixels=MAX_PIXELS):
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
         reason = str(err).replace(f"'{path}'", "").replace(str(path), "").strip(" :") or type(err).__name__
         raise ImageLoadError(f"{path} could not be read as an image ({reason})") from err
-    array = to_rgb_array(array)
+    array = _decoded(array)
     return fit_image(array, size) if size is not None else array
 
 
@@ -265,7 +331,7 @@ def _read_fitted(image, target):
         image = image.convert(work_mode)
     fitted = image.resize((out_width, out_height), Image.Resampling.BILINEAR, box=tuple(box), reducing_gap=_REDUCING_GAP)
     array = np.asarray(fitted, dtype=np.float32 if value_scale != 1 or fitted.mode in ("I", "F") else None)
-    return to_rgb_array(array * value_scale if value_scale != 1 else array)
+    return _decoded(array * value_scale if value_scale != 1 else array)
 
 
 def _value_scale(image):
@@ -380,8 +446,13 @@ def _iter_dataset(dataset, size):
     image_spec = spec[0] if isinstance(spec, (tuple, list)) else spec
     if image_spec.shape.rank == 4:
         dataset = dataset.unbatch()
+    warned = False
     for i, element in enumerate(dataset.as_numpy_iterator()):
-        image = to_rgb_array(element[0] if isinstance(element, (tuple, list)) else element)
+        image = np.asarray(element[0] if isinstance(element, (tuple, list)) else element)
+        if not warned and np.issubdtype(image.dtype, np.floating):
+            check_pixel_range(image, "the dataset")
+            warned = True
+        image = to_rgb_array(image, warn=False)
         yield str(i), fit_image(image, size) if size is not None else image
 
 
@@ -400,16 +471,18 @@ def iter_images(source, size=None, max_pixels=MAX_PIXELS):
     elif isinstance(source, dict):
         if not source:
             raise NoImagesError("the image source is empty (an empty dict)")
+        check_pixel_range(max(source.values(), key=_peak), "the image dict")
         for image_id, image in source.items():
-            image = to_rgb_array(image)
+            image = to_rgb_array(image, warn=False)
             yield str(image_id), fit_image(image, size) if size is not None else image
     elif isinstance(source, (str, Path)):
         if not Path(source).is_dir():
             raise ValueError(f"{source} is not a directory of images")
         yield from _iter_dir(Path(source), size, max_pixels)
     elif isinstance(source, np.ndarray) or (isinstance(source, (list, tuple)) and source and np.ndim(source[0]) >= 2):
+        check_pixel_range(source if isinstance(source, np.ndarray) else max(source, key=_peak), "the image array")
         for i, image in enumerate(source):
-            image = to_rgb_array(image)
+            image = to_rgb_array(image, warn=False)
             yield str(i), fit_image(image, size) if size is not None else image
     elif isinstance(source, (list, tuple)):
         for path in source:
@@ -418,6 +491,11 @@ def iter_images(source, size=None, max_pixels=MAX_PIXELS):
         yield from _iter_dataset(source, size)
     else:
         raise TypeError(f"cannot read images from {type(source).__name__}: give an array, files, a folder or a tf.data.Dataset")
+
+
+def _peak(image):
+    values = np.asarray(image)
+    return float(np.nanmax(values)) if values.size and np.issubdtype(values.dtype, np.number) else 0.0
 
 
 def iter_batches(source, batch_size=32, size=None, limit=None, max_pixels=MAX_PIXELS):
@@ -446,13 +524,15 @@ def iter_batches(source, batch_size=32, size=None, limit=None, max_pixels=MAX_PI
 def model_batch(model, images):
     """``(batch, single)``: ``images`` as a float32 batch that fits ``model``'s input, and whether one image was given.
 
-    The one check of the images every method takes: rank and size against the model's input,
+    The one check of the images every method takes: values by :func:`pixel_values` (as given;
+    a warning for arrays that look like [0, 1] images), rank and size against the model's input,
     and finite values (NaN or inf would silently give NaN maps).
 
     Parameters
     ----------
     model : keras.Model
-        A model with one image input.
+        A model with one image input, or several inputs of which :func:`tfvis.graph.image_input`
+        finds the image.
     images : array_like, shape (N, H, W, C) or (H, W, C)
 
     Returns
@@ -463,13 +543,12 @@ def model_batch(model, images):
     Raises
     ------
     ValueError
-        More than one model input, the wrong rank or size (naming the axis), or non-finite values
+        No image input among several, the wrong rank or size (naming the axis), or non-finite values
         (naming the images that hold them).
     """
-    if len(model.inputs) != 1:
-        raise ValueError(f"model {model.name!r} has {len(model.inputs)} inputs; tfvis needs a single image input")
-    images = np.asarray(images, dtype=np.float32)
-    shape = tuple(model.inputs[0].shape)
+    image_input = graph.image_input(model)  # of several inputs, the image (tfvis.graph.set_image_input)
+    images = pixel_values(images, "images")
+    shape = tuple(image_input.shape)
     rank = len(shape)
     single = images.ndim == rank - 1
     if single:
@@ -741,7 +820,9 @@ class ArraySource(ImageSource):
     def __init__(self, images, size=None):
         pairs = list(images.items()) if isinstance(images, dict) else [(str(i), im) for i, im in enumerate(images)]
         self.ids = [str(i) for i, _ in pairs]
-        self.images = [to_rgb_array(im) if size is None else fit_image(to_rgb_array(im), size) for _, im in pairs]
+        if pairs:
+            check_pixel_range(max((im for _, im in pairs), key=_peak), "the image array")
+        self.images = [to_rgb_array(im, warn=False) if size is None else fit_image(to_rgb_array(im, warn=False), size) for _, im in pairs]
         self.size = size or (self.images[0].shape[0] if self.images else None)
 
     def __len__(self):

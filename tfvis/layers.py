@@ -23,7 +23,9 @@ def layer_info(model, kinds=None):
     """The layers worth visualizing, in order, with their channel counts.
 
     Convolutions, dense layers, concatenations (Inception's mixed blocks) and additions (residual
-    sums). In the zoo these are the pre-ReLU outputs; ``<name>_relu`` follows each.
+    sums). In the zoo these are the pre-ReLU outputs; ``<name>_relu`` follows each. The layers are
+    those of the prepared model (:func:`tfvis.graph.prepared`), the names every method takes: a
+    nested base model's layers are listed by their own names.
 
     Parameters
     ----------
@@ -41,13 +43,18 @@ def layer_info(model, kinds=None):
     >>> layer_info(tfvis.load_model("vgg16", weights="hed", include_top=False))[:2]  # doctest: +SKIP
     [('block1_conv1', 64), ('block1_conv2', 64)]
     """
+    from .graph import prepared
+
     kinds = kinds or _VISUAL_TYPES
-    return [(layer.name, _channels(layer)) for layer in model.layers if isinstance(layer, kinds)]
+    return [(layer.name, _channels(layer)) for layer in prepared(model).layers if isinstance(layer, kinds)]
 
 
 def conv_layer_names(model):
     """Names of the layers with a spatial map (rank-4 output) among :func:`layer_info`."""
-    return [name for name, _ in layer_info(model) if len(model.get_layer(name).output.shape) == 4]
+    from .graph import prepared
+
+    net = prepared(model)
+    return [name for name, _ in layer_info(net) if len(net.get_layer(name).output.shape) == 4]
 
 
 def get_layer(model, name):

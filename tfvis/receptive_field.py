@@ -711,11 +711,11 @@ def receptive_fields(model, layers=None, input_size=None):
     >>> fields["block5_pool"].size  # doctest: +SKIP
     (212, 212)
     """
-    graph = _graph_of(model)
-    input_fields, size, check_static = _input_fields(graph, input_size)
-    walker = _Walker(graph, input_fields, check_static)
     if layers is not None and all(isinstance(layer, str) for layer in layers):
         model = prepared(model)  # names as every method reads them: fused activations split (tfvis.graph)
+    graph = _graph_of(model)  # of the model the layers are resolved in, so that they are connected to its input
+    input_fields, size, check_static = _input_fields(graph, input_size)
+    walker = _Walker(graph, input_fields, check_static)
     chosen = list(model.layers) if layers is None else [_resolve_layer(model, layer) for layer in layers]
     return {layer.name: _result(_layer_field(walker, layer), size) for layer in chosen}
 

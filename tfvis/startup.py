@@ -37,8 +37,12 @@ def _shown(lines):
 
 
 def import_tensorflow():
-    """Import TensorFlow (and initialise its devices) without the no-GPU start-up noise; returns the module."""
-    if "tensorflow" in sys.modules or os.environ.get("TFVIS_TF_STARTUP") == "verbose" or _has_gpu_driver():
+    """Import TensorFlow (and initialise its devices) without the no-GPU start-up noise; returns the module.
+
+    Where TensorFlow was imported before (``import keras`` first), its devices may still be
+    uninitialised: listing them is filtered the same way (it prints nothing when they are).
+    """
+    if os.environ.get("TFVIS_TF_STARTUP") == "verbose" or _has_gpu_driver():
         import tensorflow as tf
 
         return tf

@@ -202,34 +202,13 @@ def apply_head(act, head):
     return act + tf.cast(head.bias, act.dtype) if head.use_bias else act
 
 
-def logits_layer(model):
-    """The layer of ``model``'s unnormalised class scores (logits).
-
-    The last Dense layer before the model's final softmax (a ``Softmax`` layer, an
-    ``Activation("softmax")``, or a fused softmax, whose pre-activation is then used); a model
-    ending in a linear Dense layer is taken to output logits.
-
-    Parameters
-    ----------
-    model : keras.Model
-        Usually the prepared model (:func:`tfvis.graph.prepared`).
-
-    Returns
-    -------
-    Logits
-
-    Raises
-    ------
-    ValueError
-        The model has no class output.
-    """
+def _scores_of(model, output):
+    """The :class:`Logits` of one output tensor, or a ``ValueError`` saying why it holds no class scores."""
     no_class = (
         f"model {model.name!r} has no class output (a Dense layer, optionally followed by a softmax, "
         "at the end of the model); use a 'layer:channel' target, or a model with its top"
     )
-    if len(model.outputs) != 1:
-        raise ValueError(no_class)
-    last = producer(model.outputs[0])
+    last = producer(output)
     softmaxes = 0
     # walk back over the final softmax and linear activations (a split softmax leaves one of each)
     while last is not None and (
@@ -250,20 +229,99 @@ def logits_layer(model):
     raise ValueError(no_class + f" (its last Dense layer {last.name!r} has activation {activation!r})")
 
 
+def _output_chain(output):
+    """Names of the layers from ``output`` back over its final activations to the first other layer."""
+    names, last = [], producer(output)
+    while last is not None:
+        names.append(last.name)
+        if not isinstance(last, (keras.layers.Activation, keras.layers.Softmax)):
+            break
+        last = producer(last.input)
+    return names
+
+
+def _ends_in_softmax(output):
+    last = producer(output)
+    return last is not None and (_is_softmax(last) or activation_name(last) == "softmax")
+
+
+def logits_layer(model):
+    """The layer of ``model``'s unnormalised class scores (logits).
+
+    The last Dense layer before the model's final softmax (a ``Softmax`` layer, an
+    ``Activation("softmax")``, or a fused softmax, whose pre-activation is then used); a model
+    ending in a linear Dense layer is taken to output logits.
+
+    A model with several outputs: the output named by :func:`tfvis.graph.set_class_output`; with
+    none named, the first output that ends in a softmax, else the first linear Dense output of
+    more than one unit (a one-unit output is taken for a regression or a binary score, not classes).
+
+    Parameters
+    ----------
+    model : keras.Model
+        Usually the prepared model (:func:`tfvis.graph.prepared`).
+
+    Returns
+    -------
+    Logits
+
+    Raises
+    ------
+    ValueError
+        The model has no class output; with several outputs the message lists them.
+    """
+    from .graph import as_list, layout
+
+    outputs = as_list(model.outputs)
+    named = layout(model).class_output
+    listed = ", ".join(f"{producer(o).name if producer(o) else o.name} {tuple(o.shape)}" for o in outputs)
+    if named is not None:
+        aliases = getattr(model, "tfvis_aliases", {})
+        wanted = {named, aliases.get(named, named), named.replace("/", ".")}
+        chosen = [o for o in outputs if wanted & set(_output_chain(o))]
+        if not chosen:
+            raise ValueError(f"class output {named!r} is not an output layer of model {model.name!r}; its outputs: {listed}")
+        return _scores_of(model, chosen[0])
+    if len(outputs) == 1:
+        return _scores_of(model, outputs[0])
+    candidates = []
+    for output in outputs:
+        try:
+            candidates.append((output, _scores_of(model, output)))
+        except ValueError:
+            continue
+    for keep in (lambda o, s: _ends_in_softmax(o), lambda o, s: s.classes > 1):
+        for output, scores in candidates:
+            if keep(output, scores):
+                return scores
+    raise ValueError(
+        f"model {model.name!r} has outputs {listed} and none looks like class scores (a softmax, or a Dense layer "
+        "of several units); name one: tfvis.graph.set_class_output(model, name), or use a 'layer:channel' target"
+    )
+
+
 def find_layer(model, name):
     """``model.get_layer(name)`` with an error that names the valid layers.
 
-    Every layer of the model is valid, by the name Keras gave it.
+    Every layer of the model is valid, by the name Keras gave it. On a prepared model
+    (:func:`tfvis.graph.prepared`) of a model with nested models, a layer whose name two nested
+    models share is ``base.layer`` (``base/layer`` is read the same), and a nested model's name
+    is its output layer.
     """
-    try:
-        return model.get_layer(name)
-    except ValueError:
-        from .layers import layer_info
+    aliases = getattr(model, "tfvis_aliases", {})
+    for candidate in dict.fromkeys((name, aliases.get(name), str(name).replace("/", "."))):
+        if candidate is None:
+            continue
+        try:
+            return model.get_layer(candidate)
+        except ValueError:
+            continue
+    from .layers import layer_info
 
-        shown = [n for n, _ in layer_info(model)]
-        others = len(model.layers) - len(shown)
-        more = f" (and {others} other layers: model.summary() lists them)" if others > 0 else ""
-        raise ValueError(f"model {model.name!r} has no layer {name!r}; its layers include: {', '.join(shown)}{more}") from None
+    shown = [n for n, _ in layer_info(model)]
+    others = len(model.layers) - len(shown)
+    more = f" (and {others} other layers: model.summary() lists them)" if others > 0 else ""
+    raise ValueError(f"model {model.name!r} has no layer {name!r}; its layers include: {', '.join(shown)}{more}") from None
 
 
 @dataclass(frozen=True)

@@ -165,7 +165,8 @@ def top_k_layers(
     ----------
     model : keras.Model
     images : ndarray, dict of id to image, list of files, directory or tf.data.Dataset
-        The dataset, read once, batch by batch (see :func:`tfvis.images.iter_images`).
+        The dataset, read once, batch by batch (see :func:`tfvis.images.iter_images`); arrays are
+        pixels in [0, 255] as given (:func:`tfvis.images.pixel_values`).
     layers : dict of str to channels
         Layer name to the channels to keep (a list of ints, or None for all of them).
     k : int
@@ -443,7 +444,9 @@ def top_k(
     ----------
     model : keras.Model
     images : ndarray, dict of id to image, list of files, directory or tf.data.Dataset
-        Streamed once; memory does not grow with the dataset.
+        Streamed once; memory does not grow with the dataset. RGB pixels in [0, 255]: arrays as
+        given (:func:`tfvis.images.pixel_values`, the rule of :func:`tfvis.activations` too),
+        files decoded to [0, 255].
     layer : str
     channels : sequence of int, optional
         Default every channel of the layer.

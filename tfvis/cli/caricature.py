@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .common import (
+    INPUT_HELP,
     check_layers,
     check_positive,
     first_images,
@@ -29,8 +30,9 @@ def build_caricature_parser():
         description="Caricatures (Lucid): render what a layer sees in an image, for every model x layer x image; "
         "writes <model>_<layer>_<image>.png and .npy and an HTML grid per model (rows: layers, columns: images).",
     )
-    parser.add_argument("--model", default="vgg16", help="comma-separated models: zoo names, 'name:weights', or saved Keras "
-                        "model files (default: vgg16)")  # fmt: skip
+    parser.add_argument("--model", default="vgg16", help="comma-separated models: zoo names, 'name:weights', saved Keras "
+                        "model files (.keras, .h5) or ONNX files (.onnx) (default: vgg16)")  # fmt: skip
+    parser.add_argument("--input", metavar="CONVENTION", help=f"{INPUT_HELP}; applies to every model file of --model")
     parser.add_argument("--layers", required=True, help="comma-separated layer names, e.g. block3_conv1,block4_conv3")
     parser.add_argument("--images", help="a folder of images (default: scikit-image's sample photos)")
     parser.add_argument("--num-images", type=int, default=4, help="use at most this many images (default: 4)")
@@ -104,7 +106,10 @@ def _run_caricature(args):
     check_positive(args, ("num_images", "size", "steps"))
     allow_any_layer_name()  # a saved model's layers may be named "it's"
     specs = [s.strip() for s in args.model.split(",") if s.strip()]
-    models = [load_model_spec(spec, args.seed) for spec in specs]
+    from tfvis.models import ZOO, model_info
+
+    models = [load_model_spec(spec, args.seed, input=None if spec.partition(":")[0] in ZOO and not Path(spec).is_file() else args.input)
+              for spec in specs]  # fmt: skip
     layers = split_layer_names(args.layers, {layer.name for model, _ in models for layer in prepared(model).layers})
     for model, label in models:
         layers = check_layers(model, label, layers)  # without repeats
@@ -118,6 +123,9 @@ def _run_caricature(args):
     for model, label in models:
         rows = [{"label": "image", "cells": [{"src": src, "alt": i} for src, i in zip(inputs, ids)]}]
         weights = getattr(model, "tfvis_weights", label)
+        declared = model_info(model).input
+        if declared is not None and not hasattr(model, "tfvis_weights"):  # a model file's convention changes its caricatures
+            weights = f"{weights} (input {declared.text})"
         for layer in layers:
             stems = [array_stem(label, layer, i) for i in ids]
             keys = [caricature_settings(label, weights, layer, image, args.size, args.steps, args.power, args.seed) for image in images]

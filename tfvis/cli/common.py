@@ -1,7 +1,7 @@
 """What every command shares: option checks, models named on the command line, image sources.
 
-Each command is a module of this package (``report``: ``python -m tfvis.vgg|alex|inception``;
-``saliency``, ``caricature``, ``compare``); a bad option value raises :class:`UsageError`, which the
+Each command is a module of this package (``report``: ``python -m tfvis.report --model SPEC`` and
+its zoo presets ``python -m tfvis.vgg|alex|inception``; ``saliency``, ``caricature``, ``compare``); a bad option value raises :class:`UsageError`, which the
 command prints on one line before exiting with status 2.
 """
 import argparse
@@ -261,45 +261,110 @@ def _gib(count):
     return f"{count / 2**30:.1f} GiB" if count < 10 * 2**30 else f"{count / 2**30:.0f} GiB"
 
 
-def load_model_spec(spec, seed=0, include_top=False, option="--model", weights="auto"):
-    """``(model, label)`` for ``name``, ``name:weights`` (a zoo model) or a saved Keras model file.
+#: Help of ``--input``: the input conventions a model file may declare.
+INPUT_HELP = ("the input convention a model file was trained for, applied as its first layer: caffe (BGR minus the "
+              "ImageNet mean), tf (x/127.5 - 1), torch (x/255, ImageNet mean and std), 0-1 (x/255), 0-255 (as is), or "
+              "values such as 'scale=1/255 mean=0.5 std=0.5' or 'range=-1,1' (default: RGB in [0, 255], with a notice)")
+#: Help of ``--labels``.
+LABELS_HELP = ("class names: a JSON list, a JSON object of names to indices (Keras' class_indices.json) or of indices to "
+               "names, or a text file with one name a line")
 
-    ``weights`` applies when the spec names none. The label names files and pictures: ``vgg16``,
-    or ``vgg16-hed`` when the spec gives weights. A model file is checked before Keras reads it
-    (:func:`tfvis.models.safeload.check_weight_file`: declared sizes within
-    :func:`~tfvis.models.safeload.max_weight_bytes`, no decompression bomb) and is loaded in
-    Keras' safe mode, which refuses to deserialize code (``Lambda`` layers).
+
+def add_model_options(parser, spec_flags=("--model",), spec_help=None, input_flags=("--input",), labels=True, **spec_kwargs):
+    """``--model`` (if ``spec_flags``), ``--input`` (if ``input_flags``) and ``--labels``: the model a command runs on."""
+    from tfvis.models import ZOO
+
+    if spec_flags:
+        spec_help = spec_help or (f"a zoo model ({', '.join(ZOO)}, optionally with ':weights'), a saved Keras model file "
+                                  "(.keras, .h5) or an ONNX file (.onnx)")  # fmt: skip
+        if spec_kwargs.get("default"):
+            spec_help += f" (default: {spec_kwargs['default']})"
+        parser.add_argument(*spec_flags, help=spec_help, **spec_kwargs)
+    if input_flags:
+        parser.add_argument(*input_flags, dest=input_flags[0].lstrip("-").replace("-", "_"), metavar="CONVENTION", help=INPUT_HELP)
+    if labels:
+        parser.add_argument("--labels", metavar="FILE", help=LABELS_HELP)
+    return parser
+
+
+def load_model_spec(spec, seed=0, include_top=False, option="--model", weights="auto", input=None, input_option="--input"):
+    """``(model, label)`` for ``name``, ``name:weights`` (a zoo model), a saved Keras model file or an ONNX file.
+
+    The model is loaded by :class:`tfvis.models.ModelSpec` (the loader of the library and of the
+    pipeline's workers). ``weights`` applies when the spec names none. ``input`` is a model
+    file's input convention (``--input``). The label names files and pictures: ``vgg16``, or
+    ``vgg16-hed`` when the spec gives weights, or the file's stem. A model file is checked before
+    it is read (:func:`tfvis.models.safeload.check_weight_file`: declared sizes within
+    :func:`~tfvis.models.safeload.max_weight_bytes`, no decompression bomb) and a Keras file is
+    loaded in Keras' safe mode, which refuses to deserialize code (``Lambda`` layers).
     """
-    import tfvis
-    from tfvis.models import ZOO, WeightsError, WeightsUnavailableError
-    from tfvis.models.safeload import check_weight_file, max_weight_bytes
+    model_spec, label = model_spec_of(spec, seed, include_top, option, weights, input, input_option)
+    return load_spec(model_spec, spec, option), label
 
-    name, _, named = spec.partition(":")
-    if name in ZOO:
-        try:
-            model = tfvis.load_model(name, weights=named or weights, include_top=include_top, seed=seed)
-        except WeightsUnavailableError as err:
-            raise UsageError(f"{option} {spec}: {err} Or try it now with {name}:random.") from None
-        except (WeightsError, ValueError) as err:
-            raise UsageError(f"{option} {spec}: {err}") from None
-        return model, f"{name}-{named}" if named else name
-    path = Path(spec)
-    if not path.is_file():
-        raise UsageError(f"{option} {spec}: not a zoo model ({', '.join(ZOO)}, optionally with ':weights') nor a saved Keras model file")
-    import keras
 
-    from tfvis.layer_names import allow_any_layer_name
+def model_spec_of(spec, seed=0, include_top=False, option="--model", weights="auto", input=None, input_option="--input"):
+    """``(ModelSpec, label)`` of a command's model options, checked (see :func:`load_model_spec`)."""
+    from tfvis.models import ZOO, ModelSpec
 
+    name, colon, named = str(spec).partition(":")
+    zoo = name in ZOO and not Path(spec).is_file()
+    if not zoo and not Path(spec).is_file():
+        raise UsageError(f"{option} {spec}: not a zoo model ({', '.join(sorted(ZOO))}, optionally with ':weights') nor a model file "
+                         "(.keras, .h5, .onnx)")  # fmt: skip
+    if zoo and input is not None:
+        raise UsageError(f"{input_option} {input}: {name} is a zoo model, which takes RGB in [0, 255] and preprocesses "
+                         "inside; --input is for model files")  # fmt: skip
+    if not zoo and weights not in ("auto", None):
+        raise UsageError(f"--weights {weights}: {option} {spec} is a model file and holds its own weights")
     try:
-        check_weight_file(path, max_weight_bytes())
-    except WeightsError as err:
+        model_spec = ModelSpec(spec, weights, include_top, seed, input=input)
+    except ValueError as err:
+        raise UsageError(f"{input_option} {input}: {err}") from None
+    label = (f"{name}-{named}" if named else name) if zoo else Path(spec).stem
+    return model_spec, label
+
+
+def load_spec(model_spec, spec=None, option="--model"):
+    """``model_spec.load()``, its errors as :class:`UsageError` naming ``option``."""
+    from tfvis.models import WeightsError, WeightsUnavailableError
+
+    spec = model_spec.name if spec is None else spec
+    try:
+        return model_spec.load()
+    except WeightsUnavailableError as err:
+        raise UsageError(f"{option} {spec}: {err} Or try it now with {model_spec.name}:random.") from None
+    except (WeightsError, ValueError) as err:
         raise UsageError(f"{option} {spec}: {err}") from None
+
+
+def apply_labels(model, path, option="--labels"):
+    """Attach the class names of the labels file ``path`` (None: none) to ``model``; returns ``model``.
+
+    Raises :class:`UsageError` for an unreadable file, or one naming a different number of classes
+    than the model's class output has.
+    """
+    from tfvis.models import attach_class_names, read_labels
+
+    if path is None:
+        return model
     try:
-        allow_any_layer_name()  # saved models may name layers as TensorFlow's graphs refuse (tfvis.layer_names)
-        model = keras.models.load_model(path, compile=False, safe_mode=True)
-    except Exception as err:  # noqa: BLE001 - Keras raises many types for unreadable files
-        raise UsageError(f"{option} {spec}: cannot load it as a Keras model ({err})") from None
-    return model, path.stem
+        names = read_labels(path)
+    except ValueError as err:
+        raise UsageError(f"{option} {err}") from None
+    classes = class_count(model)
+    if classes is not None and len(names) != classes:
+        raise UsageError(f"{option} {path}: {len(names)} class names, but {model.name} has {classes} classes")
+    return attach_class_names(model, names)
+
+
+def class_count(model):
+    """The number of classes of ``model``'s output, or None when it has no class output (no classifier)."""
+    from tfvis.saliency import has_class_output
+
+    if not has_class_output(model):
+        return None
+    shape = model.outputs[0].shape
+    return int(shape[-1]) if shape[-1] is not None else None
 
 
 def check_layers(model, label, names, option="--layers"):

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .common import (
+    INPUT_HELP,
     UsageError,
     check_layers,
     check_positive,
@@ -33,8 +34,11 @@ def build_compare_parser():
         description="Compare two networks (e.g. a base model and a fine-tuned one): CKA between their layers, each "
         "channel's feature visualization in both models sorted by how much it changed, and dead channels.",
     )
-    parser.add_argument("--a", required=True, help="model A: 'name:weights' (e.g. vgg16:hed) or a saved Keras model file")
+    parser.add_argument("--a", required=True, help="model A: 'name:weights' (e.g. vgg16:hed), a saved Keras model file "
+                        "(.keras, .h5) or an ONNX file (.onnx)")  # fmt: skip
     parser.add_argument("--b", required=True, help="model B, as --a (e.g. vgg16:random)")
+    parser.add_argument("--input-a", metavar="CONVENTION", help=f"model A's input convention: {INPUT_HELP}")
+    parser.add_argument("--input-b", metavar="CONVENTION", help="model B's input convention, as --input-a")
     parser.add_argument("--reinit-b", help="re-initialise B's layers whose names start with these comma-separated prefixes "
                         "(e.g. block5): an ablation to compare against")  # fmt: skip
     parser.add_argument("--layers", required=True, help="comma-separated layers whose channels are visualized")
@@ -168,8 +172,8 @@ def _run_compare(args):
     if args.batch_size < 4:
         raise UsageError(f"--batch-size {args.batch_size}: CKA minibatches need at least 4 images")
     allow_any_layer_name()  # a saved model's layers may be named "it's"
-    model_a, label_a = load_model_spec(args.a, args.seed, option="--a")
-    model_b, label_b = load_model_spec(args.b, args.seed, option="--b")
+    model_a, label_a = load_model_spec(args.a, args.seed, option="--a", input=args.input_a, input_option="--input-a")
+    model_b, label_b = load_model_spec(args.b, args.seed, option="--b", input=args.input_b, input_option="--input-b")
     if args.reinit_b:
         prefixes = [p.strip() for p in args.reinit_b.split(",") if p.strip()]
         changed = reinitialise(model_b, prefixes, seed=args.seed + 1)

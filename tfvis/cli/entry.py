@@ -7,17 +7,19 @@ import sys
 
 from .caricature import caricature_main
 from .compare import compare_main
-from .report import main as report_main
+from .report import main as preset_main
+from .report import report_main
 from .saliency import saliency_main
 
 #: Command name to the function that runs it with a list of arguments.
 COMMANDS = {
-    "vgg": lambda argv: report_main("vgg16", "vgg", argv),
-    "alex": lambda argv: report_main("alexnet", "alex", argv),
-    "inception": lambda argv: report_main("inceptionv1", "inception", argv),
+    "vgg": lambda argv: preset_main("vgg16", "vgg", argv),
+    "alex": lambda argv: preset_main("alexnet", "alex", argv),
+    "inception": lambda argv: preset_main("inceptionv1", "inception", argv),
     "saliency": saliency_main,
     "caricature": caricature_main,
     "compare": compare_main,
+    "report": report_main,
 }
 
 
@@ -42,4 +44,4 @@ def _command(name):
     return run
 
 
-vgg, alex, inception, saliency, caricature, compare = (_command(name) for name in COMMANDS)
+vgg, alex, inception, saliency, caricature, compare, report = (_command(name) for name in COMMANDS)

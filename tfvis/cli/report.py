@@ -1,7 +1,8 @@
-"""``python -m tfvis.vgg``, ``tfvis.alex`` and ``tfvis.inception``: the per-layer HTML report of a zoo model.
+"""``python -m tfvis.report --model SPEC``: the per-layer HTML report of any model; ``tfvis.vgg``, ``alex``, ``inception``: its zoo presets.
 
-It loads a zoo model, streams the images once to find every requested channel's top-k
-activations, reconstructs them with the deconvnet, and writes the HTML report. Runs resume:
+It loads the model (a zoo model, a saved Keras model or an ONNX file, see
+:class:`tfvis.models.ModelSpec`), streams the images once to find every requested channel's
+top-k activations, reconstructs them with the deconvnet, and writes the HTML report. Runs resume:
 channels already in the output folder are skipped unless ``--force``.
 """
 import argparse
@@ -27,6 +28,10 @@ from .common import (
     parse_channels,
     parse_layers,
     add_engine_options,
+    add_model_options,
+    apply_labels,
+    load_spec,
+    model_spec_of,
     run_command,
     run_options,
 )
@@ -39,8 +44,9 @@ DEFAULT_TOP_K = 9
 _POSITIVE = ("num_images", "top_k", "batch_size", "size", "page_images", "invert_size", "fv_steps", "fv_size", "fv_batch", "workers", "shard_images")
 
 
-def build_parser(prog, model_name):
-    """The argument parser of ``python -m tfvis.<prog>``."""
+def build_parser(prog, model_name=None):
+    """The argument parser of ``python -m tfvis.<prog>``: a zoo preset (``model_name``), or ``--model`` when None."""
+    label = model_name or "<model>"
     parents = [
         dataset_options(
             "a folder of images or a glob pattern such as 'photos/*.jpg' (default: scikit-image's sample photos plus crops of them)",
@@ -48,20 +54,25 @@ def build_parser(prog, model_name):
         ),
         featurevis_options(),
         run_options(None, 16, "images per batch", "seed of random weights and sample crops",
-                    force_help="recompute channels already in the output folder", out_help=f"output folder (default: html_out/{model_name})"),
+                    force_help="recompute channels already in the output folder", out_help=f"output folder (default: html_out/{label})"),
     ]  # fmt: skip
     parser = argparse.ArgumentParser(
         prog=f"python -m tfvis.{prog}",
         parents=parents,
-        description=f"Write an HTML report of what {model_name}'s layers respond to: for each channel the top-k "
+        description=f"Write an HTML report of what {model_name or 'a model'}'s layers respond to: for each channel the top-k "
         "dataset patches and their deconvnet reconstructions (Zeiler & Fergus 2014); with --methods saliency,inversion "
         "also a page per image with its saliency maps and its inversion from each layer. With --channels all, each "
         "layer gets an atlas view (a thumbnail per channel) and a page per channel.",
     )
-    parser.add_argument("--weights", default="auto", help="auto, imagenet, random, hed (VGG16), or a weight file (default: auto)")
+    if model_name is None:
+        add_model_options(parser, required=True)
+    else:
+        add_model_options(parser, spec_flags=(), input_flags=())
+    parser.add_argument("--weights", default="auto", help="auto, imagenet, random, hed (VGG16), or a weight file (default: auto; "
+                        "a model file holds its own)")  # fmt: skip
     parser.add_argument("--layers", help="comma-separated layer names (default: every conv layer)")
     parser.add_argument("--channels", default=DEFAULT_CHANNELS, help="'all', N (the first N), 'a-b' or '3,7,12' (default: 8)")
-    parser.add_argument("--size", type=int, help="image side in pixels (default: the model's input size)")
+    parser.add_argument("--size", type=int, help="image side in pixels (default: the model's input size, else 224)")
     parser.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help=f"patches per channel, at most the number of images (default: {DEFAULT_TOP_K})")
     parser.add_argument("--methods", default="deconv", help=f"comma-separated, from: {', '.join(METHODS)}, all (default: deconv)")
     parser.add_argument("--page-images", type=int, default=DEFAULT_PAGE_IMAGES,
@@ -111,12 +122,11 @@ def _channel_counts(model, layers):
     return counts
 
 
-def _load(module, args, include_top):
-    import tfvis
+def _load(model_spec):
     from tfvis.models import WeightsError, WeightsUnavailableError
 
     try:
-        return tfvis.load_model(module.NAME, weights=args.weights, include_top=include_top, seed=args.seed)
+        return model_spec.load()
     except WeightsUnavailableError as err:
         raise UsageError(f"{err} Or try the whole pipeline now with --weights random.") from None
     except (WeightsError, ValueError) as err:
@@ -134,43 +144,93 @@ def _engine(args):
 
 
 def run(model_name, prog, argv=None):
-    """Parse ``argv`` and write the report; returns the exit status."""
+    """Parse ``argv`` and write the report of zoo model ``model_name`` (None: of ``--model``); returns the exit status."""
     return run_command(build_parser(prog, model_name), lambda args: _run(model_name, args), argv)
+
+
+#: Image side of a report of a model that takes any size.
+DEFAULT_SIZE = 224
+
+
+def _zoo_plan(name, weights, args):
+    """``(spec, info, size, include_top)`` of a zoo model, checked before it is built."""
+    from tfvis.models import zoo_module
+    from tfvis.pipeline.work import ModelSpec
+
+    module = zoo_module(name)
+    requested = parse_layers(args.layers) if args.layers is not None else []
+    include_top = any(layer in module.TOP_LAYERS for layer in requested)
+    info = module.INFO
+    size = args.size or info.default_size
+    if include_top and size != info.default_size:
+        raise UsageError(f"--size {size}: layers {', '.join(requested)} need the classifier, whose input is {info.default_size} px")
+    return ModelSpec(name, weights, include_top, args.seed), info, size
+
+
+def _file_plan(args):
+    """``(spec, model, label, info, size)`` of a model file, loaded (its fixed input size decides the default size)."""
+    from tfvis.models import model_info
+
+    spec, label = model_spec_of(args.model, args.seed, weights=args.weights, input=args.input)
+    model = load_spec(spec, args.model)
+    info = model_info(model)
+    size = args.size or info.default_size or DEFAULT_SIZE
+    if info.default_size is not None and size != info.default_size:
+        raise UsageError(f"--size {size}: {args.model} takes {info.default_size} x {info.default_size} px images only")
+    return spec, model, label, info, size
+
+
+def _input_text(size, spec, model):
+    """The index's line on the input: the pixels fed, and what the model's first layer makes of them."""
+    from tfvis.models import model_info
+
+    text = f"{size} x {size} RGB, values in [0, 255]"
+    if spec.is_zoo:
+        return text
+    declared = model_info(model).input
+    return f"{text}; first layer: {declared.describe()}" if declared else f"{text}, fed as they are (no input convention declared)"
 
 
 def _run(model_name, args):
     check_positive(args, _POSITIVE)
     methods = _methods(args.methods)
-    from tfvis.models import zoo_module
+    from tfvis.models import ZOO
+    from tfvis.graph import prepared
     from tfvis.receptive_field import receptive_fields
     from tfvis.image_pages import stage_layers, write_image_pages
     from tfvis.pipeline import Store, layer_report
-    from tfvis.pipeline.work import Context, ModelSpec
-    from tfvis.report import Report, field_text, stride_text
+    from tfvis.pipeline.work import Context
+    from tfvis.report import Report, field_text, safe_name, stride_text
 
-    module = zoo_module(model_name)
-    requested = parse_layers(args.layers) if args.layers is not None else []
-    include_top = any(name in module.TOP_LAYERS for name in requested)
-    info = module.INFO
-    size = args.size or info.default_size
-    if include_top and size != info.default_size:
-        raise UsageError(f"--size {size}: layers {', '.join(requested)} need the classifier, whose input is {info.default_size} px")
+    spec_text = model_name or args.model
+    zoo_name, _, named = spec_text.partition(":")
+    model = None
+    if zoo_name in ZOO and not Path(spec_text).is_file():
+        if getattr(args, "input", None) is not None:
+            raise UsageError(f"--input {args.input}: {zoo_name} is a zoo model, which takes RGB in [0, 255] and preprocesses inside; "
+                             "--input is for model files")  # fmt: skip
+        spec, info, size = _zoo_plan(zoo_name, named or args.weights, args)
+        label = zoo_name
+    else:
+        spec, model, label, info, size = _file_plan(args)
     if size < info.min_size:
         raise UsageError(f"--size {size}: {info.name} needs at least {info.min_size} px")
-    out = Path(args.out or Path("html_out") / model_name)
+    out = Path(args.out or Path("html_out") / safe_name(label))
     check_out(out)
     source, images_label, _ = image_source(args, size)  # before loading the model: bad images fail at once
     if args.top_k > len(source):  # every image already holds a place: more ranks would stay empty
         if args.top_k != DEFAULT_TOP_K:
             print(f"tfvis: --top-k {args.top_k} is more than the {len(source)} images; keeping all {len(source)} per channel", file=sys.stderr)
         args.top_k = len(source)
-    model = _load(module, args, include_top)
+    model = model if model is not None else _load(spec)
+    apply_labels(model, args.labels)
+    weights_text = getattr(model, "tfvis_weights", None) or f"as saved in {Path(spec.name).name}"
     layers = _layers(args.layers, model)
     counts = _channel_counts(model, layers)
     channels = {name: parse_channels(args.channels, counts[name], name) for name in layers}
     check_memory(model, layers, size, args.batch_size, images=len(source))  # before the first forward pass
     settings = {"images": images_label, "top-k": args.top_k, "seed": args.seed, "methods": ", ".join(methods)}
-    fields = receptive_fields(model, layers, input_size=(size, size))
+    fields = receptive_fields(prepared(model), layers, input_size=(size, size))  # layer names as --layers reads them
     if "featurevis" in methods:
         from tfvis.featurevis import describe
 
@@ -185,11 +245,13 @@ def _run(model_name, args):
         if "inversion" in per_image:
             settings["inversion"] = f"{', '.join(invert_layers)} at {invert_size} px"
     engine = _engine(args)  # before the first file: an unreachable cluster leaves the output folder untouched
-    report = Report(out, model_name, model.tfvis_weights, settings, force=args.force, raw=args.raw)
+    if spec.input is not None:
+        settings["input"] = spec.input.text
+    report = Report(out, label, weights_text, settings, force=args.force, raw=args.raw)
     store = Store(out / "store")
     if args.force:
         shutil.rmtree(store.root, ignore_errors=True)
-    context = Context(ModelSpec(model_name, args.weights, include_top, args.seed), source, model=model)
+    context = Context(spec, source, model=model)  # Ray workers rebuild the model from the same spec
     started = time.perf_counter()
     try:
         merged = layer_report.top_k(
@@ -213,13 +275,13 @@ def _run(model_name, args):
             report, model, ids, page_images, layers, channels, per_image, invert_layers=invert_layers,
             invert_size=invert_size, batch_size=args.batch_size, seed=args.seed, progress=not args.quiet,
         )  # fmt: skip
-    input_desc = f"{size} x {size} RGB, values in [0, 255]"
+    input_desc = _input_text(size, spec, model)
     for name in layers:
         report.write_layer_page(name, counts[name], field_text(fields[name]), stride_text(fields[name]), args.top_k, input_desc=input_desc)
     rows = [{"name": name, "channels": counts[name], "field": field_text(fields[name]), "stride": stride_text(fields[name])} for name in layers]
     index = report.write_index(rows, input_desc, pages=pages)
     elapsed = time.perf_counter() - started
-    print(f"{model_name} ({model.tfvis_weights}): {len(layers)} layers, {computed} channels computed, {done} already done, "
+    print(f"{label} ({weights_text}): {len(layers)} layers, {computed} channels computed, {done} already done, "
           f"{elapsed:.0f} s ({engine.name} engine)")  # fmt: skip
     print(index.resolve())
     return 0
@@ -228,3 +290,8 @@ def _run(model_name, args):
 def main(model_name, prog, argv=None):
     """Entry point of the thin modules and console commands: exit with :func:`run`'s status."""
     sys.exit(run(model_name, prog, argv))
+
+
+def report_main(argv=None):
+    """Entry point of ``python -m tfvis.report --model SPEC`` (``tfvis report``, ``tfvis-report``)."""
+    main(None, "report", argv)

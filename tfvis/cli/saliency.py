@@ -4,7 +4,18 @@ import sys
 import time
 from pathlib import Path
 
-from .common import UsageError, check_memory, check_positive, dataset_options, first_images, load_model_spec, run_command, run_options
+from .common import (
+    UsageError,
+    add_model_options,
+    apply_labels,
+    check_memory,
+    check_positive,
+    dataset_options,
+    first_images,
+    load_model_spec,
+    run_command,
+    run_options,
+)
 
 #: Methods of ``python -m tfvis.saliency``, with their titles.
 SALIENCY_METHODS = {
@@ -20,8 +31,6 @@ DEFAULT_SALIENCY_METHODS = "vanilla,smoothgrad,guided,grad_cam"
 
 def build_saliency_parser():
     """The argument parser of ``python -m tfvis.saliency``."""
-    from tfvis.models import ZOO
-
     parents = [
         dataset_options("a folder of images or a glob pattern (default: scikit-image's sample photos)",
                         "use at most this many images (default: all)"),
@@ -34,7 +43,7 @@ def build_saliency_parser():
         description="Saliency maps of images for a class or a channel (Simonyan et al. 2014 and its successors), "
         "written as PNG overlays, .npy maps and one HTML page.",
     )
-    parser.add_argument("--model", default="vgg16", help=f"a zoo model ({', '.join(ZOO)}) or a saved Keras model file (default: vgg16)")
+    add_model_options(parser, default="vgg16")
     parser.add_argument("--weights", default="auto", help="weights of a zoo model (default: auto)")
     parser.add_argument("--target", action="append", help="targets separated by ';' or spaces (or repeat the option): class "
                         "indices, 'layer:channel' or 'layer:channel@y,x' (default: each image's top class)")  # fmt: skip
@@ -65,7 +74,8 @@ def _saliency_model(args, needs_classes):
     """``(model, label, input size)`` for ``--model``: a zoo name or a saved Keras model file."""
     from tfvis.models import model_info
 
-    model, label = load_model_spec(args.model, args.seed, include_top=needs_classes, weights=args.weights)
+    model, label = load_model_spec(args.model, args.seed, include_top=needs_classes, weights=args.weights, input=args.input)
+    apply_labels(model, args.labels)
     info = model_info(model)
     size = args.size or info.default_size
     if size is None:
@@ -107,6 +117,7 @@ def _run_saliency(args):
     from tfvis import saliency
     from tfvis.report import Report, array_stem, safe_name
     from tfvis.layer_names import allow_any_layer_name
+    from tfvis.models import model_info
 
     check_positive(args, ("num_images", "samples", "steps", "batch_size", "size"))
     methods = list(SALIENCY_METHODS) if args.methods == "all" else [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -134,16 +145,18 @@ def _run_saliency(args):
             maps = {m: _saliency_method(model, m, images, per_image, args, cam_layer) for m in methods}
         except ValueError as err:
             raise UsageError(f"--target {target if target is not None else '(top class)'}: {err}") from None
-        title = "Top class" if target is None else f"Target {target}"
+        info = model_info(model)
+        title = "Top class" if target is None else f"Target {info.class_name(target) if isinstance(target, int) else target}"
         rows = []
+        shown = [info.class_name(t) if isinstance(t, int) else t for t in per_image]
         for i, image_id in enumerate(ids):
             key = f"class{per_image[i]}" if isinstance(per_image[i], int) else per_image[i]
             stem = array_stem(label, key, image_id)
             cells = [{"src": report.save_picture("saliency", f"{stem}_input", images[i] / 255.0), "alt": image_id}]
             for m in methods:
                 src = report.save_picture("saliency", f"{stem}_{m}", saliency.overlay(images[i], maps[m][i]), maps[m][i])
-                cells.append({"src": src, "alt": f"{SALIENCY_METHODS[m]} of {per_image[i]} on {image_id}"})
-            rows.append({"label": image_id, "note": f"{per_image[i]}: score {scores[i]:.3g}", "cells": cells})
+                cells.append({"src": src, "alt": f"{SALIENCY_METHODS[m]} of {shown[i]} on {image_id}"})
+            rows.append({"label": image_id, "note": f"{shown[i]}: score {scores[i]:.3g}", "cells": cells})
         lede = f"Grad-CAM at {cam_layer}." if cam_layer else ""
         tables.append({"id": safe_name(title), "title": title, "columns": ["image"] + [SALIENCY_METHODS[m] for m in methods], "rows": rows, "lede": lede})
     facts = [("Model", label), ("Weights", getattr(model, "tfvis_weights", "as saved")), ("Images", settings["images"]), ("SmoothGrad", f"{args.samples} copies, noise {args.noise:g} of the range")]

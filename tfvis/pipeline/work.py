@@ -1,52 +1,14 @@
 """What a worker holds and what it computes: one function per kind of unit.
 
-A :class:`Context` names the model and the images; a worker (this process, or a Ray actor)
+A :class:`Context` names the model (a :class:`~tfvis.models.spec.ModelSpec`, the loader every
+command uses, input convention included) and the images; a worker (this process, or a Ray actor)
 loads the model once and reads only the images its units ask for. Each compute function takes
 the context and a unit's parameters and returns the unit's result: a dict of arrays and
 JSON-able ``"meta"`` (see :class:`tfvis.pipeline.Store`).
 """
-from dataclasses import dataclass
-
 import numpy as np
 
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """How to load a model in any process: a zoo name with its weights, or a saved Keras file.
-
-    Examples
-    --------
-    >>> ModelSpec("vgg16", weights="hed").describe()["model"]
-    'vgg16'
-    """
-
-    name: str
-    weights: str = "auto"
-    include_top: bool = False
-    seed: int = 0
-
-    def load(self):
-        import tfvis
-        from tfvis.models import ZOO
-
-        if self.name in ZOO:
-            return tfvis.load_model(self.name, weights=self.weights, include_top=self.include_top, seed=self.seed)
-        import keras
-
-        return keras.models.load_model(self.name, compile=False)
-
-    def describe(self, model=None):
-        """What identifies the model's values (part of every unit's key)."""
-        from pathlib import Path
-
-        weights = getattr(model, "tfvis_weights", self.weights) if model is not None else self.weights
-        described = {"model": self.name, "weights": weights, "include_top": self.include_top}
-        if weights in (None, "random") or str(weights).startswith("random"):
-            described["seed"] = self.seed
-        for path in (Path(self.name), Path(str(self.weights))):
-            if path.is_file():  # a file given by path: its size and time identify its contents
-                described[f"file:{path}"] = [path.stat().st_size, int(path.stat().st_mtime)]
-        return described
+from ..models.spec import ModelSpec  # noqa: F401 - the one loader, importable here as before
 
 
 class Context:

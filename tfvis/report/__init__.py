@@ -1,5 +1,8 @@
 """HTML reports: an index per model and a page per layer, readable offline in any browser.
 
+``python -m tfvis.report --model SPEC`` writes one for any model (:mod:`tfvis.cli.report`); this
+package holds the pages' writer, :class:`Report`, and the file-name rules.
+
 Layout of a report folder::
 
     index.html, style.css
@@ -35,8 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import fileio
-from .display import RECONSTRUCTION_PERCENTILE, to_image
+from .. import fileio
+from ..display import RECONSTRUCTION_PERCENTILE, to_image
 
 STYLE = "style.css"
 RAW_FORMATS = ("compact", "npy")
@@ -51,7 +54,7 @@ def _environment():
 
         loader = jinja2.FileSystemLoader(str(importlib.resources.files("tfvis.templates")))
     except ModuleNotFoundError:  # running from a checkout without installing
-        loader = jinja2.FileSystemLoader(str(Path(__file__).resolve().parents[1] / "templates"))
+        loader = jinja2.FileSystemLoader(str(Path(__file__).resolve().parents[2] / "templates"))
     return jinja2.Environment(loader=loader, autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
 
 
@@ -486,7 +489,7 @@ def _channel_view(manifest):
     return {"channel": int(manifest["channel"]), "items": items, "slots": slots, "thumb": thumb, "arrays": str(arrays) if arrays else None}
 
 def _version():
-    from . import __version__
+    from .. import __version__
 
     return __version__
 
