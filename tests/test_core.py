@@ -9,7 +9,14 @@ the objective ``featurevis`` maximises.
 The layouts that break visualization tools (a nested base model, an image and a metadata input,
 two outputs, mixed precision) are model kinds of the same matrix: each twin is the flat,
 single-input, single-output float32 model built by hand with the same layers and weights.
+
+An ONNX file is one more kind: a small NCHW CNN written with ``onnx.helper`` as PyTorch's exporter
+writes one (``/features/features.0/Conv``, ...), imported with ``tfvis.load_model``. Its twin is
+built in Keras from the ONNX weight arrays themselves (kernels transposed to NHWC by hand here),
+never from the imported model, and the imported logits are checked against onnxruntime's.
 """
+import importlib.util
+
 import keras
 import numpy as np
 import pytest
@@ -121,6 +128,80 @@ def _mixed_precision(fused):
         keras.mixed_precision.set_global_policy(before)
 
 
+# --- An ONNX file (PyTorch's export layout) -------------------------------------------------------
+
+HAVE_ONNX = all(importlib.util.find_spec(name) for name in ("onnx", "onnxruntime"))
+
+
+def _onnx_weights():
+    """The ONNX initializers, in PyTorch's layouts: Conv ``(O, I, kH, kW)``, Linear ``(out, in)``."""
+    rng = np.random.default_rng(3)
+
+    def normal(*shape, scale):
+        return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+    return {
+        "features.0.weight": normal(8, 3, 3, 3, scale=0.05), "features.0.bias": normal(8, scale=0.5),
+        "features.3.weight": normal(6, 8, 3, 3, scale=0.1), "features.3.bias": normal(6, scale=0.5),
+        "classifier.weight": normal(3, 6, scale=0.3), "classifier.bias": normal(3, scale=0.5),
+    }
+
+
+def _onnx_graph():
+    """``features = Sequential(Conv2d(3, 8, 3, padding=1), ReLU(), MaxPool2d(2), Conv2d(8, 6, 3), ReLU())``,
+    ``AdaptiveAvgPool2d(1)``, ``torch.flatten(x, 1)``, ``Linear(6, 3)``: the graph ``torch.onnx.export`` writes."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    def node(op, inputs, scope, **attrs):
+        return helper.make_node(op, inputs, [f"{scope}/{op}_output_0"], name=f"{scope}/{op}", **attrs)
+
+    nodes = [
+        node("Conv", ["input", "features.0.weight", "features.0.bias"], "/features/features.0",
+             kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[1, 1], dilations=[1, 1], group=1),
+        node("Relu", ["/features/features.0/Conv_output_0"], "/features/features.1"),
+        node("MaxPool", ["/features/features.1/Relu_output_0"], "/features/features.2",
+             kernel_shape=[2, 2], strides=[2, 2], pads=[0, 0, 0, 0], ceil_mode=0),
+        node("Conv", ["/features/features.2/MaxPool_output_0", "features.3.weight", "features.3.bias"],
+             "/features/features.3", kernel_shape=[3, 3], pads=[0, 0, 0, 0], strides=[1, 1]),
+        node("Relu", ["/features/features.3/Conv_output_0"], "/features/features.4"),
+        node("GlobalAveragePool", ["/features/features.4/Relu_output_0"], "/avgpool"),
+        node("Flatten", ["/avgpool/GlobalAveragePool_output_0"], "", axis=1),
+        helper.make_node("Gemm", ["/Flatten_output_0", "classifier.weight", "classifier.bias"], ["output"],
+                         name="/classifier/Gemm", alpha=1.0, beta=1.0, transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes, "main_graph",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch_size", 3, SIZE, SIZE])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch_size", 3])],
+        [numpy_helper.from_array(value, name=name) for name, value in _onnx_weights().items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="pytorch")
+    model.ir_version = 8
+    return model
+
+
+def _onnx_imported(fused, path=None):
+    """The ONNX file at ``path`` as ``tfvis.load_model`` imports it; ``fused=False``: its twin, built in
+    Keras from :func:`_onnx_weights` (NHWC layers named as the importer names PyTorch's modules)."""
+    if fused:
+        return tfvis.load_model(str(path))
+    w = _onnx_weights()
+    x = inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", name="features_0")(x)
+    x = keras.layers.ReLU(name="features_1")(x)
+    x = keras.layers.MaxPooling2D(2, name="features_2")(x)
+    x = keras.layers.Conv2D(6, 3, name="features_3")(x)
+    x = keras.layers.ReLU(name="features_4")(x)
+    x = keras.layers.Flatten(name="flatten")(keras.layers.GlobalAveragePooling2D(keepdims=True, name="avgpool")(x))
+    logits = keras.layers.Dense(3, name="classifier")(x)
+    twin = keras.Model(inputs, logits, name="onnx_twin")
+    for layer in ("features_0", "features_3"):  # (O, I, kH, kW) -> (kH, kW, I, O)
+        prefix = layer.replace("_", ".")
+        twin.get_layer(layer).set_weights([w[f"{prefix}.weight"].transpose(2, 3, 1, 0), w[f"{prefix}.bias"]])
+    twin.get_layer("classifier").set_weights([w["classifier.weight"].T, w["classifier.bias"]])  # (out, in) -> (in, out)
+    return twin
+
+
 _LIKE_SEQUENTIAL = {"channel": "c2:1", "unit": "c2:1@2,3", "post": "c1_relu:2", "class": "logits:2"}
 
 # kind -> (builder, {target kind: target string}); "class" targets name the logits
@@ -132,8 +213,16 @@ MODELS = {
     "two_inputs": (_two_inputs, _LIKE_SEQUENTIAL),
     "two_outputs": (_two_outputs, _LIKE_SEQUENTIAL),
     "mixed_precision": (_mixed_precision, _LIKE_SEQUENTIAL),
+    "onnx": (_onnx_imported, {"channel": "features_3:1", "unit": "features_3:1@2,3", "post": "features_1:2", "class": "logits:2"}),
 }
-REFERENCE_LOGITS = dict.fromkeys(MODELS, "head") | {"branching": "logits"}
+REFERENCE_LOGITS = dict.fromkeys(MODELS, "head") | {"branching": "logits", "onnx": "classifier"}
+#: Kinds read from a file: the builder takes the file's path, and the twin holds the file's weights (no copy_weights).
+FROM_FILE = {"onnx": HAVE_ONNX}
+MODEL_KINDS = [
+    pytest.param(kind, marks=pytest.mark.skipif(not FROM_FILE[kind], reason="needs onnx and onnxruntime"))
+    if kind in FROM_FILE else kind
+    for kind in MODELS
+]
 
 
 def leaf_layers(model):
@@ -155,11 +244,25 @@ def copy_weights(model, twin):
 
 
 @pytest.fixture(scope="module")
-def pairs():
+def onnx_file(tmp_path_factory):
+    """The ONNX model of :func:`_onnx_graph`, saved once for the module."""
+    import onnx
+
+    path = tmp_path_factory.mktemp("onnx") / "small_cnn.onnx"
+    onnx.save(_onnx_graph(), str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def pairs(request):
     """kind -> (model as a user gives it, hand-split twin with the same weights)."""
     built = {}
     for kind, (build, _) in MODELS.items():
         keras.utils.set_random_seed(7)
+        if kind in FROM_FILE:
+            if FROM_FILE[kind]:  # the twin holds the file's own arrays: no weights copied from the import
+                built[kind] = (build(True, request.getfixturevalue(f"{kind}_file")), build(False))
+            continue
         model = build(True)
         twin = build(False)
         copy_weights(model, twin)
@@ -209,7 +312,7 @@ COUNTS = (1, 3, 16)
 
 @pytest.mark.parametrize("count", COUNTS)
 @pytest.mark.parametrize("target_kind", KINDS)
-@pytest.mark.parametrize("model_kind", list(MODELS))
+@pytest.mark.parametrize("model_kind", MODEL_KINDS)
 @pytest.mark.parametrize("method", ["activations", "top_k", "reconstruct", "saliency", "featurevis"])
 def test_one_target_names_one_tensor(pairs, method, model_kind, target_kind, count):
     model, twin = pairs[model_kind]
@@ -247,6 +350,32 @@ def test_one_target_names_one_tensor(pairs, method, model_kind, target_kind, cou
         got = float(featurevis.objective_value(model, objective, images))
         values = expected[..., channel] if position is None else expected[(slice(None),) + tuple(position) + (channel,)]
         np.testing.assert_allclose(got, values.mean(), rtol=1e-5, atol=tolerance)
+
+
+@pytest.mark.skipif(not HAVE_ONNX, reason="needs onnx and onnxruntime")
+def test_the_onnx_kind_computes_what_onnxruntime_computes(pairs, onnx_file):
+    """The imported model's layers are named after PyTorch's modules, and its logits (and the
+    post-ReLU map the matrix targets) are onnxruntime's on the same images: the chain file ->
+    import -> twin is closed."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    model, _ = pairs["onnx"]
+    names = ["features_0", "features_1", "features_2", "features_3", "features_4", "avgpool", "flatten", "classifier"]
+    assert [layer.name for layer in model.layers[1:]] == names
+    assert targets.resolve(tfvis.prepared(model), "logits:2").layer == "classifier"
+    graph = onnx.load(str(onnx_file))
+    inner = "/features/features.1/Relu_output_0"
+    graph.graph.output.append(helper.make_tensor_value_info(inner, TensorProto.FLOAT, None))
+    session = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
+    images = _images(4, seed=5)
+    want_logits, want_relu = session.run(["output", inner], {"input": images.transpose(0, 3, 1, 2)})
+    got_logits, got_relu = keras.Model(model.inputs[0], [model.output, model.get_layer("features_1").output])(images)
+    for got, want in ((got_logits, want_logits), (got_relu, want_relu.transpose(0, 2, 3, 1))):
+        got = keras.ops.convert_to_numpy(got)
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * float(np.abs(want).max()))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -78,8 +78,9 @@ def build_parser(prog, model_name=None):
     parser.add_argument("--page-images", type=int, default=DEFAULT_PAGE_IMAGES,
                         help=f"saliency and inversion pages for the first N images (default: {DEFAULT_PAGE_IMAGES})")
     parser.add_argument("--invert-layers", help="layers inverted on the image pages (default: the last selected layer before each downsampling)")
-    parser.add_argument("--invert-size", type=int, default=DEFAULT_INVERT_SIZE,
-                        help=f"image side for inversions, at most --size (default: {DEFAULT_INVERT_SIZE})")
+    parser.add_argument("--invert-size", type=int,
+                        help=f"image side for inversions, at most --size (default: {DEFAULT_INVERT_SIZE}, or the input size of "
+                        "a model that takes only one)")
     parser.add_argument("--raw", choices=("compact", "npy"), default="compact",
                         help="raw arrays beside the PNGs: one compressed float16 .npz per channel (compact, default) "
                         "or a float32 .npy per image and method (npy)")
@@ -238,8 +239,8 @@ def _run(model_name, args):
     per_image = [m for m in methods if m in ("saliency", "inversion")]
     if per_image:
         invert_layers = _layers(args.invert_layers, model, "--invert-layers") if args.invert_layers else stage_layers(fields, layers)
-        invert_size = min(args.invert_size, size)
-        if invert_size < info.min_size:
+        invert_size = min(args.invert_size or max(DEFAULT_INVERT_SIZE, info.min_size), size)
+        if "inversion" in per_image and invert_size < info.min_size:
             raise UsageError(f"--invert-size {invert_size}: {info.name} needs at least {info.min_size} px")
         settings["image pages"] = f"{args.page_images} images"
         if "inversion" in per_image:
