@@ -360,46 +360,6 @@ def _seed(seed):
     return tf.constant(int(seed) & 0x7FFFFFFF, tf.int32)
 
 
-def make_step(features, objective, image_param, transform, value_range=(0.0, 255.0), learning_rate=0.05, seed=0, jit_compile=False):
-    """The compiled optimisation step ``step(i) -> objective value`` (``i``: the step number).
-
-    :func:`render` runs stretches of these steps in one compiled loop; this single step is for
-    custom loops.
-
-    Parameters
-    ----------
-    features : callable
-        ``x -> {layer: output}`` (the objective's layers) for images ``x`` in ``value_range``.
-    objective : Objective
-        What to maximise.
-    image_param : ImageParam
-        The parameterized images.
-    transform : callable
-        ``(images, seed) -> images``.
-    value_range : (float, float)
-        The model's input range; images in [0, 1] are mapped onto it.
-    learning_rate : float
-        Adam's learning rate.
-    seed : int
-        Keys the transforms' randomness, with the step number.
-    jit_compile : bool
-        Compile the step with XLA.
-
-    Returns
-    -------
-    callable
-        ``step(i)``, one Adam ascent step of ``image_param``'s variables; the objective's value.
-
-    Examples
-    --------
-    >>> step = make_step(features, channel("c:0"), param.image(64), transforms.standard())  # doctest: +SKIP
-    >>> value = step(tf.constant(0))  # doctest: +SKIP
-    """
-    loop = _Loop(features, lambda acts, aux: objective(acts), image_param, transform, value_range, learning_rate, jit_compile)
-    seed, aux = _seed(seed), tf.zeros([0], tf.int32)
-    return lambda index: loop.run(seed, tf.cast(index, tf.int32), tf.constant(1), aux)[0]
-
-
 def _channel_batch(objective):
     """``(layer, [n0, n1, ...])`` for a list of plain channel targets of one layer, one per image; else None."""
     if not isinstance(objective, (list, tuple)) or not objective:

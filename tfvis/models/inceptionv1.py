@@ -66,7 +66,6 @@ BRANCHES = {
     "mixed5b": (384, 192, 384, 48, 128, 128),
 }
 MIXED_LAYERS = tuple(BRANCHES)
-MIXED_CHANNELS = {m: w[0] + w[2] + w[4] + w[5] for m, w in BRANCHES.items()}
 BRANCH_SUFFIXES = ("1x1", "3x3_bottleneck", "3x3", "5x5_bottleneck", "5x5", "pool_reduce")
 CONV_LAYERS = ("conv2d0", "conv2d1", "conv2d2") + tuple(
     f"{m}_{suffix}" for m in MIXED_LAYERS for suffix in BRANCH_SUFFIXES
