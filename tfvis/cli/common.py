@@ -20,6 +20,12 @@ DEFAULT_SAMPLE_IMAGES = 64
 DEFAULT_FV_STEPS = 256
 DEFAULT_FV_SIZE = 128
 DEFAULT_FV_BATCH = 8
+#: ``--max-pixels``' default: :data:`tfvis.images.MAX_PIXELS` (a test checks they agree), written here since importing
+#: :mod:`tfvis.images` imports TensorFlow, which ``--help`` does without.
+DEFAULT_MAX_PIXELS = 8192 * 8192
+#: The zoo's model names in ``--model``'s help: the keys of :data:`tfvis.models.ZOO` (a test checks they agree), written
+#: here for the same reason.
+ZOO_NAMES = ("alexnet", "vgg16", "inceptionv1")
 
 
 class UsageError(Exception):
@@ -58,13 +64,11 @@ def parse_channels(spec, count, layer):
 
 def dataset_options(images_help, count_help):
     """Parent parser: ``--images``, ``--num-images`` and ``--max-pixels`` (the images a command reads)."""
-    from tfvis.images import MAX_PIXELS
-
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument("--images", help=images_help)
     parent.add_argument("--num-images", type=int, help=count_help)
     parent.add_argument("--max-pixels", type=int, metavar="N",
-                        help=f"skip image files that declare more than N pixels, checked before decoding (default: {MAX_PIXELS:,}, 8192 x 8192)")  # fmt: skip
+                        help=f"skip image files that declare more than N pixels, checked before decoding (default: {DEFAULT_MAX_PIXELS:,}, 8192 x 8192)")  # fmt: skip
     return parent
 
 
@@ -125,9 +129,9 @@ def run_command(parser, runner, argv):
     line names the file and the reason; every file already written is complete, so the same
     command resumes once the cause is fixed.
     """
+    args = parser.parse_args(argv)  # first: --help and option errors need no TensorFlow
     from tfvis.images import NoImagesError
 
-    args = parser.parse_args(argv)
     try:
         check_out(getattr(args, "out", None))
         return runner(args)
@@ -272,10 +276,8 @@ LABELS_HELP = ("class names: a JSON list, a JSON object of names to indices (Ker
 
 def add_model_options(parser, spec_flags=("--model",), spec_help=None, input_flags=("--input",), labels=True, **spec_kwargs):
     """``--model`` (if ``spec_flags``), ``--input`` (if ``input_flags``) and ``--labels``: the model a command runs on."""
-    from tfvis.models import ZOO
-
     if spec_flags:
-        spec_help = spec_help or (f"a zoo model ({', '.join(ZOO)}, optionally with ':weights'), a saved Keras model file "
+        spec_help = spec_help or (f"a zoo model ({', '.join(ZOO_NAMES)}, optionally with ':weights'), a saved Keras model file "
                                   "(.keras, .h5) or an ONNX file (.onnx)")  # fmt: skip
         if spec_kwargs.get("default"):
             spec_help += f" (default: {spec_kwargs['default']})"
