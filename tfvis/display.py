@@ -6,7 +6,6 @@ and :func:`html_images`, which gives tfvis' results their inline display in Jupy
 (``_repr_html_``), as Lucid's ``show`` does.
 """
 import numpy as np
-import tensorflow as tf
 
 #: Reconstructions are shown scaled per tile by this percentile of ``|r|`` around mid grey (values
 #: beyond it clipped): with the maximum (100) a few extreme pixels leave block4/5 tiles flat grey
@@ -128,6 +127,8 @@ def overlay(image, saliency, cmap="jet", alpha=0.5):
     if saliency.ndim != 2:
         raise ValueError(f"saliency must have shape (H, W); got {saliency.shape}")
     if saliency.shape != rgb.shape[:2]:
+        import tensorflow as tf  # here, not at the top: tfvis.report reads this module and its --help needs no TensorFlow
+
         saliency = tf.image.resize(saliency[..., None], rgb.shape[:2], method="bilinear").numpy()[..., 0]
     colormap = matplotlib.colormaps[cmap] if isinstance(cmap, str) else cmap
     coloured = colormap(_normalised(saliency))[..., :3].astype(np.float32)
