@@ -9,64 +9,8 @@ JSON-able ``"meta"`` (see :class:`tfvis.pipeline.Store`).
 import numpy as np
 
 from ..models.spec import ModelSpec  # noqa: F401 - the one loader, importable here as before
-
-
-class Context:
-    """The model and images every unit of a run works on; the model is loaded on first use.
-
-    Parameters
-    ----------
-    spec : ModelSpec
-        Loads the model in worker processes.
-    source : tfvis.images.ImageSource
-        The dataset, read by index.
-    model : keras.Model, optional
-        The model already loaded in this process (the local engine uses it directly).
-
-    The images that end a top-k shard holding a top-k place stay in this process (as uint8, up
-    to :attr:`KEPT_BYTES`), so that the channel units, which reconstruct on exactly those images,
-    need not read or generate them again; images not kept are read from the source.
-    """
-
-    #: Most bytes of uint8 images kept between units in one process (oldest dropped first).
-    KEPT_BYTES = 256 * 2**20
-
-    def __init__(self, spec, source, model=None):
-        self.spec, self.source, self._model = spec, source, model
-        self._kept = {}
-
-    @property
-    def model(self):
-        if self._model is None:
-            self._model = self.spec.load()
-        return self._model
-
-    def keep(self, images, ids):
-        """Remember ``images`` (dict of index to uint8 image) and their ``ids`` for :meth:`read_uint8`."""
-        self._kept.update((index, (ids[index], image)) for index, image in images.items())
-        total = sum(image.nbytes for _, image in self._kept.values())
-        for index in list(self._kept):
-            if total <= self.KEPT_BYTES:
-                break
-            total -= self._kept.pop(index)[1].nbytes
-
-    def read_uint8(self, indices):
-        """``(indices, ids, images)``: the images of ``indices`` that can be read, as uint8; kept ones are not read again."""
-        from tfvis.topk import as_uint8
-
-        found = {i: self._kept[i] for i in indices if i in self._kept}
-        missing = [i for i in indices if i not in found]
-        if missing:
-            read, ids, images = self.source.read(missing)
-            found.update((int(i), (image_id, as_uint8(image))) for i, image_id, image in zip(read, ids, images))
-        order = [i for i in indices if i in found]
-        return order, [found[i][0] for i in order], [found[i][1] for i in order]
-
-    def __getstate__(self):  # sent to workers without the model or kept images: each loads its own
-        return {"spec": self.spec, "source": self.source, "_model": None, "_kept": {}}
-
-    def describe(self):
-        return {"model": self.spec.describe(self._model), "images": self.source.describe()}
+from . import caricature_units, image_units, study_units
+from .context import Context  # noqa: F401 - importable here as before
 
 
 def top_k_shard(context, params, progress=False):
@@ -128,7 +72,7 @@ def feature_visualizations(context, params, progress=False):
 
     layer = params["layer"]
     images = render(
-        context.model, [f"{layer}:{c}" for c in params["channels"]], size=params["size"], steps=params["steps"],
+        context.model_for(params), [f"{layer}:{c}" for c in params["channels"]], size=params["size"], steps=params["steps"],
         seed=params["seed"], progress=progress, precision=params.get("precision", "float32"),
     )  # fmt: skip
     failed = np.zeros(len(params["channels"]), bool)
@@ -136,8 +80,11 @@ def feature_visualizations(context, params, progress=False):
     return {"images": to_uint8(np.asarray(images)), "failed": failed, "meta": {"layer": layer}}
 
 
-#: Unit kind to its compute function.
-COMPUTE = {"topk": top_k_shard, "channels": channel_group, "featurevis": feature_visualizations}
+#: Unit kind to its compute function: the layer report's kinds here, the other commands' in their modules.
+COMPUTE = {
+    "topk": top_k_shard, "channels": channel_group, "featurevis": feature_visualizations,
+    **image_units.COMPUTE, **study_units.COMPUTE, **caricature_units.COMPUTE,
+}  # fmt: skip
 
 
 def compute(unit, context, progress=False):
