@@ -136,7 +136,7 @@ def child_top_k(args):
 
 
 def top_k_scale(args):
-    print(f"\ntop-k of all channels of block4_conv3 (VGG16 hed, 224 px, shards of 512 images, local engine)")
+    print("\ntop-k of all channels of block4_conv3 (VGG16 hed, 224 px, shards of 512 images, local engine)")
     print(f"  {'images':>7} {'seconds':>9} {'ms/image':>9} {'peak RSS MB':>12}")
     for count in args.images:
         done = subprocess.run([sys.executable, __file__, "--child", "topk", "--count", str(count)], capture_output=True, text=True)
@@ -148,7 +148,6 @@ def top_k_scale(args):
 
 def child_units(args):
     """In a child process: seconds per image of a top-k pass over all 13 conv layers, per reconstruction, per render step."""
-    import numpy as np
 
     import tfvis
     from tfvis.images import SampleSource

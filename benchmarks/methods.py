@@ -18,7 +18,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-CASES = ("top_k", "reconstruct_units", "vanilla", "smoothgrad", "guided", "grad_cam", "render", "invert", "model_cka")
+CASES = ("top_k", "reconstruct_units", "vanilla", "smoothgrad", "guided", "grad_cam", "render", "invert", "caricature", "class_model",
+         "model_cka")  # fmt: skip
 
 
 def _cases(args):
@@ -35,6 +36,13 @@ def _cases(args):
     ablated = tfvis.load_model("vgg16", weights="hed", include_top=False)
     tfvis.set_weights(ablated, "block5_conv3", 0.5)
     layers = ["block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3"]
+    classifier = None
+
+    def class_model():  # VGG16 with its classifier (random weights: the timing does not depend on them), built on first use
+        nonlocal classifier
+        classifier = classifier or tfvis.load_model("vgg16", weights="random", include_top=True)
+        return tfvis.saliency.class_model(classifier, 281, steps=args.steps)
+
     return {
         "top_k": lambda: tfvis.top_k(model, photos, "block4_conv3", k=9, batch_size=16, methods=(), progress=False),
         "reconstruct_units": lambda: tfvis.deconv.reconstruct_units(
@@ -46,6 +54,8 @@ def _cases(args):
         "grad_cam": lambda: tfvis.saliency.grad_cam(model, small, "block5_conv3:12", "block4_conv3"),
         "render": lambda: tfvis.featurevis.render(model, channels, size=64, steps=args.steps, progress=False),
         "invert": lambda: tfvis.inversion.invert(model, np.asarray(small[0][:64, :64]), "block2_conv2", steps=args.steps),
+        "caricature": lambda: tfvis.featurevis.caricature(model, small[:2], "block3_conv3", steps=args.steps, size=64, progress=False),
+        "class_model": class_model,
         "model_cka": lambda: tfvis.compare.model_cka(model, ablated, photos, layers, batch_size=16, progress=False),
     }
 
@@ -85,7 +95,7 @@ def main():
     parser.add_argument("--old", help="another checkout of tfvis to compare with, run alternately with this one")
     parser.add_argument("--images", type=int, default=16, help="images for top-k and CKA (default: 16)")
     parser.add_argument("--size", type=int, default=128, help="image side (default: 128)")
-    parser.add_argument("--steps", type=int, default=32, help="render and inversion steps (default: 32)")
+    parser.add_argument("--steps", type=int, default=32, help="render, inversion, caricature and class model steps (default: 32)")
     parser.add_argument("--repeats", type=int, default=2, help="timed runs per case, best kept (default: 2)")
     parser.add_argument("--rounds", type=int, default=2, help="with --old: alternations of the two trees (default: 2)")
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES)

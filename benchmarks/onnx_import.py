@@ -52,7 +52,6 @@ def vgg16_pair(size):
 
 def _resnet18_onnx(weights, size):
     """A torchvision-like ResNet-18 as an ONNX model (NCHW, module-path node names)."""
-    import numpy as np
     from onnx import TensorProto, helper, numpy_helper
 
     nodes, initializers = [], []

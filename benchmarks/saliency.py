@@ -17,10 +17,10 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import tfvis  # noqa: E402  (first: its quiet TensorFlow start-up, tfvis.startup)
-
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+
+import tfvis  # noqa: E402  (first: its quiet TensorFlow start-up, tfvis.startup)
 
 
 def timed(fn):

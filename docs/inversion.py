@@ -121,6 +121,17 @@ def main(argv=None):
         "leaves the colour undetermined (reconstructions with very different colours, greenish or bluish, reach the same",
         "error 0.029 at `block3_conv3`), so the colour of deep reconstructions is the optimiser's guess, not the photo's.",
         "",
+        '## On the one optimisation loop (issue 20)',
+        '',
+        "`invert` now runs on `tfvis.optim`'s loop (the loop of feature visualization, caricatures and the class model):",
+        'the same objective, optimiser, schedule and preconditioner, but the jitter is drawn from a stateless random',
+        'stream keyed by the seed and the step number (it was a `tf.random.Generator`), so a seed gives other shifts than',
+        'before. Errors stay within the spread over seeds (chelsea, 64 px, 350 steps, seeds 0 to 3, `block1_conv2`: before',
+        '0.0104, 0.0097, 0.0109, 0.0100, PSNR 31.2, 31.7, 30.4, 29.9 dB; after 0.0136, 0.0088, 0.0072, 0.0086, PSNR 28.6,',
+        '31.0, 31.8, 31.2 dB; `block2_conv2`: before 0.0132, 0.0135, 0.0134, 0.0131; after 0.0138, 0.0134, 0.0130, 0.0137;',
+        '`block3_conv3`, seed 0: before 0.0277, after 0.0302). The compiled loop is kept per model and image shape: a second',
+        'inversion of the same shape starts without tracing (a 64-step inversion on a tiny model: 0.11 s against 0.43 s).',
+        "",
     ]
     fileio.write_text(HERE / "inversion.md", "\n".join(lines))
     print(HERE / "inversion.md")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
-from tfvis.models import WeightsFormatError, WeightsUnavailableError, alexnet, load_model
+from tfvis.models import WeightsFormatError, WeightsUnavailableError, alexnet, load_model, weights_label
 
 URL = "https://www.cs.toronto.edu/~guerzhoy/tf_alexnet/bvlc_alexnet.npy"
 
@@ -267,10 +267,10 @@ def test_keras_grouped_conv_matches_caffe_halves():
 def test_full_file_loads_from_weights_dir_and_by_path(private_weights_dir, full_file, full_arrays, full_model):
     assert alexnet.read_weights(full_file).keys() == SHAPES.keys()
     assert_holds(full_model, full_arrays)  # weights=<path>
-    assert full_model.tfvis_weights == f"file {full_file}"
+    assert weights_label(full_model) == f"file {full_file}"
     place(full_file, private_weights_dir)
     model = load_model("alexnet", weights="imagenet")
-    assert model.tfvis_weights == "imagenet (bvlc_alexnet.npy)"
+    assert weights_label(model) == "imagenet (bvlc_alexnet.npy)"
     assert_holds(model, full_arrays)
     del model
     conv = load_model("alexnet", weights="auto", include_top=False)  # the full file serves the conv part
@@ -401,7 +401,7 @@ def test_keras_weights_file_round_trips(tmp_path, alexnet_random):
     other_seed = load_model("alexnet", weights=None, include_top=False, seed=2)
     assert not np.allclose(np.asarray(other_seed(x)), np.asarray(original(x)))
     loaded = load_model("alexnet", weights=str(path), include_top=False, seed=2)
-    assert loaded.tfvis_weights == f"file {path}"
+    assert weights_label(loaded) == f"file {path}"
     for name in alexnet.CONV_LAYERS:
         for a, b in zip(original.get_layer(name).get_weights(), loaded.get_layer(name).get_weights()):
             assert np.array_equal(a, b), name

@@ -204,7 +204,7 @@ def test_channel_page_shows_patches_methods_slots_and_neighbours(written):
     assert "photo 1" in text and "Deconvnet" in text and "Guided backprop" in text
     links = {ref: _resolve(page, ref) for ref in _attrs(page, "a", "href")}
     assert links[f"../../{manifest['arrays']}"] == (out / manifest["arrays"]).resolve()  # "raw arrays"
-    assert re.search(rf'<a href="[^"]+">raw arrays</a>', text)
+    assert re.search(r'<a href="[^"]+">raw arrays</a>', text)
     assert _resolve(page, re.search(r'rel="prev" href="([^"]+)"', text).group(1)) == (out / channel_page_name(LAYER, 6)).resolve()
     assert _resolve(page, re.search(r'rel="next" href="([^"]+)"', text).group(1)) == (out / channel_page_name(LAYER, 8)).resolve()
     assert (out / f"{LAYER}.html").resolve() in {t for t in links.values()}  # back to the layer page (page 1)

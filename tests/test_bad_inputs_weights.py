@@ -393,7 +393,6 @@ def test_model_file_weights_member_with_huge_datasets_is_refused(tmp_path, monke
 
 def test_hash_table_pins_keras_files_and_checks_sha256(tmp_path):
     assert alexnet.BVLC_NPY.url.startswith("https://www.cs.toronto.edu/")
-    assert vgg16.FROSSARD.url.startswith("https://www.cs.toronto.edu/")
     table = weights.PINNED_HASHES
     assert table["vgg16_weights_tf_dim_ordering_tf_kernels.h5"]["md5"] == "64373286793e3c8b2b4e3219cbf3544b"
     assert table["vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"]["md5"] == "6d6bbae143d832006294945121d1f1fc"

@@ -1,6 +1,4 @@
-"""Caricatures keep their photo (issue 13): the stacked objective, its parts, and the command's settings-keyed files."""
-import json
-
+"""Caricatures keep their photo (issue 13): the stacked objective, its parts, and the command's settings-keyed units."""
 import keras
 import numpy as np
 import pytest
@@ -125,6 +123,10 @@ def _option(args, name, default):
     return args[args.index(name) + 1] if name in args else default
 
 
+def _stored(out):
+    return {p.name: p.stat().st_mtime_ns for p in (out / "store" / "caricature").glob("*.npz")}
+
+
 @pytest.mark.slow
 def test_cli_recomputes_when_a_setting_changes_and_resumes_when_none_does(tmp_path):
     out = tmp_path / "car"
@@ -134,37 +136,24 @@ def test_cli_recomputes_when_a_setting_changes_and_resumes_when_none_does(tmp_pa
         return stem.with_suffix(".npy").stat().st_mtime_ns
 
     _run(out)
-    first, first_array = stamp(), np.load(stem.with_suffix(".npy"))
-    settings = json.loads(stem.with_suffix(".json").read_text())
-    assert settings["steps"] == 2 and settings["size"] == 32 and settings["method"] == cli.METHOD_VERSION
+    first, first_array, first_units = stamp(), np.load(stem.with_suffix(".npy")), _stored(out)
+    assert len(first_units) == 1 and not list(out.glob("vgg16-*.json"))  # one unit (1 model x 1 layer x 2 images), no sidecars
     _run(out)
-    assert stamp() == first  # same settings: resumed
+    assert stamp() == first and _stored(out) == first_units  # same settings: resumed
 
     for extra in (["--steps", "3"], ["--size", "40"], ["--power", "2"], ["--seed", "1"]):
-        before = stamp()
+        before, units = stamp(), _stored(out)
         _run(out, *extra)
-        assert stamp() != before, extra
-        kept = json.loads(stem.with_suffix(".json").read_text())
+        assert stamp() != before and len(_stored(out)) == len(units) + 1, extra  # a new unit, the others kept
         size = int(_option(extra, "--size", 32))
-        assert kept["steps"] == int(_option(extra, "--steps", 2)) and kept["size"] == size
-        assert kept["power"] == float(_option(extra, "--power", 4)) and kept["seed"] == int(_option(extra, "--seed", 0))
         assert np.load(stem.with_suffix(".npy")).shape == (size, size, 3)
         page = (out / "index.html").read_text()
         assert f"{_option(extra, '--steps', 2)} steps at {size} px" in page
 
-    _run(out)  # back to the first settings: recomputed, the same arrays as the first run
-    np.testing.assert_allclose(np.load(stem.with_suffix(".npy")), first_array, atol=1e-5)
-    stem.with_suffix(".json").unlink()  # an interrupted write: the arrays without their settings
-    before = stamp()
-    _run(out)
-    assert stamp() != before and stem.with_suffix(".json").is_file()
-
-
-def test_settings_key_the_image_content():
-    a = np.zeros((4, 4, 3), np.float32)
-    b = a.copy()
-    b[0, 0, 0] = 1.0
-    key = cli.caricature_settings("m", "w", "l", a, 32, 2, 4.0, 0)
-    assert key == cli.caricature_settings("m", "w", "l", a.copy(), 32, 2, 4.0, 0)
-    assert key != cli.caricature_settings("m", "w", "l", b, 32, 2, 4.0, 0)
-    assert json.loads(json.dumps(key)) == key  # what is stored compares equal to what is computed
+    units = _stored(out)
+    _run(out)  # back to the first settings: the stored unit's arrays, written again, nothing computed
+    np.testing.assert_array_equal(np.load(stem.with_suffix(".npy")), first_array)
+    assert _stored(out) == units
+    _run(out, "--force")  # recomputed: the same arrays
+    assert _stored(out)[next(iter(first_units))] != first_units[next(iter(first_units))]
+    np.testing.assert_array_equal(np.load(stem.with_suffix(".npy")), first_array)

@@ -406,3 +406,23 @@ def test_dead_channels_flags_flat_and_nan_images(tmp_path):
     assert not list(path.parent.glob(".*tmp"))
     with pytest.raises(ValueError, match="one entry each"):
         write_dead_csv(tmp_path / "x.csv", ["a"], [0.1, 0.2], [True, False])
+
+
+def test_study_cka_of_two_models_equals_layer_pairs_cka_and_is_symmetric():
+    """StudyCKA's (model, layer) blocks against LayerPairsCKA fed the same minibatches' activations."""
+    from tfvis.compare import LayerPairsCKA, StudyCKA
+
+    rng = np.random.default_rng(3)
+    study = StudyCKA({"a": ["x", "y"], "b": ["z"], "c": ["x", "z"]})
+    pairs = LayerPairsCKA()
+    for _ in range(6):
+        base = rng.normal(size=(10, 4))
+        acts = {"a": [base, base @ rng.normal(size=(4, 3))], "b": [np.tanh(base)], "c": [2 * base, rng.normal(size=(10, 2))]}
+        study.update({name: np.stack([x @ x.T for x in layers]) for name, layers in acts.items()})
+        pairs.update(acts["a"], acts["b"] + acts["c"])
+    expected = pairs.result()  # rows: a's layers; columns: b's, then c's
+    np.testing.assert_allclose(study.matrix("a", "b"), expected[:, :1], rtol=1e-10)
+    np.testing.assert_allclose(study.matrix("a", "c"), expected[:, 1:], rtol=1e-10)
+    np.testing.assert_allclose(study.matrix("c", "a"), study.matrix("a", "c").T, rtol=1e-12)
+    np.testing.assert_allclose(study.same_layer("x", ["a", "c"]), 1.0, rtol=1e-10)  # 2 * base is base, rescaled
+    assert study.n_batches == 6 and study.n_examples == 60

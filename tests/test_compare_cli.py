@@ -45,6 +45,10 @@ def test_channels_sorted_by_change_and_dead_csv(compare_dir):
     with open(compare_dir / "dead_channels.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 2 * 2 * 3 and {r["dead"] for r in rows} <= {"0", "1"}
+    # every result is a unit in the store (one Gram unit per model, a render per model and layer); no state files
+    assert len(list((compare_dir / "store" / "grams").glob("*.npz"))) == 2
+    assert len(list((compare_dir / "store" / "featurevis").glob("*.npz"))) == 2 * 2
+    assert not (compare_dir / "state").exists() or not list((compare_dir / "state").rglob("*.json"))
 
 
 @pytest.mark.browser

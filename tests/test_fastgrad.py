@@ -1,10 +1,25 @@
-"""fast_input_gradients: same outputs, same input gradients, computed with forward convolutions."""
+"""The fast_conv rule (tfvis.rules): same outputs, same input gradients, computed with forward convolutions.
+
+The checks run on the rule and the graph walker themselves; ``tfvis.fastgrad``, the module the
+README's benchmarks name, only forwards to them (the last test).
+"""
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfvis.fastgrad import conv2d_fast_input_gradient, eligible, fast_input_gradients
+from tfvis.graph import feature_net, rewritten
+from tfvis.layers import feature_model
+from tfvis.rules import conv2d_fast_input_gradient, fast_conv
+from tfvis.rules import fast_conv_eligible as eligible
+
+
+def fast_input_gradients(model):
+    return rewritten(model, (fast_conv,))
+
+
+def fast_feature_model(model, layers):
+    return feature_net(model, layers[0] if len(layers) == 1 else list(layers), (fast_conv,))
 
 
 def _branchy(seed=0):
@@ -88,9 +103,6 @@ def test_vgg16_hed_input_gradient_matches(vgg16_hed):
 
 
 def test_fast_feature_model_reaches_intermediate_layers():
-    from tfvis.fastgrad import fast_feature_model
-    from tfvis.layers import feature_model
-
     model = _branchy()
     names = ["concatenate", "same3", "strided"]
     names[0] = next(layer.name for layer in model.layers if isinstance(layer, keras.layers.Concatenate))
@@ -106,3 +118,12 @@ def test_fast_feature_model_reaches_intermediate_layers():
     np.testing.assert_allclose(grads[1], grads[0], rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="no layer 'nope'"):
         fast_feature_model(model, ["nope"])
+
+
+def test_fastgrad_module_forwards_to_the_rule():
+    from tfvis import fastgrad
+
+    model = _branchy()
+    assert fastgrad.eligible is eligible and fastgrad.conv2d_fast_input_gradient is conv2d_fast_input_gradient
+    assert fastgrad.fast_input_gradients(model) is fast_input_gradients(model)
+    assert fastgrad.fast_feature_model(model, ["same3"]) is fast_feature_model(model, ["same3"])

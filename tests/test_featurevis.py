@@ -236,7 +236,7 @@ def test_single_objective_batch_and_thresholds():
 
 
 def _loops(model):
-    return tfvis.graph.cached(model, "featurevis_loops", dict)
+    return tfvis.optim.cached_loops(model)
 
 
 def test_channel_batches_of_a_layer_share_one_trace_and_match_fresh_renders():
@@ -259,11 +259,10 @@ def test_channel_batches_of_a_layer_share_one_trace_and_match_fresh_renders():
 
 
 def test_stretches_of_steps_give_the_images_of_single_steps(monkeypatch):
-    render_module = importlib.import_module("tfvis.featurevis.render")
     model = _tiny()
-    monkeypatch.setattr(render_module, "_STRETCH_SECONDS", 0.0)  # one step per call
+    monkeypatch.setattr(tfvis.optim, "STRETCH_SECONDS", 0.0)  # one step per call
     single = fv.render(model, ["c1:0", "c2:1"], thresholds=[7, 20], seed=4, size=24, progress=False)
-    monkeypatch.setattr(render_module, "_STRETCH_SECONDS", 1e9)  # each checkpoint in one call
+    monkeypatch.setattr(tfvis.optim, "STRETCH_SECONDS", 1e9)  # each checkpoint in one call
     whole = fv.render(model, ["c1:0", "c2:1"], thresholds=[7, 20], seed=4, size=24, progress=False)
     for t in (7, 20):
         np.testing.assert_array_equal(np.asarray(whole[t]), np.asarray(single[t]))

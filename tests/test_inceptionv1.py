@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 import tfvis
-from tfvis.models import WeightsFormatError, WeightsUnavailableError, inceptionv1
+from tfvis.models import WeightsFormatError, WeightsUnavailableError, inceptionv1, weights_label
 
 # Written out from the kernel shapes of Lucent's port of the same graph, not taken from the module:
 # (1x1, 3x3_bottleneck, 3x3, 5x5_bottleneck, 5x5, pool_reduce).
@@ -168,7 +168,7 @@ def test_pb_loads_every_array_where_it_belongs(lucid_arrays, real_pb, private_we
     assert lrn["localresponsenorm1"] == lrn["localresponsenorm0"]
 
     model = tfvis.load_model("inceptionv1", weights="imagenet")
-    assert model.tfvis_weights == "imagenet (InceptionV1.pb)"
+    assert weights_label(model) == "imagenet (InceptionV1.pb)"
     by_path = tfvis.load_model("inceptionv1", weights=str(real_pb), include_top=False)
     for layer in expected:
         kernel, bias = model.get_layer(layer).get_weights()

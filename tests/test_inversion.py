@@ -207,6 +207,18 @@ def test_the_mean_is_the_models_and_the_start_is_seeded_noise_around_it():
     np.testing.assert_allclose(recon, start, rtol=0, atol=1e-6)
 
 
+def test_a_cached_inversion_loop_reads_the_models_current_mean():
+    """The second inversion reuses the first one's compiled loop, with the mean the model declares now."""
+    model = _fused((100.0, 50.0, 25.0))
+    image = np.random.default_rng(5).uniform(0, 255, (8, 8, 3)).astype(np.float32)
+    invert(model, image, "c2", steps=1, seed=7)
+    model.tfvis_info = dataclasses.replace(model_info(model), mean_rgb=(10.0, 20.0, 30.0))
+    recon, _ = invert(model, image, "c2", steps=0, seed=7)
+    start = np.random.default_rng(7).normal(0.0, 1.0, (1, 8, 8, 3)).astype(np.float32)[0]
+    np.testing.assert_allclose(recon, start + np.float32([10.0, 20.0, 30.0]), rtol=0, atol=1e-4)
+    assert len(tfvis.optim.cached_loops(model)) == 1
+
+
 def test_fused_activations_are_split_out(photo):
     """On a model with a fused ReLU, "c1" is the pre-ReLU output and "c1_relu" the post-ReLU one."""
     model = _fused()

@@ -130,3 +130,16 @@ def test_activations_match_direct_model_and_stream(tmp_path, x16):
         tfvis.activations(model, ["nope"], x16)
     with pytest.raises(ValueError, match=r"\(N, H, W, C\)"):
         tfvis.activations(model, ["cat"], x16[0])
+
+
+def test_layer_tools_keep_their_old_homes():
+    """split_activations moved beside the prepared model's split rule, find_layer to the leaf tfvis.layer_lookup."""
+    from tfvis import graph, layer_lookup, layers, targets
+    from tfvis.models import surgery
+
+    assert tfvis.split_activations is graph.split_activations is surgery.split_activations
+    assert targets.find_layer is layer_lookup.find_layer
+    model = tiny_cnn()
+    assert layers.get_layer(model, "cat") is model.get_layer("cat")
+    with pytest.raises(ValueError, match=r"has no layer 'nope'; its layers include: a, b, cat, dw, out \(and 2 other layers"):
+        layers.get_layer(model, "nope")

@@ -35,19 +35,27 @@ def _run(code):
     return done.stdout, done.stderr.strip().splitlines()
 
 
-@pytest.mark.parametrize("module", ["tfvis.vgg", "tfvis.alex", "tfvis.inception", "tfvis.caricature", "tfvis.compare", "tfvis.report"])
+@pytest.mark.parametrize(
+    "module", ["tfvis.vgg", "tfvis.alex", "tfvis.inception", "tfvis.caricature", "tfvis.compare", "tfvis.report", "tfvis.saliency"]
+)
 def test_python_m_help_needs_no_tensorflow(module):
     out, err = _run(HELP.format(module=module, args=["--help"]))
     assert err[-2:] == ["exit 0", "False False"], err
     assert out.startswith("usage: ")
 
 
-@pytest.mark.parametrize("module", ["tfvis.saliency"])
-def test_python_m_help_of_packages(module):
-    """The saliency package imports TensorFlow on import, which ``python -m`` runs first."""
-    out, err = _run(HELP.format(module=module, args=["--help"]))
-    assert err[-2] == "exit 0", err
-    assert out.startswith("usage: ")
+def test_saliency_package_is_lazy_and_every_public_name_resolves():
+    """``import tfvis.saliency`` loads no TensorFlow; each name of its ``__all__`` then resolves from its module."""
+    _, err = _run("import sys, tfvis.saliency as s; print('tensorflow' in sys.modules, s.SALIENCY_METHODS['grad_cam'].title, "
+                  "'tensorflow' in sys.modules, file=sys.stderr)")  # fmt: skip
+    assert err[-1] == "False Grad-CAM False"
+    from tfvis import saliency
+    from tfvis.saliency import gradient, smoothing
+
+    assert all(getattr(saliency, name) is not None for name in saliency.__all__)
+    assert saliency.vanilla is gradient.vanilla and saliency.METHODS is smoothing.METHODS
+    with pytest.raises(AttributeError):
+        saliency.no_such_name  # noqa: B018
 
 
 @pytest.mark.parametrize("args", [["--help"], ["vgg", "--help"], ["report", "--help"], ["saliency", "--help"],

@@ -115,3 +115,65 @@ def test_bad_sign():
         optim.Adam([tf.Variable(0.0)], sign=0)
     with pytest.raises(ValueError, match=r"\+1 \(ascent"):
         optim.Momentum([tf.Variable(0.0)], sign=2)
+
+
+def test_plain_gradient_step_matches_the_formula():
+    x = tf.Variable([1.0, -2.0])
+    step = optim.Gradient([x], learning_rate=0.5, sign=1, project=lambda v: tf.clip_by_value(v, -1.5, 1.5))
+    step([tf.constant([0.4, -1.0])])
+    np.testing.assert_allclose(x.numpy(), [1.2, -1.5])  # 1 + 0.5 * 0.4; -2 - 0.5 clipped
+
+
+def test_loop_runs_any_stretches_like_single_steps_with_its_schedule(monkeypatch):
+    """Descent on (x - 3)^2 with a rate that drops at step 5 of 8: NumPy's steps, whatever the stretches."""
+    want, x_np = [], 0.0
+    for index in range(8):
+        want.append((x_np - 3.0) ** 2)
+        x_np -= (0.25 if index < 5 else 0.025) * 2.0 * (x_np - 3.0)
+    for seconds in (0.0, 1e9):  # one step per call; all steps in one call
+        monkeypatch.setattr(optim, "STRETCH_SECONDS", seconds)
+        x = tf.Variable(0.0)
+        loop = optim.Loop(
+            lambda seed, index, total, aux: tf.square(x - 3.0), optim.Gradient([x], 1.0, sign=-1),
+            schedule=lambda index, total: tf.where(index < total - 3, 0.25, 0.025),
+        )  # fmt: skip
+        values, kept = optim.optimize(loop, 8, progress=False, checkpoints=[3, 8], at_checkpoint=lambda stop, v: len(v))
+        np.testing.assert_allclose(values, want, rtol=1e-5)
+        np.testing.assert_allclose(float(x.numpy()), x_np, rtol=1e-5)
+        assert kept == {3: 3, 8: 8}
+
+
+def _tiny_classifier():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="c1")(inputs)
+    x = keras.layers.Conv2D(5, 3, padding="same", activation="relu", name="c2")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(4, name="logits")(x), name="tiny_classifier")
+
+
+@pytest.mark.parametrize("method", ["render", "caricature", "invert", "class_model"])
+def test_every_method_runs_on_the_one_cached_loop(method, capsys):
+    """Each method's run is a tfvis.optim.Loop kept per model, traced once for two runs, with the shared progress bar."""
+    import tfvis
+
+    model = _tiny_classifier()
+    photos = np.random.default_rng(0).uniform(0, 255, (2, 16, 16, 3)).astype(np.float32)
+    run = {
+        "render": lambda seed: tfvis.featurevis.render(model, ["c2:0", "c2:1"], size=16, steps=3, seed=seed, transforms=None),
+        "caricature": lambda seed: tfvis.featurevis.caricature(model, photos + seed, "c2", steps=3, seed=seed),
+        "invert": lambda seed: tfvis.inversion.invert(model, photos[0] + seed, "c2", steps=3, seed=seed, progress=True),
+        "class_model": lambda seed: tfvis.saliency.class_model(model, seed, steps=3, shape=(16, 16, 3), progress=True),
+    }[method]
+    first = run(0)
+    assert run(1) is not None
+    err = capsys.readouterr().err
+    loops = optim.cached_loops(model)
+    assert [key[0] for key in loops] == [method] and all(type(loop) is optim.Loop for loop in loops.values())
+    assert next(iter(loops.values())).run.experimental_get_tracing_count() == 1  # the second run reused the trace
+    assert {"render": "render", "caricature": "caricature c2", "invert": "invert c2", "class_model": "class model 0"}[method] in err
+    again = run(0)  # the cached loop starts afresh: the first run's result
+    for a, b in zip(np.atleast_1d(first) if method != "invert" else first, np.atleast_1d(again) if method != "invert" else again):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -6,14 +6,13 @@ the merge, a sort of every candidate by (value descending, image index) written 
 import json
 import os
 import threading
-import time
 
 import numpy as np
 import pytest
 
 import tfvis
 from tfvis.images import ArraySource, SampleSource, sample_dataset
-from tfvis.pipeline import LocalEngine, Store, Unit, layer_report
+from tfvis.pipeline import LocalEngine, Store, layer_report
 from tfvis.pipeline import work as work_module
 from tfvis.pipeline.plan import merge_top_k, shard_ranges, top_k_units
 from tfvis.pipeline.work import Context, ModelSpec

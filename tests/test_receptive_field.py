@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import tfvis
 from tfvis.receptive_field import ReceptiveField, ReceptiveFieldError, receptive_field, receptive_fields
 
 # --- hand-worked values ---------------------------------------------------------------------------

@@ -225,24 +225,31 @@ def test_image_pages_show_saliency_and_inversion(tmp_path, capsys, monkeypatch, 
     index = (out / "index.html").read_text()
     assert all(f'href="{p}"' in index for p in pages)
     assert index.index(f'href="{pages[0]}"') < index.index(f'href="{pages[1]}"')
+    page_html = [(out / page).read_text() for page in pages]
     for layer in ("block1_conv2", "block2_conv1"):
-        record = fileio.read_json(out / "state" / "saliency" / f"{layer}.json")
-        assert record["images"] == ids[:2]
         # Each image's strongest channel among the two shown: the larger spatial mean, by NumPy.
         means = tfvis.activations(vgg16_random, [layer], batch[:2])[layer][..., :2].astype(np.float64).mean(axis=(1, 2))
         assert np.all(np.abs(means[:, 0] - means[:, 1]) > 1e-3 * np.abs(means).max())  # no near-tie
-        assert [e["image"] for e in record["entries"]] == ids[:2]
-        assert [e["target"] for e in record["entries"]] == [f"{layer}:{c}" for c in means.argmax(axis=1)]
-        for entry in record["entries"]:
-            for src in entry["maps"].values():
-                assert (out / src).is_file() and (out / src).with_suffix(".npy").is_file()
-    inverted = fileio.read_json(out / "state" / "inversion" / "block1_conv2.json")
-    assert [e["image"] for e in inverted["entries"]] == ids[:2]
-    assert all(0 <= e["error"] < 1 for e in inverted["entries"])
-    assert np.load((out / inverted["entries"][0]["src"]).with_suffix(".npy")).shape == (32, 32, 3)
+        for i, image_id in enumerate(ids[:2]):
+            target = f"{layer}:{means[i].argmax()}"
+            assert f">{target}<" in page_html[i]  # the row of this layer names the image's own strongest channel
+            for method in ("vanilla", "smoothgrad", "guided", "grad_cam"):
+                stem = out / "assets" / "pages" / f"vgg16_{layer}_{image_id}_{method}"
+                assert stem.with_suffix(".png").is_file() and np.load(stem.with_suffix(".npy")).shape == (48, 48)
+            vanilla = np.load(out / "assets" / "pages" / f"vgg16_{layer}_{image_id}_vanilla.npy")
+            np.testing.assert_allclose(vanilla, tfvis.saliency.vanilla(vgg16_random, batch[i], target), rtol=1e-4, atol=1e-7)
+    errors = [float(e) for e in re.findall(r"error (\d+\.\d+)", page_html[0])]
+    assert len(errors) == 2 and all(0 <= e < 1 for e in errors)
+    assert np.load(out / "assets" / "pages" / f"vgg16_block1_conv2_{ids[0]}_inversion.npy").shape == (32, 32, 3)
     capsys.readouterr()
+    from tfvis.pipeline import work
+
+    for kind in ("page_saliency", "page_inversion", "topk", "channels", "featurevis"):  # a rerun computes nothing
+        monkeypatch.setitem(work.COMPUTE, kind, lambda *a, **k: pytest.fail("a finished unit was computed again"))
     assert cli.run("vgg16", "vgg", args) == 0  # everything is reloaded, nothing recomputed
     assert "0 channels computed" in capsys.readouterr().out
+    undated = functools.partial(re.sub, r"\d{4}-\d\d-\d\d \d\d:\d\d", "")
+    assert [undated((out / page).read_text()) for page in pages] == [undated(text) for text in page_html]  # the same pages
     results = check_pages(out / "index.html")
     page = next(r for u, r in results.items() if u.endswith(pages[0]))
     widths, errors, _ = page
@@ -275,6 +282,39 @@ def test_saliency_cli_writes_maps_and_page(tmp_path, capsys, vgg16_random):
     assert not errors and len(widths) == 2 * 2 * 7 and all(w > 0 for w in widths)  # targets x images x (image + 6 maps)
 
 
+def test_saliency_cli_resumes_and_force_recomputes(tmp_path, capsys, monkeypatch, vgg16_random):
+    """A rerun computes no unit and writes the same maps; --force computes every unit again; new options only their units."""
+    from tfvis import saliency
+    from tfvis.pipeline import work
+
+    out = tmp_path / "sal"
+    args = ["--model", "vgg16", "--weights", "random", "--target", "block2_conv1:3", "--size", "32", "--num-images", "2",
+            "--samples", "2", "--methods", "vanilla,smoothgrad,grad_cam", "--out", str(out), "--quiet"]  # fmt: skip
+    calls = []
+    for kind in ("saliency_scores", "saliency_maps"):
+        real = work.COMPUTE[kind]
+        monkeypatch.setitem(work.COMPUTE, kind, lambda context, params, progress=False, real=real: calls.append(params["methods"] if "methods" in params else ["scores"]) or real(context, params, progress))
+
+    def run(*extra):
+        calls.clear()
+        with pytest.raises(SystemExit) as done:
+            cli.saliency_main(args + list(extra))
+        assert done.value.code == 0
+        return sorted(m for c in calls for m in c), {p.name: np.load(p) for p in (out / "assets" / "saliency").glob("*.npy")}
+
+    first, maps = run()
+    assert first == ["grad_cam", "scores", "smoothgrad", "vanilla"]
+    again, same = run()
+    assert again == [] and same.keys() == maps.keys() and all(np.array_equal(same[k], maps[k]) for k in maps)
+    assert run("--force")[0] == first
+    assert run("--samples", "3")[0] == ["smoothgrad"]  # only SmoothGrad takes --samples
+    photo = tfvis.images.sample_images(["coffee"], size=32)["coffee"]
+    smooth = next(v for k, v in run("--samples", "3")[1].items() if k.endswith("coffee_smoothgrad.npy"))
+    # coffee is the second image: its noise is SmoothGrad's for image 1 of the command's images
+    both = np.stack([tfvis.images.sample_images(["chelsea"], size=32)["chelsea"], photo])
+    np.testing.assert_allclose(smooth, saliency.smoothgrad(vgg16_random, both, "block2_conv1:3", samples=3)[1], rtol=1e-5, atol=1e-8)
+
+
 @pytest.mark.parametrize(
     "bad, message",
     [
@@ -295,16 +335,16 @@ def test_saliency_cli_bad_options(bad, message, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_featurevis_slots_rendered_in_batches_and_resumed(tmp_path, monkeypatch):
-    from tfvis import featurevis
+    from tfvis.pipeline import work
 
     calls = []
-    real = featurevis.render
+    real = work.render
 
     def counting(model, objective, **kwargs):
         calls.append(list(objective))
         return real(model, objective, **kwargs)
 
-    monkeypatch.setattr(featurevis, "render", counting)
+    monkeypatch.setattr(work, "render", counting)
     out = tmp_path / "fv"
     args = ARGS + ["--out", str(out), "--methods", "deconv,featurevis", "--fv-steps", "3", "--fv-size", "32", "--fv-batch", "3",
                    "--channels", "0-3"]  # fmt: skip
@@ -360,3 +400,32 @@ def test_caricature_cli_bad_options(bad, message, tmp_path, capsys):
     assert done.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
+
+
+def _arrays(folder):
+    return {path.name: np.load(path) for path in sorted(folder.glob("*.npy"))}
+
+
+@pytest.mark.slow
+def test_ray_engine_writes_the_local_image_pages_and_saliency_maps(tmp_path):
+    """One local Ray cluster, 2 workers: the image pages and ``python -m tfvis.saliency`` give the local engine's arrays."""
+    ray = pytest.importorskip("ray")
+    pages = ARGS + ["--methods", "saliency,inversion", "--page-images", "2", "--invert-size", "32", "--layers", "block1_conv2"]
+    maps = ["--model", "vgg16", "--weights", "random", "--target", "block2_conv1:3", "--size", "32", "--num-images", "2",
+            "--samples", "3", "--steps", "4", "--methods", "all", "--quiet"]  # fmt: skip
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    try:
+        for engine in ("local", "ray"):
+            extra = ["--engine", "ray", "--workers", "2"] if engine == "ray" else []
+            assert cli.run("vgg16", "vgg", pages + ["--out", str(tmp_path / f"pages_{engine}")] + extra) == 0
+            with pytest.raises(SystemExit) as done:
+                cli.saliency_main(maps + ["--out", str(tmp_path / f"maps_{engine}")] + extra)
+            assert done.value.code == 0
+    finally:
+        ray.shutdown()
+    for folder in ("pages", "maps"):
+        kind = "pages" if folder == "pages" else "saliency"
+        local, remote = _arrays(tmp_path / f"{folder}_local" / "assets" / kind), _arrays(tmp_path / f"{folder}_ray" / "assets" / kind)
+        assert local.keys() == remote.keys() and len(local) >= 8
+        for name, array in local.items():  # inversions at their default steps: a patch here would not reach the workers
+            np.testing.assert_array_equal(remote[name], array, err_msg=name)

@@ -141,7 +141,6 @@ def test_integrated_gradients_completeness(relu_cnn, rule):
 
 
 def test_integrated_gradients_vgg16_channel(zoo_model):
-    import tfvis
 
     model = zoo_model("vgg16", input_shape=(64, 64, 3))
     images = np.random.default_rng(7).uniform(0, 255, (1, 64, 64, 3)).astype(np.float32)
@@ -217,7 +216,6 @@ def test_class_model_raises_score():
 
 
 def test_mean_image_reads_preprocess(zoo_model):
-    import tfvis
 
     model = zoo_model("vgg16", input_shape=(32, 32, 3))
     mean = saliency.mean_image(model)
@@ -394,3 +392,34 @@ def test_grad_cam_default_layer_hand_worked():
     cam = np.maximum(np.einsum("nhwk,nk->nhw", maps.numpy(), weights), 0)  # 10 x 10 map: no resizing
     np.testing.assert_allclose(saliency.grad_cam(net, images, 2), cam, rtol=1e-4, atol=1e-7)
     np.testing.assert_allclose(saliency.grad_cam(net, images, 2, layer="relu2"), cam, rtol=1e-4, atol=1e-7)
+
+
+def test_the_method_table_runs_each_public_function(relu_cnn):
+    """Each entry of the table calls its public function with the options it takes, and ignores the others."""
+    from tfvis.cli.saliency import SALIENCY_METHODS
+    from tfvis.saliency.methods import METHODS, method
+
+    images = np.random.default_rng(3).uniform(0, 255, (2, 12, 12, 3)).astype(np.float32)
+    settings = {"noise": 0.1, "samples": 2, "seed": 4, "steps": 3, "layer": None, "method": "guided", "unrelated": 1}
+    direct = {
+        "vanilla": saliency.vanilla(relu_cnn, images, 1),
+        "smoothgrad": saliency.smoothgrad(relu_cnn, images, 1, noise=0.1, samples=2, seed=4, method="guided"),
+        "integrated": saliency.integrated_gradients(relu_cnn, images, 1, steps=3),
+        "guided": saliency.guided(relu_cnn, images, 1),
+        "deconvnet": saliency.deconvnet(relu_cnn, images, 1),
+        "grad_cam": saliency.grad_cam(relu_cnn, images, 1),
+    }
+    assert list(METHODS) == list(direct) and SALIENCY_METHODS == {name: entry.title for name, entry in METHODS.items()}
+    for name, expected in direct.items():
+        np.testing.assert_array_equal(method(name)(relu_cnn, images, 1, **settings), expected, err_msg=name)
+    with pytest.raises(ValueError, match="choose one of: vanilla, smoothgrad"):
+        method("occlusion")
+
+
+def test_renamed_tables_keep_their_former_names():
+    from tfvis.cli import report
+    from tfvis.saliency import gradient, smoothing
+
+    assert report.METHODS is report.REPORT_PARTS and "inversion" in report.REPORT_PARTS
+    assert gradient.METHODS is gradient.BACKWARD_RULES and gradient.BACKWARD_RULES["vanilla"] == "gradient"
+    assert smoothing.METHODS is smoothing.SMOOTHABLE_METHODS and "grad_cam" in smoothing.SMOOTHABLE_METHODS

@@ -135,3 +135,39 @@ def test_smoothgrad_errors(net, images):
         saliency.smoothgrad(net, images, 0, samples=0)
     with pytest.raises(ValueError, match="rule"):
         saliency.smoothgrad(net, images, 0, method="integrated", rule="simpson")
+
+
+@pytest.mark.parametrize("layer", [None, "c1_relu"])
+def test_smoothgrad_over_grad_cam_is_the_mean_of_grad_cam_over_the_noise(net, images, layer):
+    """SmoothGrad wraps Grad-CAM too: its map is the mean of Grad-CAM's maps of the noisy copies drawn here."""
+    samples, noise, seed = 4, 0.2, 3
+    targets = [2, 0]
+    expected = []
+    for i, image in enumerate(images):
+        noisy = image[None] + _noise(image.shape, samples, noise * 255.0, seed, i)
+        expected.append(saliency.grad_cam(net, noisy, targets[i], layer, batch_size=samples).mean(axis=0))
+    got = saliency.smoothgrad(net, images, targets, noise=noise, samples=samples, seed=seed, method="grad_cam", layer=layer, batch_size=3)
+    np.testing.assert_allclose(got, np.stack(expected), rtol=1e-4, atol=1e-6)
+    assert not np.allclose(got, saliency.grad_cam(net, images, targets, layer), rtol=1e-3)  # the noise mattered
+    assert np.array_equal(saliency.smoothgrad(net, images, targets, noise=0, method="grad_cam", layer=layer),
+                          saliency.grad_cam(net, images, targets, layer))  # fmt: skip
+
+
+def test_image_indices_place_the_noise_of_a_larger_call(net, images):
+    """The maps of one image given its index in a larger set equal that image's maps in one call on the set."""
+    whole = saliency.smoothgrad(net, images, 1, samples=3, seed=5, method="guided")
+    second = saliency.smoothgrad(net, images[1:], 1, samples=3, seed=5, method="guided", image_indices=[1])
+    np.testing.assert_array_equal(second, whole[1:])
+
+
+def test_every_smoothable_method_of_the_table_is_smoothed(net, images):
+    """SmoothGrad takes every method of the table that has an attribution builder, and only those."""
+    from tfvis.saliency import methods
+
+    for name, entry in methods.METHODS.items():
+        if entry.attribution is None:
+            with pytest.raises(ValueError, match="choose one of"):
+                saliency.smoothgrad(net, images, 1, samples=2, method=name)
+            continue
+        maps = saliency.smoothgrad(net, images, 1, samples=2, method=name, **({"steps": 2} if name == "integrated" else {}))
+        assert maps.shape == images.shape[:3] and np.isfinite(maps).all(), name

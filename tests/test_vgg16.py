@@ -10,7 +10,7 @@ from helpers import conv2d_nhwc, levels_arrays, max_pool_nhwc, random_arrays, re
 
 import tfvis
 from tfvis.layers import feature_model
-from tfvis.models import WeightsFormatError, WeightsHashError, WeightsUnavailableError, vgg16
+from tfvis.models import WeightsFormatError, WeightsHashError, WeightsUnavailableError, vgg16, weights_label
 from tfvis.models.weights import file_md5
 
 CONV_SHAPES = {}
@@ -64,7 +64,7 @@ def test_hed_conv_layers_are_listed(vgg16_hed):
     info = tfvis.layer_info(model)
     assert [name for name, _ in info] == list(vgg16.CONV_LAYERS)
     assert [c for _, c in info] == [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]
-    assert "hed" in model.tfvis_weights
+    assert "hed" in weights_label(model)
 
 
 def test_architecture_names_and_relus(vgg16_random_top):
@@ -122,7 +122,7 @@ def test_imagenet_name_checks_the_pinned_hash(private_weights_dir, notop_file, c
     monkeypatch.setattr(vgg16, "KERAS_IMAGENET_NOTOP", pinned)
     model = tfvis.load_model("vgg16", weights="imagenet", include_top=False)
     np.testing.assert_array_equal(model.get_layer("block3_conv2").get_weights()[0], arrays["block3_conv2"][0])
-    assert "imagenet" in model.tfvis_weights
+    assert "imagenet" in weights_label(model)
 
 
 @pytest.mark.slow
@@ -201,7 +201,7 @@ def test_offline_imagenet_error_says_what_and_where(private_weights_dir):
 
 def test_auto_falls_back_to_hed_offline_with_a_notice(capsys):
     model = tfvis.load_model("vgg16", weights="auto", include_top=False)
-    assert model.tfvis_weights.startswith("hed")
+    assert weights_label(model).startswith("hed")
     notice = capsys.readouterr().err.strip().splitlines()
     assert len(notice) == 1 and "hed" in notice[0] and vgg16.KERAS_IMAGENET_NOTOP.filename in notice[0]
 
@@ -232,3 +232,32 @@ def test_include_top_false_accepts_other_sizes(vgg16_hed):
     for size in (vgg16.MIN_SIZE, 100, 161):
         out = model(np.zeros((1, size, size, 3), np.float32))
         assert out.shape[-1] == 512
+
+
+def test_the_zoo_registry_is_built_from_the_declarations():
+    from tfvis import models
+    from tfvis.models import alexnet, inceptionv1
+
+    assert models.ZOO_ENTRIES == {m.NAME: m.ZOO_ENTRY for m in (alexnet, vgg16, inceptionv1)}
+    assert models.zoo_module("vgg16") is vgg16 and models.zoo_entry("vgg16") is vgg16.ZOO_ENTRY
+    entry = vgg16.ZOO_ENTRY
+    assert entry.info is vgg16.INFO and entry.top_layers == vgg16.TOP_LAYERS and entry.read_weights is vgg16.read_weights
+    assert entry.weight_choices == ("auto", "imagenet", "random", "hed") and entry.offline_fallback == "hed"
+    assert alexnet.ZOO_ENTRY.weight_choices == ("auto", "imagenet", "random") and inceptionv1.ZOO_ENTRY.build_options is not None
+    with pytest.raises(TypeError):
+        entry.extra_sources["other"] = vgg16.hed_weights_path  # declarations are frozen
+    with pytest.raises(ValueError, match="unknown model 'vgg19'; choose one of: alexnet, inceptionv1, vgg16"):
+        models.zoo_entry("vgg19")
+    source = models.resolve_weights(vgg16, "random", include_top=False, seed=4)  # a module, as before, or its entry
+    assert source == models.resolve_weights(entry, "random", include_top=False, seed=4) and source.label == "random (seed 4)"
+
+
+def test_weights_label_lives_in_the_model_info(tmp_path):
+    model = tfvis.load_model("vgg16", weights="random", include_top=False, seed=2)
+    assert weights_label(model) == tfvis.model_info(model).weights == "random (seed 2)"
+    assert weights_label(tfvis.models.attach_class_names(model, ["a"])) == "random (seed 2)"  # kept when the info changes
+    path = tmp_path / "plain.keras"
+    model.save(path)
+    assert weights_label(tfvis.load_model(str(path))) is None  # a model file holds its own weights
+    assert weights_label(tfvis.load_model(str(path)), "as saved") == "as saved"
+

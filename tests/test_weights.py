@@ -85,3 +85,10 @@ def test_assign_checks_every_shape_before_changing_anything():
     np.testing.assert_array_equal(model.get_layer("d1").get_weights()[0], before)
     with pytest.raises(weights.WeightsFormatError, match="no layer 'd9'"):
         weights.assign(model, {"d9": good}, "f.h5")
+
+
+def test_weight_table_lists_the_files_without_published_hashes():
+    """Files read by their format but not pinned yet (Frossard's VGG16, BVLC AlexNet, Lucid's InceptionV1) are in the table, empty."""
+    for name in ("vgg16_weights.npz", "bvlc_alexnet.npy", "InceptionV1.pb"):
+        assert weights.PINNED_HASHES[name] == {}
+

@@ -41,14 +41,14 @@ _NAMES = {
     "prepared": "graph", "set_class_output": "graph", "set_image_input": "graph",
     "feature_model": "layers", "layer_info": "layers",
     "ModelInfo": "models", "load_model": "models", "model_info": "models",
-    "set_weights": "models.surgery", "split_activations": "models.surgery",
+    "set_weights": "models.surgery", "split_activations": "graph",
     "receptive_field": "receptive_field", "receptive_fields": "receptive_field",
     "Target": "targets", "parse_target": "targets", "resolve_target": "targets",
     "LayerTopK": "topk", "top_k": "topk", "top_k_layers": "topk",
 }  # fmt: skip
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> object:
     if name in _SUBMODULES:
         value = importlib.import_module(f"{__name__}.{name}")
     elif name in _NAMES:
@@ -61,7 +61,7 @@ def __getattr__(name):
     return value
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 

@@ -4,6 +4,11 @@ Images are RGB pixels in [0, 255] (declare a model's input convention to feed it
 values); arrays follow :func:`tfvis.images.pixel_values`, the rule :func:`tfvis.top_k` and every
 other method read them by, so the same array gives the same activations everywhere.
 """
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -28,7 +33,9 @@ def _compiled_features(model, layers):
     return cached(net_model, ("activations", tuple(layers)), build)
 
 
-def stream_activations(model, layers, source, batch_size=32, size=None):
+def stream_activations(
+    model: keras.Model, layers: str | Sequence[str], source, batch_size: int = 32, size: int | tuple | None = None
+) -> Iterator[tuple[list, dict[str, np.ndarray]]]:
     """Yield ``(ids, {layer: activations})`` batch by batch, for datasets that do not fit in memory.
 
     Parameters
@@ -57,7 +64,7 @@ def stream_activations(model, layers, source, batch_size=32, size=None):
         yield batch.ids, {name: out.numpy() for name, out in zip(layers, outputs)}
 
 
-def activations(model, layers, images, batch_size=32):
+def activations(model: keras.Model, layers: str | Sequence[str], images: np.ndarray, batch_size: int = 32) -> dict[str, np.ndarray]:
     """Activations of ``layers`` for in-memory ``images``, computed in batches.
 
     Parameters

@@ -37,7 +37,10 @@ gives them. Overlapping windows (AlexNet's 3 x 3 / 2 pools) that share a switch 
 signals, as the gradient does. ``position="max"`` resolves ties the same way (``tf.argmax``:
 first unit in row-major order).
 """
+from __future__ import annotations
+
 import numbers
+from collections.abc import Sequence
 
 import keras
 import numpy as np
@@ -47,8 +50,11 @@ from .display import to_image
 from .graph import activation_name, cached, feature_net, prepared, walk_to
 from .images import model_batch
 from .models.custom_layers import ImagePreprocess, LocalResponseNorm
-from .rules import METHODS, check_method, for_input_gradients, is_rectifier, rectify, vjp
+from .rules import BACKWARD_METHODS, check_method, for_input_gradients, is_rectifier, rectify, vjp
 from .targets import check_position, per_image, resolve
+
+#: The reconstruction methods (:data:`tfvis.rules.BACKWARD_METHODS`), by the name ``deconv.METHODS`` users and tests know.
+METHODS = BACKWARD_METHODS
 
 # Position codes in the int tensor ``positions`` (B, S): a first coordinate of -1 means "the
 # strongest unit of the channel", -2 "the whole channel map"; otherwise the unit's coordinates.
@@ -467,7 +473,15 @@ def reconstruct_explicit(model, images, target, method="deconvnet", position="ma
     return _reconstruct(model, images, target, method, position, batch_size, "explicit", signal)
 
 
-def reconstruct(model, images, target, method="deconvnet", position="max", batch_size=16, signal="activation"):
+def reconstruct(
+    model: keras.Model,
+    images: np.ndarray,
+    target,
+    method: str = "deconvnet",
+    position: str | Sequence[int] | None = "max",
+    batch_size: int = 16,
+    signal: str = "activation",
+) -> np.ndarray:
     """Deconvnet, guided-backpropagation or gradient reconstruction of a unit or a channel.
 
     Keeps the chosen unit(s) of the target channel, every other activation of the layer zero,
@@ -513,7 +527,16 @@ def _shared_explicit_function(net, calls, methods, signal):
     return run
 
 
-def reconstruct_units(model, images, image_index, targets, positions, methods=("deconvnet", "guided"), batch_size=16, signal="activation"):
+def reconstruct_units(
+    model: keras.Model,
+    images: np.ndarray,
+    image_index,
+    targets,
+    positions,
+    methods: Sequence[str] = ("deconvnet", "guided"),
+    batch_size: int = 16,
+    signal: str = "activation",
+) -> dict[str, np.ndarray]:
     """Reconstructions of many units drawn from few images, sharing each image's forward pass.
 
     What top-k reports need: units of many channels whose images repeat, and several methods.

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .display import to_uint8
+
 
 def _current_umask():
     mask = os.umask(0)
@@ -91,9 +93,7 @@ def save_npy(path, array):
 
 def save_png(path, image, scale=1):
     """Save an image in [0, 1] (float) or uint8 as PNG atomically, optionally enlarged ``scale`` times (nearest)."""
-    from PIL import Image
-
-    from .display import to_uint8
+    from PIL import Image  # here, as in tfvis.display: the commands' --help reads this module
 
     pixels = to_uint8(image)
     if scale > 1:

@@ -17,22 +17,30 @@ Three ideas live here, each once:
   weights) on fresh symbolic inputs, with the layers that a backward rule
   (:mod:`tfvis.rules`) claims swapped for their replacement, nested models included. It records
   every call, which the explicit deconvnet reads to follow the chain back.
+* :func:`split_activations`: the same split as a standalone rewrite of any model, for users
+  who want the split model itself (the prepared model also flattens and recasts).
 * :func:`cached`: the per-model cache (weak keys: dropping the model drops its entries) that
   holds prepared models, rewritten nets and compiled functions.
 
 :func:`feature_net` combines them: a model from the input to some layers' outputs, with rules.
 """
+from __future__ import annotations
+
 import weakref
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field, replace
 
 import keras
 import numpy as np
+import tensorflow as tf
+
+from .layer_lookup import find_layer
 
 # model -> {key: value}. Weak keys: dropping the model drops every entry made for it.
 _CACHE = weakref.WeakKeyDictionary()
 
 
-def cached(model, key, build):
+def cached(model: keras.Model, key: Hashable, build: Callable[[], object]) -> object:
     """``build()``, computed once per ``(model, key)`` and kept while ``model`` lives.
 
     Models that cannot be weakly referenced are not cached (``build()`` runs every time).
@@ -59,7 +67,7 @@ def cached(model, key, build):
     return entry[key]
 
 
-def activation_name(layer):
+def activation_name(layer: keras.layers.Layer) -> str | None:
     """The name of ``layer``'s fused activation (``"relu"``, ``"tanh"``, ...), None when linear or absent."""
     activation = getattr(layer, "activation", None)
     if activation is None:
@@ -70,18 +78,18 @@ def activation_name(layer):
     return None if name in (None, "linear") else str(name)
 
 
-def has_fused_activation(layer):
+def has_fused_activation(layer: keras.layers.Layer) -> bool:
     """True for a layer (not an ``Activation`` layer) that applies a non-linear activation itself."""
     return not isinstance(layer, keras.layers.Activation) and activation_name(layer) is not None
 
 
-def producer(tensor):
+def producer(tensor) -> keras.layers.Layer | None:
     """The layer that produced a symbolic (Keras) tensor, or None for an input."""
     history = getattr(tensor, "_keras_history", None)
     return None if history is None else history[0]
 
 
-def inbound(tensor):
+def inbound(tensor) -> list:
     """The input tensors of the call that produced ``tensor`` (``[]`` for a model input)."""
     history = getattr(tensor, "_keras_history", None)
     if history is None:
@@ -93,7 +101,7 @@ def inbound(tensor):
     return list(keras.tree.flatten(nodes[history[1]].input_tensors))
 
 
-def as_functional(model):
+def as_functional(model: keras.Model) -> keras.Model:
     """A functional model with ``model``'s layers (shared, not copied); Sequential models are rewired."""
     if isinstance(model, keras.Sequential):
         inputs = keras.Input(batch_shape=model.inputs[0].shape, dtype=model.inputs[0].dtype, name="image")
@@ -129,7 +137,7 @@ class Layout:
     class_output: str | None = None
 
 
-def layout(model):
+def layout(model: keras.Model) -> Layout:
     """The :class:`Layout` set on ``model`` (by :func:`set_image_input`, :func:`set_class_output`), or the default one."""
     found = getattr(model, "tfvis_layout", None)
     return found if isinstance(found, Layout) else Layout()
@@ -141,7 +149,7 @@ def _set_layout(model, value):
     return model
 
 
-def set_image_input(model, name=None, others=None):
+def set_image_input(model: keras.Model, name: str | None = None, others: dict | None = None) -> keras.Model:
     """Name the image input of a model with several inputs, and the values its other inputs hold.
 
     Every method sees one input, the image: the prepared model (:func:`prepared`) holds each
@@ -186,7 +194,7 @@ def set_image_input(model, name=None, others=None):
     return _set_layout(model, replace(layout(model), image_input=name, held=held))
 
 
-def set_class_output(model, name):
+def set_class_output(model: keras.Model, name: str | None) -> keras.Model:
     """Name the output whose values are the class scores (class targets ``281``, ``"logits:281"``).
 
     For a model with several outputs (class scores and a regression head, say), when the one
@@ -215,7 +223,7 @@ def _looks_like_image(tensor):
     return len(tensor.shape) == 4 and tensor.shape[-1] in (1, 3)
 
 
-def image_input(model):
+def image_input(model: keras.Model):
     """The image input of ``model``: the one it has, the one named (:func:`set_image_input`), or the rank-4 1- or 3-channel one.
 
     Raises
@@ -263,7 +271,7 @@ def _leaves(model, path=()):
             yield layer, path
 
 
-def source_layer(model, name):
+def source_layer(model: keras.Model, name: str) -> keras.layers.Layer | None:
     """The layer of ``model`` (a nested model's included) that layer ``name`` of :func:`prepared` copies or is.
 
     For weight surgery: the prepared model reads its weights from this layer.
@@ -302,8 +310,6 @@ class HeldInput(keras.layers.Layer):
         self.value = np.asarray(value, dtype=self.value_dtype)
 
     def call(self, inputs):
-        import tensorflow as tf
-
         value = tf.constant(self.value, dtype=self.value_dtype)
         shape = tf.concat([tf.shape(inputs)[:1], tf.shape(value)], 0)
         return tf.broadcast_to(value[None], shape)
@@ -318,7 +324,7 @@ class HeldInput(keras.layers.Layer):
         return {**super().get_config(), "value": self.value.tolist(), "value_dtype": self.value_dtype}
 
 
-def activation_layer(activation, layer_name, dtype=None):
+def activation_layer(activation: str, layer_name: str, dtype=None) -> keras.layers.Layer:
     """The layer that applies a fused ``activation`` of layer ``layer_name`` on its own: ``<layer_name>_<activation>``."""
     name = f"{layer_name}_{activation}"
     if activation == "relu":
@@ -326,6 +332,58 @@ def activation_layer(activation, layer_name, dtype=None):
     if activation == "relu6":
         return keras.layers.ReLU(max_value=6.0, name=name, dtype=dtype)
     return keras.layers.Activation(activation, name=name, dtype=dtype)
+
+
+def split_activations(model: keras.Model) -> keras.Model:
+    """Rewrite ``model`` so that every layer with a fused activation is linear and followed by it.
+
+    ``Activation`` layers are left as they are: their output is already a post-activation tensor.
+
+    A ``Conv2D(..., activation="relu", name="c")`` becomes ``Conv2D(name="c")`` followed by
+    ``ReLU(name="c_relu")`` (``c_relu6`` for ReLU6, ``c_softmax`` for softmax, ...). Weights are
+    copied, so outputs are unchanged; pre-activation values become reachable as the layer's output.
+    This is the split rule of :func:`prepared`, as a model of its own (not flattened, not recast).
+
+    Parameters
+    ----------
+    model : keras.Model
+        A functional or Sequential model (the input is not modified).
+
+    Returns
+    -------
+    keras.Model
+        A new model with the same weights and outputs.
+
+    Examples
+    --------
+    >>> import keras
+    >>> m = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3, activation="relu", name="c")])
+    >>> [layer.name for layer in split_activations(m).layers][1:]
+    ['c', 'c_relu']
+    """
+    source = as_functional(model)
+    originals = {}
+
+    def clone_layer(layer):
+        config = layer.get_config()
+        if has_fused_activation(layer):  # an Activation layer is its own post-activation tensor: kept whole
+            config["activation"] = "linear"
+        clone = layer.__class__.from_config(config)
+        originals[clone.name] = layer
+        return clone
+
+    def call_layer(layer, *args, **kwargs):
+        outputs = layer(*args, **kwargs)
+        original = originals.get(layer.name, layer)
+        if not has_fused_activation(original):
+            return outputs
+        return activation_layer(activation_name(original), layer.name)(outputs)
+
+    rewritten_model = keras.models.clone_model(source, clone_function=clone_layer, call_function=call_layer)
+    for layer in rewritten_model.layers:
+        if layer.name in originals and originals[layer.name].weights:
+            layer.set_weights(originals[layer.name].get_weights())
+    return rewritten_model
 
 
 class _Prepared:
@@ -464,7 +522,7 @@ def _flatten(model):
     return prepared_
 
 
-def prepared(model):
+def prepared(model: keras.Model) -> keras.Model:
     """The model every method works on: flat, one image input, float32, every fused activation split out.
 
     ``model`` itself when it already is all of these (the zoo). Otherwise a copy:
@@ -538,7 +596,7 @@ def _first_rule(rules, layer):
     return None
 
 
-def rewrite(model, rules=()):
+def rewrite(model: keras.Model, rules: Sequence[Callable] = ()) -> Walk:
     """Walk ``model``'s graph, calling its own layers, with the layers that ``rules`` claim replaced.
 
     ``keras.models.clone_model(..., clone_function=lambda layer: layer, call_function=...)`` calls
@@ -585,7 +643,7 @@ def rewrite(model, rules=()):
     return Walk(clone, outputs, calls)
 
 
-def rewritten(model, rules=()):
+def rewritten(model: keras.Model, rules: Sequence[Callable] = ()) -> keras.Model:
     """``rewrite(model, rules).model``, cached per (model, rules)."""
     return cached(model, ("rewritten", tuple(rules)), lambda: rewrite(model, rules).model)
 
@@ -594,7 +652,7 @@ def _single(outputs):
     return outputs[0] if isinstance(outputs, (list, tuple)) else outputs
 
 
-def walk_to(model, layers, rules=()):
+def walk_to(model: keras.Model, layers: str | Sequence[str], rules: Sequence[Callable] = ()) -> tuple[keras.Model, Walk]:
     """``(net, walk)``: a model from ``model``'s input to the outputs of ``layers``, through :func:`rewrite`.
 
     Cached per (model, layers, rules). ``model`` is used as given (pass the prepared model).
@@ -607,8 +665,6 @@ def walk_to(model, layers, rules=()):
     names = (layers,) if isinstance(layers, str) else tuple(layers)
 
     def build():
-        from .targets import find_layer
-
         canonical = [find_layer(model, name).name for name in names]  # aliases (base/layer) to layer names
         walk = rewrite(model, rules)
         missing = [n for n in canonical if n not in walk.outputs]
@@ -623,7 +679,7 @@ def walk_to(model, layers, rules=()):
     return cached(model, ("walk", names, isinstance(layers, str), tuple(rules)), build)
 
 
-def feature_net(model, layers, rules=()):
+def feature_net(model: keras.Model, layers: str | Sequence[str], rules: Sequence[Callable] = ()) -> keras.Model:
     """A model from ``model``'s input to the outputs of ``layers``, with backward ``rules``.
 
     Parameters
@@ -643,7 +699,7 @@ def feature_net(model, layers, rules=()):
     return walk_to(model, layers, rules)[0]
 
 
-def free_input(net):
+def free_input(net: keras.Model) -> keras.Model | None:
     """``net`` rebuilt on an input of free spatial size (its own layers), or None when its graph needs its size.
 
     For a model whose input size is fixed (e.g. ``keras.applications.ResNet50(weights=None)``,
@@ -677,7 +733,7 @@ def free_input(net):
     return cached(net, "free_input", build)
 
 
-def as_list(outputs):
+def as_list(outputs) -> list:
     """A model's outputs as a list (Keras returns a lone tensor for a one-element output list)."""
     return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
 
@@ -704,5 +760,6 @@ __all__ = [
     "set_class_output",
     "set_image_input",
     "source_layer",
+    "split_activations",
     "walk_to",
 ]

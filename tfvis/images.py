@@ -6,14 +6,19 @@ one rule, :func:`pixel_values`: pixels as given, never rescaled by their range n
 warning for float arrays that look like [0, 1] images.
 """
 import contextlib
+import fnmatch
+import hashlib
+import itertools
 import math
 import os
 import sys
 import threading
+import warnings
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from . import graph
 
@@ -113,8 +118,6 @@ def pixel_values(array, what="the image array", warn=True):
 
 def check_pixel_range(array, what="the image array"):
     """Warn (:class:`PixelRangeWarning`) when a float ``array`` looks like [0, 1] images (see :func:`pixel_values`)."""
-    import warnings
-
     array = np.asarray(array)
     if not np.issubdtype(array.dtype, np.floating) or not array.size:
         return
@@ -161,7 +164,7 @@ def _pil_to_array(image):
 
 def fit_image(image, size):
     """Resize the shorter side to ``size`` and centre-crop to ``size`` x ``size`` (or to ``(h, w)``)."""
-    from skimage.transform import resize
+    from skimage.transform import resize  # here: importing it takes about a second, and only this path needs it
 
     height, width = (size, size) if np.isscalar(size) else size
     h, w = image.shape[:2]
@@ -214,8 +217,6 @@ def load_image(path, size=None, max_pixels=MAX_PIXELS):
     --------
     >>> image = load_image("photos/cat.jpg", size=224)  # doctest: +SKIP
     """
-    from PIL import Image, UnidentifiedImageError
-
     target = None if size is None else _target_shape(size)
     try:
         with _pillow_bomb_check_off(), Image.open(path) as image:
@@ -250,8 +251,6 @@ def _pillow_bomb_check_off():
     ``Image.open``, before the declared size can be looked at; tfvis checks that size itself
     against ``max_pixels`` right after opening, so that the caller's limit is the one that holds.
     """
-    from PIL import Image
-
     with _BOMB_CHECK_LOCK:
         if not _BOMB_CHECK["readers"]:
             _BOMB_CHECK["saved"], Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
@@ -304,8 +303,6 @@ def _read_fitted(image, target):
     float32 for 16-bit and float files); a JPEG is decoded at 1/2, 1/4 or 1/8 scale when that
     still leaves :data:`_REDUCING_GAP` times the pixels needed.
     """
-    from PIL import Image
-
     out_height, out_width = target
     width, height = image.size
     scale = max(out_height / height, out_width / width)
@@ -366,7 +363,7 @@ def sample_images(names=None, size=None):
     >>> photos["chelsea"].shape
     (224, 224, 3)
     """
-    import skimage.data
+    import skimage.data  # here, as skimage.transform above: only the sample photos need it
 
     names = SAMPLE_NAMES if names is None else tuple(names)
     unknown = [n for n in names if n not in SAMPLE_NAMES]
@@ -504,8 +501,6 @@ def iter_batches(source, batch_size=32, size=None, limit=None, max_pixels=MAX_PI
     Images within a batch must share a shape: pass ``size`` for folders of mixed sizes.
     ``limit`` stops after that many images; ``max_pixels`` is :func:`iter_images`'s.
     """
-    import itertools
-
     ids, images = [], []
     for image_id, image in itertools.islice(iter_images(source, size=size, max_pixels=max_pixels), limit):
         if images and image.shape != images[0].shape:
@@ -705,8 +700,6 @@ def _glob_paths(pattern):
     there, so a second way to the same pair (through a link) can only repeat paths: skipping it
     bounds the walk by folders times parts, whatever links the tree holds.
     """
-    import fnmatch
-
     parts = Path(pattern).parts
     fixed = next((i for i, part in enumerate(parts) if _has_magic(part)), len(parts))
     start = os.path.join(*parts[:fixed]) if fixed else ""
@@ -836,8 +829,6 @@ class ArraySource(ImageSource):
 
 
 def _digest(parts):
-    import hashlib
-
     digest = hashlib.sha1()
     for part in parts:
         digest.update(part if isinstance(part, bytes) else repr(part).encode())

@@ -13,7 +13,10 @@ pixel norm of a mean-subtracted image) and ``V = B / 6.5``.
 
 Layers are named on the prepared model (:func:`tfvis.graph.prepared`: ``"c"`` is a layer's
 pre-activation output, ``"c_relu"`` the post-activation one, fused or not); the mean is the
-model's (:func:`tfvis.models.info.model_info`); the step is :mod:`tfvis.optim`'s.
+model's (:func:`tfvis.models.info.model_info`). The optimisation is :mod:`tfvis.optim`'s one loop
+(:class:`~tfvis.optim.Loop`, as for feature visualization): the objective above, the image as a
+variable, a learning-rate schedule, the preconditioner as a reshaping of the gradient, cached per
+model and settings so that a second inversion of an image of the same shape starts at once.
 
 Shallow layers (total stride up to 2) are inverted with a preconditioned gradient
 (:func:`precondition_gain`): plain pixel-space descent moves an image's low spatial frequencies,
@@ -30,15 +33,16 @@ mean RGB (154, 104, 68), PSNR 22.0 dB, error 0.025 -> 0.013 at the same 350 step
 keep the plain gradient (there the representation leaves the colour undetermined, and the larger
 low-frequency steps overshoot): see ``docs/inversion.md``.
 """
-import time
-
 import numpy as np
 import tensorflow as tf
 
 from . import graph, optim, rules, targets
 from .images import check_finite
 from .models.info import model_info
+from .receptive_field import receptive_field
 
+#: Bump when :func:`invert` gives other results for the same arguments (stored inversions hold it in their keys).
+VERSION = 2
 #: Typical norm of a mean-subtracted pixel, in [0, 255] units (their IJCV code's ``B``).
 B_NORM = 80.0
 #: Typical size of a pixel difference, ``B / 6.5`` (their ``V``).
@@ -88,8 +92,6 @@ def _layer(model, layer):
 
 
 def _layer_stride(model, layer, size):
-    from .receptive_field import receptive_field
-
     try:
         stride = receptive_field(model, layer, input_size=size).stride
     except ValueError:
@@ -214,7 +216,7 @@ def invert(
     seed : int
         Seeds the starting noise and the jitter.
     progress : bool
-        Print the objective every 50 steps.
+        Show a progress bar.
     settle : bool
         Switch the jitter off for the low-rate final steps, so that the reconstruction matches
         the unshifted representation (jitter otherwise sets a floor on the error of shallow layers).
@@ -269,64 +271,80 @@ def invert(
             learning_rate = min(learning_rate, 1.9 * h * w * V_NORM**2 / (16.0 * lambda_tv))
     alpha, beta = float(alpha), float(beta)
 
+    mean = np.asarray(model_info(model).mean_rgb, np.float32)
+    settings = (alpha, beta, lambda_alpha, lambda_tv, jitter, optimizer, float(learning_rate), bool(settle), precondition)
+    key = ("invert", layer, batch.shape) + settings
+    loop = optim.cached_loop(model, key, lambda: _inversion_loop(prepared, layer, batch.shape, mean, *settings))
+    try:
+        loop.mean.assign(mean)
+        loop.target.assign(loop.phi(tf.constant(batch - mean)))
+        loop.start(seed)
+        optim.optimize(loop, int(steps), seed, progress=progress, desc=f"invert {layer}")
+        errors = loop.error().numpy()
+        recon = (loop.x + mean).numpy().astype(np.float32)
+    finally:
+        loop.lock.release()
+    if single:
+        return recon[0], float(errors[0])
+    return recon, errors
+
+
+def _inversion_loop(prepared, layer, shape, mean, alpha, beta, lambda_alpha, lambda_tv, jitter, optimizer, learning_rate, settle,
+                    precondition):  # fmt: skip
+    """The :class:`tfvis.optim.Loop` of :func:`invert`: descent on the objective of the module's notes.
+
+    The image ``x`` (mean-subtracted), the target representation and the model's mean are
+    variables of the loop (``loop.x``, ``loop.target``, ``loop.mean``), so one trace inverts any
+    image of this shape. Each step shifts
+    ``x`` circularly by up to ``jitter`` pixels, a shift keyed by the seed and the step number
+    (none in the last seventh of the steps with ``settle``), where the learning rate is a tenth.
+    """
     features = graph.feature_net(prepared, layer, rules.for_input_gradients())
-    mean = tf.constant(np.asarray(model_info(model).mean_rgb, np.float32))
-    lo, hi = -mean, 255.0 - mean
+    mean = tf.Variable(mean, trainable=False, name="inversion_mean")  # the model's, set by each run (loop.mean)
+    n, h, w, _ = shape
 
     def phi(x):
         return features(x + mean, training=False)
 
-    target = tf.constant(phi(tf.constant(batch) - mean))
-    axes = list(range(1, target.shape.rank))
-    target_norm = tf.reduce_sum(target * target, axis=axes)
+    x = tf.Variable(tf.zeros(shape), name="inversion_image")
+    target = tf.Variable(tf.zeros_like(phi(x)), trainable=False, name="inversion_target")
+    axes = list(range(1, len(target.shape)))
 
-    def clip(value):
-        return tf.clip_by_value(value, lo, hi)
+    def error():
+        diff = phi(x) - target
+        return tf.reduce_sum(diff * diff, axis=axes) / tf.reduce_sum(target * target, axis=axes)
 
-    rng = np.random.default_rng(seed)
-    x = tf.Variable(rng.normal(0.0, 1.0, batch.shape).astype(np.float32))
+    def fast(index, total):  # the first six sevenths of the steps: full rate, jitter
+        return index < total - total // 7
+
+    def objective(seed, index, total, aux):
+        xin = x
+        if jitter > 0:
+            shake = tf.cast(tf.logical_or(fast(index, total), not settle), tf.int32)
+            shift = tf.random.stateless_uniform([2], tf.stack([seed, index]), -jitter, jitter + 1, dtype=tf.int32) * shake
+            xin = tf.roll(xin, shift=shift, axis=[1, 2])
+        diff = phi(xin) - target
+        data = tf.reduce_sum(diff * diff, axis=axes) / tf.reduce_sum(target * target, axis=axes)
+        r_alpha, r_tv = _regularisers(xin, alpha, beta)
+        return tf.reduce_sum(data + lambda_alpha * r_alpha + lambda_tv * r_tv)
+
+    def schedule(index, total):  # their 300 steps, then 50 at a tenth of the rate
+        return tf.where(fast(index, total), tf.constant(learning_rate, tf.float32), tf.constant(learning_rate / 10.0, tf.float32))
+
+    def clip(value):  # onto valid RGB values
+        return tf.clip_by_value(value, -mean, 255.0 - mean)
+
+    def reset(seed):  # small seeded noise around the mean
+        x.assign(np.random.default_rng(seed).normal(0.0, 1.0, shape).astype(np.float32))
+
     if optimizer == "momentum":
         update = optim.Momentum([x], learning_rate, sign=-1, momentum=0.9, project=clip)
     else:
         update = optim.Adam([x], learning_rate, sign=-1, epsilon_hat=False, project=clip)
-    gen = tf.random.Generator.from_seed(seed)
-    shape_gradient = _preconditioner(h, w) if precondition else (lambda g: g)
-
-    def objective(xin, shift):
-        if jitter > 0:
-            xin = tf.roll(xin, shift=shift, axis=[1, 2])
-        diff = phi(xin) - target
-        data = tf.reduce_sum(diff * diff, axis=axes) / target_norm
-        r_alpha, r_tv = _regularisers(xin, alpha, beta)
-        return tf.reduce_sum(data + lambda_alpha * r_alpha + lambda_tv * r_tv)
-
-    @tf.function
-    def step(lr, shake):
-        if jitter > 0:
-            shift = gen.uniform([2], -jitter, jitter + 1, dtype=tf.int32) * shake
-        else:
-            shift = tf.zeros([2], tf.int32)
-        with tf.GradientTape() as tape:
-            loss = objective(x, shift)
-        update([shape_gradient(tape.gradient(loss, x))], lr)  # the step, clipped onto valid RGB values
-        return loss
-
-    steps = int(steps)
-    slow = steps // 7
-    start = time.perf_counter()
-    for i in range(steps):
-        fast = i < steps - slow
-        lr = learning_rate if fast else learning_rate / 10.0
-        loss = step(tf.constant(lr, tf.float32), tf.constant(1 if fast or not settle else 0, tf.int32))
-        if progress and (i % 50 == 0 or i == steps - 1):
-            print(f"{layer} step {i}/{steps}: objective {float(loss):.4g} ({time.perf_counter() - start:.1f} s)")
-
-    diff = phi(x) - target
-    errors = (tf.reduce_sum(diff * diff, axis=axes) / target_norm).numpy()
-    recon = (x + mean).numpy().astype(np.float32)
-    if single:
-        return recon[0], float(errors[0])
-    return recon, errors
+    loop = optim.Loop(objective, update, shape_gradient=_preconditioner(h, w) if precondition else None, schedule=schedule,
+                      reset=reset)  # fmt: skip
+    loop.x, loop.target, loop.mean, loop.phi, loop.error = x, target, mean, phi, error
+    return loop
 
 
 def invert_layers(model, image, layers, **kwargs):

@@ -1,25 +1,13 @@
 """What a model offers to visualize: its layers, their channel counts, and sub-models that expose them."""
+from __future__ import annotations
+
 import keras
 
-_VISUAL_TYPES = (
-    keras.layers.Conv1D,
-    keras.layers.Conv2D,
-    keras.layers.Conv3D,
-    keras.layers.DepthwiseConv2D,
-    keras.layers.SeparableConv2D,
-    keras.layers.Conv2DTranspose,
-    keras.layers.Dense,
-    keras.layers.Concatenate,
-    keras.layers.Add,
-)
+from .graph import prepared
+from .layer_lookup import VISUAL_TYPES, channel_count, find_layer
 
 
-def _channels(layer):
-    shape = layer.output.shape
-    return None if shape is None or shape[-1] is None else int(shape[-1])
-
-
-def layer_info(model, kinds=None):
+def layer_info(model: keras.Model, kinds: tuple | None = None) -> list[tuple[str, int | None]]:
     """The layers worth visualizing, in order, with their channel counts.
 
     Convolutions, dense layers, concatenations (Inception's mixed blocks) and additions (residual
@@ -31,7 +19,8 @@ def layer_info(model, kinds=None):
     ----------
     model : keras.Model
     kinds : tuple of layer classes, optional
-        Restrict to these classes (e.g. ``(keras.layers.Conv2D,)``).
+        Restrict to these classes (e.g. ``(keras.layers.Conv2D,)``); default
+        :data:`tfvis.layer_lookup.VISUAL_TYPES`.
 
     Returns
     -------
@@ -43,28 +32,22 @@ def layer_info(model, kinds=None):
     >>> layer_info(tfvis.load_model("vgg16", weights="hed", include_top=False))[:2]  # doctest: +SKIP
     [('block1_conv1', 64), ('block1_conv2', 64)]
     """
-    from .graph import prepared
-
-    kinds = kinds or _VISUAL_TYPES
-    return [(layer.name, _channels(layer)) for layer in prepared(model).layers if isinstance(layer, kinds)]
+    kinds = kinds or VISUAL_TYPES
+    return [(layer.name, channel_count(layer)) for layer in prepared(model).layers if isinstance(layer, kinds)]
 
 
-def conv_layer_names(model):
+def conv_layer_names(model: keras.Model) -> list[str]:
     """Names of the layers with a spatial map (rank-4 output) among :func:`layer_info`."""
-    from .graph import prepared
-
     net = prepared(model)
     return [name for name, _ in layer_info(net) if len(net.get_layer(name).output.shape) == 4]
 
 
-def get_layer(model, name):
-    """``model.get_layer(name)`` with an error that names the valid layers (:func:`tfvis.targets.find_layer`)."""
-    from .targets import find_layer
-
+def get_layer(model: keras.Model, name: str) -> keras.layers.Layer:
+    """``model.get_layer(name)`` with an error that names the valid layers (:func:`tfvis.layer_lookup.find_layer`)."""
     return find_layer(model, name)
 
 
-def feature_model(model, layers):
+def feature_model(model: keras.Model, layers: list[str]) -> keras.Model:
     """A model from ``model``'s input to the outputs of ``layers`` (a list of names), sharing weights.
 
     Names are read on ``model`` as given; methods pass :func:`tfvis.graph.prepared` models.

@@ -36,8 +36,10 @@ import functools
 import warnings
 
 import keras
+import tensorflow as tf
 
 from . import graph
+from .rules import FastInputGradientConv2D
 
 #: The CPU flags :func:`cpu_flags` reports (``/proc/cpuinfo`` names).
 FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile", "avx512f", "avx2")
@@ -112,8 +114,6 @@ def describe_cpu(flags=None):
 
 
 def _gpus():
-    import tensorflow as tf
-
     return tf.config.list_physical_devices("GPU")
 
 
@@ -128,8 +128,6 @@ def gpu_present():
 
 
 def _gpu_bf16():
-    import tensorflow as tf
-
     for gpu in _gpus():
         capability = tf.config.experimental.get_device_details(gpu).get("compute_capability")
         if capability is None or tuple(capability) < (8, 0):
@@ -226,8 +224,6 @@ def _keeps_float32(layer):
 
 def _copy_layer(layer):
     """A fresh layer from ``layer``'s config under :data:`POLICY` (float32 kept where it must, or where the layer refuses a dtype)."""
-    from .rules import FastInputGradientConv2D
-
     if isinstance(layer, FastInputGradientConv2D):  # a feature net's rule: wrap a bfloat16 copy of its convolution
         conv = _copy_layer(layer.conv)
         conv.build((None, None, None, int(layer.conv.kernel.shape[-2])))

@@ -39,14 +39,17 @@ Examples
 >>> receptive_field(model, "pool1")  # doctest: +SKIP
 ReceptiveField(size=(19, 19), stride=(8, 8), offset=(9.0, 9.0), input_size=(227, 227), output_size=(27, 27))
 """
+from __future__ import annotations
+
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import keras
 import numpy as np
 
 from .graph import cached, prepared
-from .targets import find_layer as get_layer
 from .models.custom_layers import ImagePreprocess, LocalResponseNorm
+from .targets import find_layer as get_layer
 
 __all__ = ["ReceptiveField", "ReceptiveFieldError", "receptive_field", "receptive_fields"]
 
@@ -680,7 +683,9 @@ def _layer_field(walker, layer):
     raise ReceptiveFieldError(f"layer {layer.name!r} is not connected to the inputs of the model") from last_error
 
 
-def receptive_fields(model, layers=None, input_size=None):
+def receptive_fields(
+    model: keras.Model, layers: Sequence | None = None, input_size: int | tuple[int, int] | None = None
+) -> dict[str, ReceptiveField]:
     """Receptive fields of many layers of ``model``, in one walk of its graph.
 
     Parameters
@@ -720,7 +725,7 @@ def receptive_fields(model, layers=None, input_size=None):
     return {layer.name: _result(_layer_field(walker, layer), size) for layer in chosen}
 
 
-def receptive_field(model, layer, input_size=None):
+def receptive_field(model: keras.Model, layer, input_size: int | tuple[int, int] | None = None) -> ReceptiveField:
     """Size, stride and offset of the units of ``layer`` in input pixels.
 
     Works for any Keras CNN built with the functional or Sequential API, branching graphs

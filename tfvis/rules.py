@@ -19,7 +19,7 @@ For ReLU6 and other clipped rectifiers ``[x > 0]`` is the layer's own derivative
 :func:`fast_conv` changes no result: a stride-1 convolution passes its input gradient back as a
 forward convolution, which oneDNN runs 1.2x to 2.3x faster than ``Conv2DBackpropInput`` on CPUs.
 
-:data:`METHODS` names the rule sets of the gradient methods; :func:`for_input_gradients` gives
+:data:`BACKWARD_METHODS` names the rule sets of the gradient methods; :func:`for_input_gradients` gives
 the rules of a net whose gradient with respect to its input is taken.
 """
 import keras
@@ -30,15 +30,17 @@ from .models.custom_layers import LocalResponseNorm
 
 #: Backward methods: ``"deconvnet"`` (g -> relu(g)), ``"guided"`` (g -> relu(g) * [x > 0]) and
 #: ``"gradient"`` (g -> g * [x > 0]) at every ReLU.
-METHODS = ("deconvnet", "guided", "gradient")
+BACKWARD_METHODS = ("deconvnet", "guided", "gradient")
+#: The name :data:`BACKWARD_METHODS` had before; kept for scripts that use it.
+METHODS = BACKWARD_METHODS
 
 _RECTIFIER_ACTIVATIONS = ("relu", "relu6")
 
 
 def check_method(method):
-    """Raise ``ValueError`` naming the valid methods when ``method`` is not one of :data:`METHODS`."""
-    if method not in METHODS:
-        raise ValueError(f"method={method!r}; choose one of: {', '.join(METHODS)}")
+    """Raise ``ValueError`` naming the valid methods when ``method`` is not one of :data:`BACKWARD_METHODS`."""
+    if method not in BACKWARD_METHODS:
+        raise ValueError(f"method={method!r}; choose one of: {', '.join(BACKWARD_METHODS)}")
     return method
 
 
@@ -246,7 +248,7 @@ _METHOD_RULES = {"gradient": (), "guided": (guided,), "deconvnet": (deconvnet,)}
 
 
 def for_method(method):
-    """The rules of a backward ``method`` (one of :data:`METHODS`), without :func:`fast_conv`."""
+    """The rules of a backward ``method`` (one of :data:`BACKWARD_METHODS`), without :func:`fast_conv`."""
     return _METHOD_RULES[check_method(method)]
 
 
@@ -272,6 +274,7 @@ def for_input_gradients(method="gradient", redirect_relu=False):
 
 
 __all__ = [
+    "BACKWARD_METHODS",
     "METHODS",
     "BackwardRule",
     "FastInputGradientConv2D",

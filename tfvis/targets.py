@@ -28,14 +28,19 @@ True
 >>> [str(t) for t in parse_list("281; block5_conv3:12@3,5")]
 ['logits:281', 'block5_conv3:12@3,5']
 """
+from __future__ import annotations
+
 import numbers
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import keras
 import numpy as np
+import tensorflow as tf
 
-from .graph import activation_name, producer
+from .graph import activation_name, as_list, layout, producer
+from .layer_lookup import find_layer
 
 #: The pseudo layer name of the class scores: ``"logits:281"`` is class 281.
 LOGITS = "logits"
@@ -77,7 +82,7 @@ def _is_int(value):
     return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
-def parse(spec):
+def parse(spec: Target | int | str) -> Target:
     """Parse one target: a :class:`Target`, an int class index or a string of the target syntax.
 
     Parameters
@@ -129,7 +134,7 @@ def parse(spec):
     return Target(name.strip(), index, position)
 
 
-def parse_list(spec):
+def parse_list(spec: str | Sequence[str]) -> list[Target]:
     """Several targets from command-line text: separated by ``;`` or whitespace.
 
     A comma belongs to a position (``@y,x``). Text without any ``@`` may still separate targets
@@ -189,15 +194,13 @@ class Logits:
     head: object = None
 
 
-def apply_head(act, head):
+def apply_head(act: tf.Tensor, head: keras.layers.Dense | None) -> tf.Tensor:
     """Class scores from ``act``, the input of a fused-softmax Dense ``head``: its kernel and bias, no softmax.
 
     ``head=None`` (the scores are ``act`` itself) returns ``act``. Graph code (TensorFlow ops).
     """
     if head is None:
         return act
-    import tensorflow as tf
-
     act = tf.matmul(act, tf.cast(head.kernel, act.dtype))
     return act + tf.cast(head.bias, act.dtype) if head.use_bias else act
 
@@ -245,7 +248,7 @@ def _ends_in_softmax(output):
     return last is not None and (_is_softmax(last) or activation_name(last) == "softmax")
 
 
-def logits_layer(model):
+def logits_layer(model: keras.Model) -> Logits:
     """The layer of ``model``'s unnormalised class scores (logits).
 
     The last Dense layer before the model's final softmax (a ``Softmax`` layer, an
@@ -270,8 +273,6 @@ def logits_layer(model):
     ValueError
         The model has no class output; with several outputs the message lists them.
     """
-    from .graph import as_list, layout
-
     outputs = as_list(model.outputs)
     named = layout(model).class_output
     listed = ", ".join(f"{producer(o).name if producer(o) else o.name} {tuple(o.shape)}" for o in outputs)
@@ -298,30 +299,6 @@ def logits_layer(model):
         f"model {model.name!r} has outputs {listed} and none looks like class scores (a softmax, or a Dense layer "
         "of several units); name one: tfvis.graph.set_class_output(model, name), or use a 'layer:channel' target"
     )
-
-
-def find_layer(model, name):
-    """``model.get_layer(name)`` with an error that names the valid layers.
-
-    Every layer of the model is valid, by the name Keras gave it. On a prepared model
-    (:func:`tfvis.graph.prepared`) of a model with nested models, a layer whose name two nested
-    models share is ``base.layer`` (``base/layer`` is read the same), and a nested model's name
-    is its output layer.
-    """
-    aliases = getattr(model, "tfvis_aliases", {})
-    for candidate in dict.fromkeys((name, aliases.get(name), str(name).replace("/", "."))):
-        if candidate is None:
-            continue
-        try:
-            return model.get_layer(candidate)
-        except ValueError:
-            continue
-    from .layers import layer_info
-
-    shown = [n for n, _ in layer_info(model)]
-    others = len(model.layers) - len(shown)
-    more = f" (and {others} other layers: model.summary() lists them)" if others > 0 else ""
-    raise ValueError(f"model {model.name!r} has no layer {name!r}; its layers include: {', '.join(shown)}{more}") from None
 
 
 @dataclass(frozen=True)
@@ -381,7 +358,7 @@ def _output_shape(layer):
     return tuple(output.shape)
 
 
-def resolve(model, target, require_index=False):
+def resolve(model: keras.Model, target: Target | int | str, require_index: bool = False) -> Resolved:
     """Check ``target`` against ``model`` and say which tensor it names.
 
     Parameters
@@ -438,14 +415,14 @@ def resolve(model, target, require_index=False):
     return Resolved(target, layer.name, int(channels), spatial)
 
 
-def check_position(position, spatial, layer):
+def check_position(position: Sequence[int], spatial: Sequence[int | None], layer: str) -> None:
     """Raise ``ValueError`` when ``position`` lies outside a map of shape ``spatial`` (None: unknown size)."""
     for p, size in zip(position, spatial):
         if p < 0 or (size is not None and p >= size):
             raise ValueError(f"position {tuple(position)}: outside layer {layer!r}, whose map is {tuple(spatial)}")
 
 
-def per_image(targets, count):
+def per_image(targets, count: int) -> list[Target]:
     """One target per image: ``targets`` repeated ``count`` times, or a sequence of ``count`` targets, parsed."""
     if isinstance(targets, (list, tuple, np.ndarray)):
         if len(targets) != count:
@@ -454,7 +431,7 @@ def per_image(targets, count):
     return [parse(targets)] * count
 
 
-def resolve_many(model, targets, count, require_index=True):
+def resolve_many(model: keras.Model, targets, count: int, require_index: bool = True) -> list[Resolved]:
     """One :class:`Resolved` per image: one target for all ``count`` images, or a sequence of one per image.
 
     Raises
@@ -478,6 +455,8 @@ def resolve_many(model, targets, count, require_index=True):
                 )
     return resolved
 
+
+# find_layer (imported above from the leaf module tfvis.layer_lookup) stays importable from here, where it was defined.
 
 #: ``tfvis.parse_target`` and ``tfvis.resolve_target``: the names these have at the package's top level.
 parse_target = parse

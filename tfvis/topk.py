@@ -10,15 +10,20 @@ on a CPU with native bfloat16 (:data:`AUTO_BFLOAT16`), is asked for (:mod:`tfvis
 bfloat16 keeps about three significant digits, so channels whose k-th and (k+1)-th values are
 close can swap places, and top-k results are no longer equal across precisions and machines.
 """
+from __future__ import annotations
+
 import dataclasses
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import keras
 import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
 from . import precision as precision_
+from .deconv import reconstruct_units
 from .display import RECONSTRUCTION_PERCENTILE, html_images, to_image
 from .graph import as_list, cached, feature_net, prepared
 from .images import IndexedBatch, NoImagesError, iter_batches
@@ -156,9 +161,9 @@ def _resolve_channels(net_model, layer, channels):
 
 
 def top_k_layers(
-    model, images, layers, k=9, batch_size=32, size=None, limit=None, methods=("deconvnet", "guided"), progress=True,
-    precision="float32",
-):  # fmt: skip
+    model: keras.Model, images, layers: dict[str, Sequence[int] | None], k: int = 9, batch_size: int = 32, size: int | None = None,
+    limit: int | None = None, methods: Sequence[str] = ("deconvnet", "guided"), progress: bool = True, precision: str = "float32",
+) -> dict[str, LayerTopK]:  # fmt: skip
     """Stream ``images`` once and keep the top-k activations of many layers' channels.
 
     Parameters
@@ -384,8 +389,6 @@ def _reconstruct(model, result, kept, batch_size, methods, progress):
     Where exact (see :func:`_crops_are_exact`), each unit is reconstructed on a small aligned crop
     around its receptive field instead of the whole image.
     """
-    from .deconv import reconstruct_units
-
     rf = result.receptive_field
     entries = sorted(zip(*np.nonzero(result.image_index >= 0)), key=lambda e: result.image_index[e])
     ry, rx = rf.size
@@ -430,9 +433,9 @@ def _reconstruct(model, result, kept, batch_size, methods, progress):
 
 
 def top_k(
-    model, images, layer, channels=None, k=9, batch_size=32, size=None, methods=("deconvnet", "guided"), progress=True,
-    precision="float32",
-):  # fmt: skip
+    model: keras.Model, images, layer: str, channels: Sequence[int] | None = None, k: int = 9, batch_size: int = 32,
+    size: int | None = None, methods: Sequence[str] = ("deconvnet", "guided"), progress: bool = True, precision: str = "float32",
+) -> LayerTopK:  # fmt: skip
     """The k strongest activations of a layer's channels over a dataset, with patches and reconstructions.
 
     For every channel, the k images whose maximum over positions is largest (so the k come from k

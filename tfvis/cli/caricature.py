@@ -1,12 +1,13 @@
 """``python -m tfvis.caricature``: what each layer of one or more models sees in each image, on one grid page.
 
-Each caricature ``<model>_<layer>_<image>.png`` / ``.npy`` has a ``.json`` beside it holding the
-settings it was made with (:func:`caricature_settings`); a rerun into the same folder reuses a
-caricature only when they are the current ones, so the page never shows files made with other
-``--size``, ``--steps``, ``--power``, ``--seed``, another image or an older caricature method.
+Parse, plan, run, render: the caricatures are work units (:mod:`tfvis.pipeline.caricature_units`:
+one model x one layer x a batch of images) run on an engine (``--engine local`` or ``ray``) into
+the store ``<out>/store``, keyed by everything they depend on (the model and its weights, the
+images, ``--size``, ``--steps``, ``--power``, ``--seed``, the caricature method). A rerun, after an
+interruption as after kill -9, computes only the units not stored yet; ``--force`` recomputes them
+all. The page and the ``<model>_<layer>_<image>.png`` / ``.npy`` files are written from the store.
 """
 import argparse
-import hashlib
 import sys
 import time
 from pathlib import Path
@@ -15,10 +16,13 @@ import numpy as np
 
 from .common import (
     INPUT_HELP,
+    add_engine_options,
     check_layers,
     check_positive,
-    first_images,
-    load_model_spec,
+    image_source,
+    load_spec,
+    make_run_engine,
+    model_spec_of,
     run_command,
 )
 
@@ -44,118 +48,116 @@ def build_caricature_parser():
     parser.add_argument("--seed", type=int, default=0, help="seed of the renders and of random weights (default: 0)")
     parser.add_argument("--force", action="store_true", help="recompute caricatures already in the output folder with the same settings")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_engine_options(parser)
     return parser
 
 
-#: Version of the caricature method in :func:`tfvis.featurevis.caricature`; files made by another are recomputed.
-#: 2: photos stacked into the render's batch, post-activation layers, cosine^4, blur penalty (issue 13).
-METHOD_VERSION = 2
+def _models(args):
+    """``(context, labels, models)``: every model of ``--model`` by its label, loaded here and named in one context."""
+    from tfvis.models import ZOO
+    from tfvis.pipeline.context import Context
+
+    specs, models = {}, {}
+    for text in dict.fromkeys(s.strip() for s in args.model.split(",") if s.strip()):
+        zoo = text.partition(":")[0] in ZOO and not Path(text).is_file()
+        spec, label = model_spec_of(text, args.seed, input=None if zoo else args.input)
+        specs[label], models[label] = spec, load_spec(spec, text)
+    labels = list(specs)
+    return Context(specs[labels[0]], image_source(args, args.size)[0], specs=specs, models=models), labels, models
 
 
-def caricature_settings(label, weights, layer, image, size, steps, power, seed):
-    """The settings that decide one caricature file, as stored in its ``.json`` (plain JSON types).
+def _images(context, count):
+    """``(indices, ids, images)`` of the first ``count`` readable images of the context's source."""
+    from .common import UsageError
 
-    Parameters
-    ----------
-    label, weights : str
-        The model as given (``vgg16:hed`` or a file) and the weights it holds.
-    layer : str
-    image : ndarray
-        The image as read at ``size``; its content is keyed by a SHA-1 of its float32 bytes.
-    size, steps : int
-    power : float
-    seed : int
-
-    Returns
-    -------
-    dict
-
-    Examples
-    --------
-    >>> caricature_settings("vgg16:hed", "hed", "block2_conv2", np.zeros((2, 2, 3)), 128, 512, 4.0, 0)["image"][:8]
-    'c17fd926'
-    """
-    digest = hashlib.sha1(np.ascontiguousarray(image, np.float32).tobytes()).hexdigest()
-    return {
-        "method": METHOD_VERSION,
-        "model": str(label),
-        "weights": str(weights),
-        "layer": str(layer),
-        "image": digest,
-        "size": int(size),
-        "steps": int(steps),
-        "power": float(power),
-        "seed": int(seed),
-    }
+    indices, ids, images = context.source.read(range(min(count, len(context.source))))
+    if not ids:
+        raise UsageError(f"--images: none of the first {count} images could be read")
+    return [int(i) for i in indices], list(ids), images
 
 
-def _done(out, stem, settings):
-    """Whether ``stem``'s arrays exist and were made with ``settings``."""
+def _current(out, stem, image):
+    """Whether ``stem``'s ``.png`` exists and its ``.npy`` holds ``image`` (files of other settings are not)."""
+    try:
+        return (out / f"{stem}.png").is_file() and np.array_equal(np.load(out / f"{stem}.npy"), image)
+    except (OSError, ValueError):
+        return False
+
+
+def _write_files(out):
+    """``on_result`` writing each caricature's ``.png`` and ``.npy``: of units computed now, or where the files differ."""
     from tfvis import fileio
+    from tfvis.report import array_stem
 
-    return (out / f"{stem}.npy").is_file() and (out / f"{stem}.png").is_file() and fileio.read_json(out / f"{stem}.json") == settings
+    def write(unit, result, fresh):
+        label, layer = unit.params["model_name"], unit.params["layer"]
+        for k, image_id in enumerate(result["meta"]["ids"]):
+            stem, image = array_stem(label, layer, image_id), np.asarray(result["images"][k], np.float32)
+            if fresh or not _current(out, stem, image):  # a resumed run leaves files as they are
+                fileio.save_png(out / f"{stem}.png", image)
+                fileio.save_npy(out / f"{stem}.npy", image)
+        failed = [i for i, bad in zip(result["meta"]["ids"], result["failed"]) if bad]
+        if fresh and failed:
+            print(f"tfvis: {label} {layer}: flat or NaN caricatures for {', '.join(failed)}", file=sys.stderr)
+
+    return write
 
 
-def _run_caricature(args):
-    from tfvis import fileio
-    from tfvis.featurevis import caricature
+def _write_page(args, out, labels, models, layers, ids, images):
+    from tfvis.models import weights_label
     from tfvis.report import Report, array_stem, safe_name
-    from tfvis.graph import prepared
-    from tfvis.layer_names import allow_any_layer_name, split_layer_names
 
-    check_positive(args, ("num_images", "size", "steps"))
-    allow_any_layer_name()  # a saved model's layers may be named "it's"
-    specs = [s.strip() for s in args.model.split(",") if s.strip()]
-    from tfvis.models import ZOO, model_info
-
-    models = [load_model_spec(spec, args.seed, input=None if spec.partition(":")[0] in ZOO and not Path(spec).is_file() else args.input)
-              for spec in specs]  # fmt: skip
-    layers = split_layer_names(args.layers, {layer.name for model, _ in models for layer in prepared(model).layers})
-    for model, label in models:
-        layers = check_layers(model, label, layers)  # without repeats
-    ids, images = first_images(args.images, args.size, args.num_images, max_pixels=args.max_pixels)
-    out = Path(args.out)
     settings = {"images": f"{len(ids)} images at {args.size} px", "steps": args.steps, "power": args.power, "seed": args.seed}
-    report = Report(out, " vs ".join(label for _, label in models), ", ".join(getattr(m, "tfvis_weights", l) for m, l in models), settings)
+    weights = ", ".join(weights_label(models[label], label) for label in labels)
+    report = Report(out, " vs ".join(labels), weights, settings)
     inputs = [report.save_picture("inputs", safe_name(i), image / 255.0) for i, image in zip(ids, images)]
     tables = []
-    started = time.perf_counter()
-    for model, label in models:
+    for label in labels:
         rows = [{"label": "image", "cells": [{"src": src, "alt": i} for src, i in zip(inputs, ids)]}]
-        weights = getattr(model, "tfvis_weights", label)
-        declared = model_info(model).input
-        if declared is not None and not hasattr(model, "tfvis_weights"):  # a model file's convention changes its caricatures
-            weights = f"{weights} (input {declared.text})"
         for layer in layers:
-            stems = [array_stem(label, layer, i) for i in ids]
-            keys = [caricature_settings(label, weights, layer, image, args.size, args.steps, args.power, args.seed) for image in images]
-            todo = [j for j, (stem, key) in enumerate(zip(stems, keys)) if args.force or not _done(out, stem, key)]
-            if todo:
-                for j in todo:  # what is about to be replaced no longer stands for any settings
-                    (out / f"{stems[j]}.json").unlink(missing_ok=True)
-                result = caricature(model, images[todo], layer, steps=args.steps, size=args.size, power=args.power, seed=args.seed,
-                                    progress=not args.quiet)  # fmt: skip
-                for k, j in enumerate(todo):  # the settings last: they mark the caricature done
-                    fileio.save_png(out / f"{stems[j]}.png", result[k])
-                    fileio.save_npy(out / f"{stems[j]}.npy", np.asarray(result[k], np.float32))
-                    fileio.write_json(out / f"{stems[j]}.json", keys[j])
-                if result.failed:
-                    failed = ", ".join(ids[todo[k]] for k in result.failed)
-                    print(f"tfvis: {label} {layer}: flat or NaN caricatures for {failed}", file=sys.stderr)
-            cells = [{"src": f"{stem}.png", "alt": f"{label} {layer} caricature of {i}"} for stem, i in zip(stems, ids)]
+            cells = [{"src": f"{array_stem(label, layer, i)}.png", "alt": f"{label} {layer} caricature of {i}"} for i in ids]
             rows.append({"label": layer, "cells": cells})
         tables.append({"id": safe_name(label), "title": label, "columns": ids, "rows": rows})
     objective = (f"dot(act, A) / |A|^2 x cossim(act, A)^{args.power:g} at each layer's output after its activation (ReLU), "
                  f"minus a blur penalty; {args.steps} steps at {args.size} px, Fourier + decorrelated colours, "
                  "the photos in the same batch under the same transforms (pad 8, jitter 8, scale, rotate 5 degrees, jitter 2)")
-    facts = [("Models", ", ".join(label for _, label in models)), ("Images", settings["images"]), ("Objective", objective)]
-    page = report.write_grid_page(
+    facts = [("Models", ", ".join(labels)), ("Images", settings["images"]), ("Objective", objective)]
+    return report.write_grid_page(
         "index.html", "Caricatures", tables, facts=facts,
         lede="What each layer sees in each image: an image optimised from noise to reproduce the image's activations at "
         "the layer (their direction more than their size), the photo going through the same random jitter, scale and "
         "rotation as the render at every step.",
     )  # fmt: skip
-    print(f"{len(models)} model(s) x {len(layers)} layers x {len(ids)} images, {time.perf_counter() - started:.0f} s")
+
+
+def _run_caricature(args):
+    from tfvis.graph import prepared
+    from tfvis.layer_names import allow_any_layer_name, split_layer_names
+    from tfvis.pipeline import Store, caricature_units
+
+
+    check_positive(args, ("num_images", "size", "steps", "workers"))
+    allow_any_layer_name()  # a saved model's layers may be named "it's"
+    context, labels, models = _models(args)
+    layers = split_layer_names(args.layers, {layer.name for model in models.values() for layer in prepared(model).layers})
+    for label in labels:
+        layers = check_layers(models[label], label, layers)  # without repeats
+    indices, ids, images = _images(context, args.num_images)
+    units = caricature_units.plan(context, labels, layers, indices, args.size, args.steps, args.power, args.seed)
+    out, store = Path(args.out), Store(Path(args.out) / "store")
+    if args.force:
+        for unit in units:
+            store.discard(unit)
+    stored = {unit.key for unit in units if store.has(unit)}
+    write = _write_files(out)
+    started = time.perf_counter()
+    engine = make_run_engine(args)
+    try:
+        engine.run(units, context, store, desc="caricatures", on_result=lambda unit, result: write(unit, result, unit.key not in stored))
+    finally:
+        engine.close()
+    page = _write_page(args, out, labels, models, layers, ids, images)
+    print(f"{len(labels)} model(s) x {len(layers)} layers x {len(ids)} images, {time.perf_counter() - started:.0f} s")
     print(page.resolve())
     return 0
 

@@ -96,16 +96,33 @@ def run_options(out_default, batch_default, batch_help, seed_help, force_help="r
     return parent
 
 
-def add_engine_options(parser):
-    """``--engine``, ``--address``, ``--workers`` and ``--shard-images``: where a command's work units run."""
+def add_engine_options(parser, shard_units=None):
+    """``--engine``, ``--address``, ``--workers``: where a command's work units run.
+
+    ``shard_units`` names the units that ``--shard-images`` sizes (``"top-k"``, ``"CKA"``); None: the
+    command shards nothing and has no ``--shard-images``.
+    """
     group = parser.add_argument_group("engine (where the work runs)")
     group.add_argument("--engine", choices=("local", "ray"), default="local",
                        help="local: in this process (default); ray: Ray workers, one model each (pip install 'tfvis[ray]')")
     group.add_argument("--address", help="with --engine ray: HOST:PORT of a running Ray cluster (default: start a local one)")
     group.add_argument("--workers", type=int, help="with --engine ray: workers to start (default: one per GPU, else per CPU)")
-    group.add_argument("--shard-images", type=int, default=512,
-                       help="images per top-k unit, rounded up to whole batches (default: 512); any sharding gives the same top-k")
+    if shard_units:
+        group.add_argument("--shard-images", type=int, default=512,
+                           help=f"images per {shard_units} unit, rounded up to whole batches (default: 512); any sharding gives "
+                           "the same results")  # fmt: skip
     return parser
+
+
+def make_run_engine(args):
+    """The engine ``--engine``, ``--address`` and ``--workers`` ask for; one that cannot start is a :class:`UsageError`."""
+    from tfvis.pipeline import make_engine
+    from tfvis.pipeline.engines import EngineError
+
+    try:
+        return make_engine(args.engine, address=args.address, workers=args.workers, progress=not args.quiet)
+    except EngineError as err:
+        raise UsageError(f"--engine {args.engine}: {err}") from None
 
 
 def check_positive(args, names):
@@ -292,8 +309,9 @@ def add_model_options(parser, spec_flags=("--model",), spec_help=None, input_fla
 def load_model_spec(spec, seed=0, include_top=False, option="--model", weights="auto", input=None, input_option="--input"):
     """``(model, label)`` for ``name``, ``name:weights`` (a zoo model), a saved Keras model file or an ONNX file.
 
-    The model is loaded by :class:`tfvis.models.ModelSpec` (the loader of the library and of the
-    pipeline's workers). ``weights`` applies when the spec names none. ``input`` is a model
+    :func:`model_spec_of` then :func:`load_spec`, the one path by which every command loads a
+    model: :class:`tfvis.models.ModelSpec` (the loader of the library and of the pipeline's
+    workers) does the loading. ``weights`` applies when the spec names none. ``input`` is a model
     file's input convention (``--input``). The label names files and pictures: ``vgg16``, or
     ``vgg16-hed`` when the spec gives weights, or the file's stem. A model file is checked before
     it is read (:func:`tfvis.models.safeload.check_weight_file`: declared sizes within
@@ -326,17 +344,36 @@ def model_spec_of(spec, seed=0, include_top=False, option="--model", weights="au
     return model_spec, label
 
 
-def load_spec(model_spec, spec=None, option="--model"):
-    """``model_spec.load()``, its errors as :class:`UsageError` naming ``option``."""
+def load_spec(model_spec, spec=None, option="--model", retry=None):
+    """``model_spec.load()``, its errors as :class:`UsageError` naming ``option``.
+
+    Parameters
+    ----------
+    model_spec : tfvis.models.ModelSpec
+    spec : str, optional
+        The text the user gave (default ``model_spec.name``), quoted after ``option``.
+    option : str or None
+        The option that named the model; None: the message names none (a command whose model is
+        its own, such as ``python -m tfvis.vgg``).
+    retry : str, optional
+        What the message for unavailable weights suggests instead (default ``try it now with
+        <model>:random``).
+
+    Returns
+    -------
+    keras.Model
+    """
     from tfvis.models import WeightsError, WeightsUnavailableError
 
     spec = model_spec.name if spec is None else spec
+    prefix = f"{option} {spec}: " if option else ""
+    retry = retry or f"try it now with {model_spec.name}:random"
     try:
         return model_spec.load()
     except WeightsUnavailableError as err:
-        raise UsageError(f"{option} {spec}: {err} Or try it now with {model_spec.name}:random.") from None
+        raise UsageError(f"{prefix}{err} Or {retry}.") from None
     except (WeightsError, ValueError) as err:
-        raise UsageError(f"{option} {spec}: {err}") from None
+        raise UsageError(f"{prefix}{err}") from None
 
 
 def apply_labels(model, path, option="--labels"):

@@ -1,24 +1,44 @@
-"""``python -m tfvis.compare``: what training changed between two networks (CKA, visualizations, dead channels)."""
+"""``python -m tfvis.compare``: what training changed between networks (CKA, visualizations, dead channels).
+
+Two models (``--a``, ``--b``) or a study of N (``--models A,B,C --base A``). Everything runs as
+work units (:mod:`tfvis.pipeline.study_units`) on the local engine or Ray: each model's Gram
+matrices for CKA, shard by shard, and each model's feature visualizations; results live in
+``<out>/store``, so a run killed midway resumes where it stopped, and ``--force`` recomputes.
+"""
 import argparse
+import dataclasses
+import io
+import shutil
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from .common import (
     INPUT_HELP,
     UsageError,
+    add_engine_options,
     check_layers,
+    check_out,
     check_positive,
     dataset_options,
     featurevis_options,
     image_source,
-    load_model_spec,
+    make_run_engine,
+    model_spec_of,
     parse_channels,
     run_command,
     run_options,
 )
+
+MODELS_HELP = (
+    "a study of N models, comma-separated: each a zoo 'name:weights' (e.g. vgg16:hed), a saved Keras model (.keras, .h5) or "
+    "an ONNX file (.onnx), optionally followed by '@reinit=PREFIX+PREFIX' to re-initialise its layers whose names start with "
+    "a prefix (an ablation; seeded by --seed + 1), e.g. 'vgg16:hed,vgg16:hed@reinit=block5,vgg16:hed@reinit=block4+block5'"
+)
+
 
 def build_compare_parser():
     """The argument parser of ``python -m tfvis.compare``."""
@@ -31,22 +51,137 @@ def build_compare_parser():
     parser = argparse.ArgumentParser(
         prog="python -m tfvis.compare",
         parents=parents,
-        description="Compare two networks (e.g. a base model and a fine-tuned one): CKA between their layers, each "
-        "channel's feature visualization in both models sorted by how much it changed, and dead channels.",
-    )
-    parser.add_argument("--a", required=True, help="model A: 'name:weights' (e.g. vgg16:hed), a saved Keras model file "
-                        "(.keras, .h5) or an ONNX file (.onnx)")  # fmt: skip
-    parser.add_argument("--b", required=True, help="model B, as --a (e.g. vgg16:random)")
+        description="Compare networks (e.g. a base model and fine-tuned ones): CKA between their layers, each channel's "
+        "feature visualization in every model with how much it changed, and dead channels. Two models with --a and --b, "
+        "or a study of N with --models (and --base). --shard-images sets the images per CKA unit.",
+    )  # fmt: skip
+    parser.add_argument("--a", help="model A: 'name:weights' (e.g. vgg16:hed), a saved Keras model file (.keras, .h5) or an "
+                        "ONNX file (.onnx)")  # fmt: skip
+    parser.add_argument("--b", help="model B, as --a (e.g. vgg16:random)")
     parser.add_argument("--input-a", metavar="CONVENTION", help=f"model A's input convention: {INPUT_HELP}")
     parser.add_argument("--input-b", metavar="CONVENTION", help="model B's input convention, as --input-a")
     parser.add_argument("--reinit-b", help="re-initialise B's layers whose names start with these comma-separated prefixes "
                         "(e.g. block5): an ablation to compare against")  # fmt: skip
+    parser.add_argument("--models", metavar="SPEC,SPEC,...", help=MODELS_HELP)
+    parser.add_argument("--base", metavar="SPEC", help="with --models: the model the others are compared with, as written in "
+                        "--models or its position (1, 2, ...) (default: the first)")  # fmt: skip
+    parser.add_argument("--inputs", metavar="CONV;CONV;...", help="with --models: each model's input convention, "
+                        "semicolon-separated in the order of --models, empty for zoo models (e.g. ';torch;0-1')")  # fmt: skip
     parser.add_argument("--layers", required=True, help="comma-separated layers whose channels are visualized")
-    parser.add_argument("--cka-layers", help="comma-separated layers of the CKA matrix (default: the model's report layers, "
-                        "or every conv layer)")  # fmt: skip
+    parser.add_argument("--cka-layers", help="comma-separated layers of the CKA matrices (default: the model's report layers, "
+                        "or every conv layer; with --models, those of the base model)")  # fmt: skip
     parser.add_argument("--channels", default="8", help="'all', N (the first N), 'a-b' or '3,7,12' (default: 8)")
     parser.add_argument("--size", type=int, default=128, help="image side for CKA (default: 128)")
+    add_engine_options(parser, shard_units="CKA")
     return parser
+
+
+def reinitialise(model, prefixes, seed=0):
+    """Re-initialise, in place, the weighted layers of ``model`` whose names start with one of ``prefixes``.
+
+    The fresh weights come from a clone of the model (Keras' initialisers, seeded); the same code
+    as :class:`tfvis.models.ModelSpec`'s ``reinit`` (:func:`tfvis.models.spec.reinitialise_layers`).
+    Returns the layer names.
+    """
+    from tfvis.models.spec import reinitialise_layers
+
+    return reinitialise_layers(model, prefixes, seed)
+
+
+class StudyModel(NamedTuple):
+    """One model of a comparison, as the command line gave it."""
+
+    name: str  #: its unique name in the study (files, units, the Context)
+    label: str  #: shown on the pages
+    text: str  #: the spec as written
+    option: str  #: the option that gave it (for messages)
+    spec: object  #: its ModelSpec (re-initialisation included)
+    reinit_option: str  #: the option that gave its re-initialisation
+
+
+def _prefixes(text):
+    return [p.strip() for p in str(text).replace("+", ",").split(",") if p.strip()]
+
+
+def _entries(args):
+    """``[(spec text, reinit prefixes, input, option, reinit option)]`` of --a/--b or --models, checked."""
+    if args.models is not None:
+        for flag, value in (("--a", args.a), ("--b", args.b), ("--input-a", args.input_a), ("--input-b", args.input_b),
+                            ("--reinit-b", args.reinit_b)):  # fmt: skip
+            if value is not None:
+                raise UsageError(f"{flag} {value}: give either --models or --a and --b, not both")
+        texts = [t.strip() for t in args.models.split(",")]
+        if len(texts) < 2 or not all(texts):
+            raise UsageError(f"--models {args.models}: give at least two comma-separated models (e.g. vgg16:hed,vgg16:random)")
+        inputs = [None] * len(texts)
+        if args.inputs is not None:
+            given = [t.strip() or None for t in args.inputs.split(";")]
+            if len(given) != len(texts):
+                raise UsageError(f"--inputs {args.inputs}: {len(given)} convention(s) for {len(texts)} models; give one per model, "
+                                 "separated by ';' (empty for zoo models)")  # fmt: skip
+            inputs = given
+        entries = []
+        for text, input in zip(texts, inputs):
+            spec, at, options = text.partition("@")
+            reinit = []
+            if at:
+                key, equals, value = options.partition("=")
+                if key != "reinit" or not equals or not _prefixes(value):
+                    raise UsageError(f"--models {text}: after '@' give reinit=PREFIX+PREFIX (e.g. {spec}@reinit=block5)")
+                reinit = _prefixes(value)
+            entries.append((spec, reinit, input, "--models", "--models"))
+        return entries
+    for flag, value in (("--base", args.base), ("--inputs", args.inputs)):
+        if value is not None:
+            raise UsageError(f"{flag} {value}: only with --models")
+    if not args.a or not args.b:
+        raise UsageError("give the two models with --a and --b, or a study with --models A,B,C")
+    reinit_b = _prefixes(args.reinit_b) if args.reinit_b else []
+    return [(args.a, [], args.input_a, "--a", None), (args.b, reinit_b, args.input_b, "--b", "--reinit-b")]
+
+
+def _study_models(args):
+    """The :class:`StudyModel` s of the command line, with unique names."""
+    models, names = [], set()
+    for text, reinit, input, option, reinit_option in _entries(args):
+        spec, label = model_spec_of(text, args.seed, option=option, input=input,
+                                    input_option="--inputs" if option == "--models" else f"--input-{option[-1]}")  # fmt: skip
+        spec = dataclasses.replace(spec, reinit=tuple(reinit))
+        name = label + (f"+reinit-{'-'.join(reinit)}" if reinit else "")
+        unique, count = name, 1
+        while unique in names:
+            count += 1
+            unique = f"{name}-{count}"
+        names.add(unique)
+        shown = f"{label} ({','.join(reinit)} re-initialised)" if option == "--b" and reinit else unique
+        models.append(StudyModel(unique, shown, text, option, spec, reinit_option))
+    return models
+
+
+def _load(model):
+    """Build a :class:`StudyModel`'s Keras model; its errors as one line naming the option."""
+    from tfvis.models import WeightsError, WeightsUnavailableError
+    from tfvis.models.spec import ReinitError
+
+    try:
+        return model.spec.load()
+    except ReinitError as err:
+        reinit = ",".join(model.spec.reinit)
+        shown = f"{model.reinit_option} {reinit}" if model.reinit_option == "--reinit-b" else f"--models {model.text}"
+        raise UsageError(f"{shown}: {err}") from None
+    except WeightsUnavailableError as err:
+        raise UsageError(f"{model.option} {model.text}: {err} Or try it now with {model.spec.name}:random.") from None
+    except (WeightsError, ValueError) as err:
+        raise UsageError(f"{model.option} {model.text}: {err}") from None
+
+
+def _base_index(args, models):
+    if args.base is None:
+        return 0
+    for i, model in enumerate(models):
+        if args.base in (model.text, model.name) or args.base == str(i + 1):
+            return i
+    raise UsageError(f"--base {args.base}: not one of --models; choose from {', '.join(m.text for m in models)} or 1-{len(models)}")
 
 
 def _default_cka_layers(model):
@@ -56,70 +191,81 @@ def _default_cka_layers(model):
     return list(model_info(model).report_layers)
 
 
-def reinitialise(model, prefixes, seed=0):
-    """Re-initialise, in place, the weighted layers of ``model`` whose names start with one of ``prefixes``.
-
-    The fresh weights come from a clone of the model (Keras' initialisers, seeded). Returns the layer names.
-    """
-    import keras
-
-    from tfvis import set_weights
-
-    names = [layer.name for layer in model.layers if layer.weights and any(layer.name.startswith(p) for p in prefixes)]
-    if not names:
-        return names
-    keras.utils.set_random_seed(seed)
-    fresh = keras.models.clone_model(model)
-    for name in names:
-        set_weights(model, name, fresh)
-    return names
 
 
-def _visualizations(report, model, side, layer, channels, args):
-    """Feature visualizations ``(C, H, W, 3)`` of ``channels`` of ``layer`` in one model, reloaded when saved."""
+def _plain(text):
+    """Text for Matplotlib: a "$" in a layer or file name would start its math mode."""
+    return str(text).replace("$", r"\$")
+
+
+def _save_figure(report, fig, relative):
+    import matplotlib.pyplot as plt
+
     from tfvis import fileio
-    from tfvis.featurevis import render
 
-    key = f"{side}_{layer}"
-    record = report.load_state("visualizations", key)
-    path = report._state_path("visualizations", key).with_suffix(".npy")  # a file name safe for any layer name
-    if record and record.get("channels") == list(channels) and path.is_file():
-        return np.load(path)
-    images = []
-    for start in range(0, len(channels), args.fv_batch):
-        group = channels[start : start + args.fv_batch]
-        images.append(np.asarray(render(model, [f"{layer}:{c}" for c in group], size=args.fv_size, steps=args.fv_steps,
-                                        seed=args.seed, progress=not args.quiet)))  # fmt: skip
-    images = np.concatenate(images)
-    fileio.save_npy(path, images)
-    report.save_state("visualizations", key, {"channels": list(channels)})
-    return images
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    fileio.write_bytes(report.out / relative, buffer.getvalue())
+    return relative
 
 
-def _compare_layer(report, models, layer, channels, args):
-    """Visualize, score and write the page of one layer; returns its index row and dead names."""
-    from tfvis.compare import dead_channels, gram_distance, visualization_similarity
+def _visualization_units(context, models, layers, channels, args):
+    """``{(model name, layer): [featurevis units]}``: every model's feature visualizations of the chosen channels."""
+    from tfvis.pipeline.study_units import featurevis_units_of
+
+    return {(m.name, layer): featurevis_units_of(context, m.name, layer, channels[layer], args.fv_steps, args.fv_size,
+                                                 args.fv_batch, args.seed)
+            for m in models for layer in layers}  # fmt: skip
+
+
+def _visualizations(store, units):
+    """``{model name: {layer: float32 (C, S, S, 3) in [0, 1]}}`` read from the store."""
+    vis = {}
+    for (name, layer), group in units.items():
+        vis.setdefault(name, {})[layer] = np.concatenate([store.load(u)["images"] for u in group]).astype(np.float32) / 255.0
+    return vis
+
+
+def _changes(base_model, base, models, visualizations, layer):
+    """``{model name: (similarity, Gram distance)}`` of each model's visualizations of ``layer`` against the base's."""
+    from tfvis.compare import gram_distance, visualization_similarity
+
+    reference = visualizations[base.name][layer]
+    return {
+        m.name: (visualization_similarity(base_model, layer, reference, visualizations[m.name][layer]),
+                 gram_distance(base_model, layer, reference, visualizations[m.name][layer]))
+        for m in models
+    }  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# Two models: --a and --b
+# ---------------------------------------------------------------------------------------------
+
+
+def _pair_layer_page(report, models, layer, channels, vis, changes):
+    """The page of one layer for --a/--b; returns its index row and dead-channel CSV rows."""
+    from tfvis.compare import dead_channels
     from tfvis.report import safe_name
 
-    (model_a, label_a), (model_b, label_b) = models
-    vis_a = _visualizations(report, model_a, "a", layer, channels, args)
-    vis_b = _visualizations(report, model_b, "b", layer, channels, args)
-    similarity = visualization_similarity(model_a, layer, vis_a, vis_b)
-    distance = gram_distance(model_a, layer, vis_a, vis_b)
-    dead_a, dead_b = dead_channels(vis_a), dead_channels(vis_b)
+    (a, b) = models
+    similarity, distance = changes[b.name]
+    dead_a, dead_b = dead_channels(vis[a.name][layer]), dead_channels(vis[b.name][layer])
     rows = []
     for i in np.argsort(similarity, kind="stable"):  # most changed first
         channel = channels[i]
         cells = []
-        for side, label, vis in (("a", label_a, vis_a), ("b", label_b, vis_b)):
-            src = report.save_picture(layer, f"{safe_name(label)}_{safe_name(layer)}_ch{channel}_{side}", vis[i], vis[i])
-            cells.append({"src": src, "alt": f"{label} {layer}:{channel}"})
+        for side, model in (("a", a), ("b", b)):
+            image = vis[model.name][layer][i]
+            src = report.save_picture(layer, f"{safe_name(model.label)}_{safe_name(layer)}_ch{channel}_{side}", image, image)
+            cells.append({"src": src, "alt": f"{model.label} {layer}:{channel}"})
         flags = [name for name, dead in (("dead in A", dead_a.flags[i]), ("dead in B", dead_b.flags[i])) if dead]
         note = f"similarity {similarity[i]:.3f}, Gram distance {distance[i]:.3f}" + (f" ({', '.join(flags)})" if flags else "")
         rows.append({"label": f"channel {channel}", "note": note, "cells": cells})
     page = f"{safe_name(layer)}.html"
     report.write_grid_page(page, layer, [{"id": "channels", "title": f"{layer}: channels from most to least changed",
-                                          "columns": [f"A: {label_a}", f"B: {label_b}"], "rows": rows}],  # fmt: skip
+                                          "columns": [f"A: {a.label}", f"B: {b.label}"], "rows": rows}],  # fmt: skip
                            lede="Similarity: cosine of the two visualizations' activations in model A at this layer "
                            "(1: the same feature). Gram distance: of their style (Gram) matrices.")  # fmt: skip
     names = [f"{layer}:{c}" for c in channels]
@@ -133,89 +279,202 @@ def _compare_layer(report, models, layer, channels, args):
     return row, csv_rows
 
 
-def _cka_heatmap(report, models, source, layers_a, layers_b, limit, args):
-    """CKA matrix (reloaded when saved) and the path of its heatmap."""
-    import io
-
+def _write_pair(report, models, loaded, study, cka_layers, layers, channels, vis, images_label, args):
     from tfvis import fileio
-    from tfvis.compare import model_cka, plot_cka
-
-    record = report.load_state("cka", "matrix")
-    if record and record.get("layers_a") == layers_a and record.get("layers_b") == layers_b:
-        matrix = np.asarray(record["matrix"])
-    else:
-        result = model_cka(models[0][0], models[1][0], source, layers_a, layers_b, batch_size=args.batch_size,
-                           size=args.size, limit=limit, progress=not args.quiet)  # fmt: skip
-        matrix = result.matrix
-        report.save_state("cka", "matrix", {"layers_a": layers_a, "layers_b": layers_b, "matrix": matrix.tolist(), "images": result.n_images})
-    def plain(text):  # a "$" in a layer or file name would start Matplotlib's math mode
-        return str(text).replace("$", r"\$")
-
-    fig = plot_cka(matrix, [plain(n) for n in layers_a], [plain(n) for n in layers_b],
-                   title=plain(f"CKA: {models[0][1]} (rows) vs {models[1][1]} (columns)"))  # fmt: skip
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    fileio.write_bytes(report.out / "assets" / "cka.png", buffer.getvalue())
-    return matrix, "assets/cka.png"
-
-
-def _run_compare(args):
-    from tfvis import fileio
-    from tfvis.compare import write_dead_csv
+    from tfvis.compare import plot_cka, write_dead_csv
     from tfvis.featurevis import describe
-    from tfvis.graph import prepared
-    from tfvis.targets import resolve
-    from tfvis.report import Report
-    from tfvis.layer_names import allow_any_layer_name, split_layer_names
+    from tfvis.models import weights_label
 
-    check_positive(args, ("num_images", "size", "steps", "fv_size", "fv_batch", "batch_size"))
-    if args.batch_size < 4:
-        raise UsageError(f"--batch-size {args.batch_size}: CKA minibatches need at least 4 images")
-    allow_any_layer_name()  # a saved model's layers may be named "it's"
-    model_a, label_a = load_model_spec(args.a, args.seed, option="--a", input=args.input_a, input_option="--input-a")
-    model_b, label_b = load_model_spec(args.b, args.seed, option="--b", input=args.input_b, input_option="--input-b")
-    if args.reinit_b:
-        prefixes = [p.strip() for p in args.reinit_b.split(",") if p.strip()]
-        changed = reinitialise(model_b, prefixes, seed=args.seed + 1)
-        if not changed:
-            raise UsageError(f"--reinit-b {args.reinit_b}: no weighted layer of {label_b} starts with {', '.join(prefixes)}")
-        label_b = f"{label_b} ({','.join(prefixes)} re-initialised)"
-    models = [(model_a, label_a), (model_b, label_b)]
-    known = {layer.name for model, _ in models for layer in prepared(model).layers}
-    layers = split_layer_names(args.layers, known)
-    for model, label in models:
-        layers = check_layers(model, label, layers)  # without repeats
-    if args.cka_layers:
-        cka_layers = split_layer_names(args.cka_layers, known)
-        layers_a = check_layers(model_a, label_a, cka_layers, "--cka-layers")
-        layers_b = check_layers(model_b, label_b, cka_layers, "--cka-layers")
-    else:
-        layers_a, layers_b = _default_cka_layers(model_a), _default_cka_layers(model_b)
-    counts = {name: resolve(prepared(model_a), name).channels for name in layers}
-    channels = {name: parse_channels(args.channels, counts[name], name) for name in layers}
-    args.weights = None  # image_source reads only images, num_images, seed
-    source, images_label, limit = image_source(args, args.size)
-    settings = {"a": args.a, "b": args.b, "reinit-b": args.reinit_b or "", "images": images_label, "channels": args.channels,
-                "steps": args.fv_steps, "fv-size": args.fv_size, "seed": args.seed}  # fmt: skip
-    report = Report(args.out, f"{label_a} vs {label_b}", "", settings, force=args.force)
-    started = time.perf_counter()
-    matrix, heatmap = _cka_heatmap(report, models, source, layers_a, layers_b, limit, args)
+    a, b = models
+    layers_a, layers_b = cka_layers[a.name], cka_layers[b.name]
+    matrix = study.matrix(a.name, b.name)
+    fig = plot_cka(matrix, [_plain(n) for n in layers_a], [_plain(n) for n in layers_b],
+                   title=_plain(f"CKA: {a.label} (rows) vs {b.label} (columns)"))  # fmt: skip
+    heatmap = _save_figure(report, fig, "assets/cka.png")
     rows, csv_rows = [], []
     for layer in layers:
-        row, dead = _compare_layer(report, models, layer, channels[layer], args)
+        row, dead = _pair_layer_page(report, models, layer, channels[layer], vis, _changes(loaded[a.name], a, [b], vis, layer))
         rows.append(row)
         csv_rows += dead
     write_dead_csv(report.out / "dead_channels.csv", *zip(*csv_rows))
     diagonal = [{"name": n, "value": f"{matrix[i, layers_b.index(n)]:.3f}"} for i, n in enumerate(layers_a) if n in layers_b]
-    facts = [("A", f"{label_a} ({getattr(model_a, 'tfvis_weights', 'saved model')})"),
-             ("B", f"{label_b} ({getattr(model_b, 'tfvis_weights', 'saved model')})"),
-             ("CKA images", f"{images_label}, minibatches of {args.batch_size}"),
+    facts = [("A", f"{a.label} ({weights_label(loaded[a.name], 'saved model')})"),
+             ("B", f"{b.label} ({weights_label(loaded[b.name], 'saved model')})"),
+             ("CKA images", f"{images_label}, minibatches of {args.batch_size} ({study.n_examples} images)"),
              ("Visualizations", describe(steps=args.fv_steps, size=args.fv_size))]  # fmt: skip
     dead = [name for name, _, flag in csv_rows if flag]
     report._render("compare.html", "index.html", title="Comparison", facts=facts, heatmap=heatmap, diagonal=diagonal, layers=rows, dead=dead)
-    fileio.write_json(report.out / "cka.json", {"layers_a": layers_a, "layers_b": layers_b, "matrix": np.asarray(matrix).tolist()})
-    print(f"{label_a} vs {label_b}: CKA {len(layers_a)} x {len(layers_b)} layers, {sum(len(c) for c in channels.values())} "
-          f"channels x 2 models, {time.perf_counter() - started:.0f} s")  # fmt: skip
+    fileio.write_json(report.out / "cka.json", {"layers_a": layers_a, "layers_b": layers_b, "matrix": np.asarray(matrix).tolist(),
+                                                "images": study.n_examples})  # fmt: skip
+    return f"{a.label} vs {b.label}: CKA {len(layers_a)} x {len(layers_b)} layers"
+
+
+# ---------------------------------------------------------------------------------------------
+# A study: --models
+# ---------------------------------------------------------------------------------------------
+
+
+def _plot_against_base(curves, layers, base_label):
+    """Line plot of each model's layer-wise CKA against the base (curves: {label: values per layer})."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.0 + 0.5 * len(layers)), 3.8))
+    for label, values in curves.items():
+        ax.plot(range(len(layers)), values, marker="o", label=_plain(label))
+    ax.set_xticks(range(len(layers)), [_plain(n) for n in layers], rotation=60, ha="right")
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_ylabel(_plain(f"CKA with {base_label}"))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def _study_layer_page(report, models, base, layer, channels, vis, changes):
+    """The page of one layer of a study: each channel in every model; returns its index row and CSV rows."""
+    from tfvis.compare import dead_channels
+    from tfvis.report import safe_name
+
+    others = [m for m in models if m is not base]
+    dead = {m.name: dead_channels(vis[m.name][layer]) for m in models}
+    mean_similarity = np.nanmean(np.stack([changes[m.name][0] for m in others]), axis=0) if others else np.ones(len(channels))
+    order = np.argsort(np.nan_to_num(mean_similarity, nan=-2.0), kind="stable")  # most changed first
+    rows = []
+    for i in order:
+        channel = channels[i]
+        cells = []
+        for m in models:
+            image = vis[m.name][layer][i]
+            src = report.save_picture(layer, f"{safe_name(m.name)}_{safe_name(layer)}_ch{channel}", image, image)
+            caption = "base" if m is base else f"sim {changes[m.name][0][i]:.2f}, Gram {changes[m.name][1][i]:.2f}"
+            cells.append({"src": src, "alt": f"{m.label} {layer}:{channel}", "caption": caption + (" (dead)" if dead[m.name].flags[i] else "")})
+        rows.append({"label": f"channel {channel}", "note": f"mean similarity to the base {mean_similarity[i]:.3f}", "cells": cells})
+    page = f"{safe_name(layer)}.html"
+    report.write_grid_page(page, layer, [{"id": "channels", "title": f"{layer}: channels from most to least changed",
+                                          "columns": [("base: " if m is base else "") + m.label for m in models], "rows": rows}],  # fmt: skip
+                           lede=f"Each channel's feature visualization in every model. sim: cosine similarity of the "
+                           f"visualization's activations and the base's in the base model ({base.label}) at this layer (1: "
+                           "the same feature); Gram: distance of their style (Gram) matrices (0: the same style).")  # fmt: skip
+    row = {"name": layer, "page": page, "channels": len(channels), "mean": f"{float(np.nanmean(mean_similarity)):.3f}",
+           "most_changed": ", ".join(str(channels[i]) for i in order[:3]),
+           "dead": [int(dead[m.name].flags.sum()) for m in models]}  # fmt: skip
+    csv_rows = [(f"{m.name} {layer}:{c}", s, f) for m in models for c, s, f in zip(channels, dead[m.name].scores, dead[m.name].flags)]
+    return row, csv_rows
+
+
+def _write_study(report, models, base, loaded, study, cka_layers, layers, channels, vis, images_label, args):
+    from tfvis import fileio
+    from tfvis.compare import plot_cka, write_dead_csv
+    from tfvis.featurevis import describe
+    from tfvis.models import weights_label
+    from tfvis.report import safe_name
+
+    names = [m.name for m in models]
+    numbers = [str(i + 1) for i in range(len(models))]  # the heatmaps' ticks: short enough to read in a thumbnail
+    shared = cka_layers[base.name]
+    heatmaps, same_layer = [], {}
+    for layer in shared:
+        matrix = study.same_layer(layer, names)
+        same_layer[layer] = matrix.tolist()
+        fig = plot_cka(matrix, numbers, numbers, title=_plain(layer))
+        heatmaps.append({"layer": layer, "src": _save_figure(report, fig, f"assets/cka/{safe_name(layer)}.png")})
+    against = {m.name: [float(study.same_layer(layer, [base.name, m.name])[0, 1]) for layer in shared] for m in models}
+    curves = {m.label: against[m.name] for m in models if m is not base}
+    line_plot = _save_figure(report, _plot_against_base(curves, shared, base.label), "assets/cka_vs_base.png")
+    rows, csv_rows = [], []
+    for layer in layers:
+        changes = _changes(loaded[base.name], base, [m for m in models if m is not base], vis, layer)
+        row, dead = _study_layer_page(report, models, base, layer, channels[layer], vis, changes)
+        rows.append(row)
+        csv_rows += dead
+    write_dead_csv(report.out / "dead_channels.csv", *zip(*csv_rows))
+    table = [{"layer": layer, "values": [f"{against[m.name][i]:.3f}" for m in models]} for i, layer in enumerate(shared)]
+    model_rows = [{"number": i + 1, "label": m.label, "spec": m.text, "weights": weights_label(loaded[m.name]) or "as saved",
+                   "reinit": ", ".join(m.spec.reinit) or "-", "base": m is base} for i, m in enumerate(models)]  # fmt: skip
+    facts = [("Base", base.label), ("CKA images", f"{images_label}, minibatches of {args.batch_size} ({study.n_examples} images)"),
+             ("Visualizations", describe(steps=args.fv_steps, size=args.fv_size))]  # fmt: skip
+    dead = [name for name, _, flag in csv_rows if flag]
+    report._render("study.html", "index.html", title=f"Study of {len(models)} models", facts=facts, models=model_rows,
+                   heatmaps=heatmaps, line_plot=line_plot, table=table, layers=rows,
+                   model_labels=[m.label + (" (base)" if m is base else "") for m in models], dead=dead)  # fmt: skip
+    fileio.write_json(report.out / "study.json", {
+        "models": [{"name": m.name, "spec": m.text, "reinit": list(m.spec.reinit)} for m in models], "base": base.name,
+        "cka_layers": shared, "same_layer": same_layer, "against_base": against, "images": study.n_examples,
+    })  # fmt: skip
+    return f"study of {len(models)} models: CKA at {len(shared)} layers"
+
+
+# ---------------------------------------------------------------------------------------------
+# The command
+# ---------------------------------------------------------------------------------------------
+
+
+def _run_compare(args):
+    from tfvis.graph import prepared
+    from tfvis.layer_names import allow_any_layer_name, split_layer_names
+    from tfvis.pipeline import Store
+    from tfvis.pipeline.context import Context
+    from tfvis.pipeline.study_units import study_cka
+    from tfvis.report import Report
+    from tfvis.targets import resolve
+
+    check_positive(args, ("num_images", "size", "steps", "fv_size", "fv_batch", "batch_size", "shard_images", "workers"))
+    if args.batch_size < 4:
+        raise UsageError(f"--batch-size {args.batch_size}: CKA minibatches need at least 4 images")
+    allow_any_layer_name()  # a saved model's layers may be named "it's"
+    models = _study_models(args)
+    base = models[_base_index(args, models)]
+    check_out(Path(args.out))
+    loaded = {}
+    for model in models:  # one at a time would do for workers; the driver checks layers and embeds visualizations
+        loaded[model.name] = _load(model)
+    known = {layer.name for model in loaded.values() for layer in prepared(model).layers}
+    layers = split_layer_names(args.layers, known)
+    for model in models:
+        layers = check_layers(loaded[model.name], model.label, layers)  # without repeats
+    if args.cka_layers:
+        chosen = split_layer_names(args.cka_layers, known)
+        cka_layers = {m.name: check_layers(loaded[m.name], m.label, chosen, "--cka-layers") for m in models}
+    elif args.models is None:
+        cka_layers = {m.name: _default_cka_layers(loaded[m.name]) for m in models}
+    else:
+        chosen = _default_cka_layers(loaded[base.name])
+        cka_layers = {m.name: check_layers(loaded[m.name], m.label, chosen, "--cka-layers (default: the base's report layers)")
+                      for m in models}  # fmt: skip
+    counts = {name: resolve(prepared(loaded[base.name]), name).channels for name in layers}
+    channels = {name: parse_channels(args.channels, counts[name], name) for name in layers}
+    args.weights = None  # image_source reads only images, num_images, seed
+    source, images_label, _ = image_source(args, args.size)
+    engine = make_run_engine(args)  # before the first file: an unreachable cluster leaves the output folder untouched
+    if args.models is None:
+        settings = {"a": args.a, "b": args.b, "reinit-b": args.reinit_b or ""}
+        title = f"{models[0].label} vs {models[1].label}"
+    else:
+        settings = {"models": args.models, "base": base.text}
+        title = f"study of {len(models)} models"
+    settings.update({"images": images_label, "channels": args.channels, "steps": args.fv_steps, "fv-size": args.fv_size,
+                     "seed": args.seed})  # fmt: skip
+    report = Report(args.out, title, "", settings, force=args.force)
+    store = Store(report.out / "store")
+    if args.force:
+        shutil.rmtree(store.root, ignore_errors=True)
+    # The units name each model by its study name; workers rebuild every model from its spec (re-initialisation included).
+    context = Context(models[0].spec, source, specs={m.name: m.spec for m in models}, models=loaded)
+    started = time.perf_counter()
+    try:
+        units = _visualization_units(context, models, layers, channels, args)
+        after = {m.name: [u for layer in layers for u in units[m.name, layer]] for m in models}  # each model's renders after its Grams
+        study = study_cka(engine, context, store, {m.name: cka_layers[m.name] for m in models}, args.batch_size, args.shard_images,
+                          desc="CKA Gram matrices and feature visualizations", after=after)  # fmt: skip
+    finally:
+        engine.close()
+    vis = _visualizations(store, units)
+    if args.models is None:
+        summary = _write_pair(report, models, loaded, study, cka_layers, layers, channels, vis, images_label, args)
+    else:
+        summary = _write_study(report, models, base, loaded, study, cka_layers, layers, channels, vis, images_label, args)
+    print(f"{summary}, {sum(len(c) for c in channels.values())} channels x {len(models)} models, "
+          f"{time.perf_counter() - started:.0f} s ({engine.name} engine)")  # fmt: skip
     print((report.out / "index.html").resolve())
     return 0
 

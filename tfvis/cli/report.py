@@ -9,35 +9,37 @@ import argparse
 import shutil
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
 
 from .common import (
     DEFAULT_CHANNELS,
     DEFAULT_SAMPLE_IMAGES,
     UsageError,
+    add_engine_options,
+    add_model_options,
+    apply_labels,
     check_layers,
     check_memory,
     check_out,
     check_positive,
     dataset_options,
     featurevis_options,
-    first_images,
     image_source,
+    load_spec,
+    make_run_engine,
+    model_spec_of,
     parse_channels,
     parse_layers,
-    add_engine_options,
-    add_model_options,
-    apply_labels,
-    load_spec,
-    model_spec_of,
     run_command,
     run_options,
 )
 
-#: Report parts: top-k reconstructions on the layer pages; per-image saliency and inversion pages.
-METHODS = ("deconv", "featurevis", "saliency", "inversion")
+#: Parts a report can have (``--methods``): top-k reconstructions and feature visualizations on the
+#: layer pages; per-image saliency and inversion pages.
+REPORT_PARTS = ("deconv", "featurevis", "saliency", "inversion")
+#: The former name of :data:`REPORT_PARTS`.
+METHODS = REPORT_PARTS
 DEFAULT_PAGE_IMAGES = 4
 DEFAULT_INVERT_SIZE = 128
 DEFAULT_TOP_K = 9
@@ -74,7 +76,7 @@ def build_parser(prog, model_name=None):
     parser.add_argument("--channels", default=DEFAULT_CHANNELS, help="'all', N (the first N), 'a-b' or '3,7,12' (default: 8)")
     parser.add_argument("--size", type=int, help="image side in pixels (default: the model's input size, else 224)")
     parser.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help=f"patches per channel, at most the number of images (default: {DEFAULT_TOP_K})")
-    parser.add_argument("--methods", default="deconv", help=f"comma-separated, from: {', '.join(METHODS)}, all (default: deconv)")
+    parser.add_argument("--methods", default="deconv", help=f"comma-separated, from: {', '.join(REPORT_PARTS)}, all (default: deconv)")
     parser.add_argument("--page-images", type=int, default=DEFAULT_PAGE_IMAGES,
                         help=f"saliency and inversion pages for the first N images (default: {DEFAULT_PAGE_IMAGES})")
     parser.add_argument("--invert-layers", help="layers inverted on the image pages (default: the last selected layer before each downsampling)")
@@ -88,15 +90,15 @@ def build_parser(prog, model_name=None):
                         help="what the top-k forward passes and feature visualizations compute in: float32 (the same "
                         "results on every machine), bfloat16 (faster on CPUs with AVX512_BF16 or AMX, emulated and slower "
                         "elsewhere) or auto (bfloat16 where the CPU has it) (default: float32)")
-    add_engine_options(parser)
+    add_engine_options(parser, shard_units="top-k")
     return parser
 
 
 def _methods(spec):
-    methods = METHODS if spec == "all" else tuple(m.strip() for m in spec.split(",") if m.strip())
-    bad = [m for m in methods if m not in METHODS]
+    methods = REPORT_PARTS if spec == "all" else tuple(m.strip() for m in spec.split(",") if m.strip())
+    bad = [m for m in methods if m not in REPORT_PARTS]
     if bad:
-        raise UsageError(f"--methods: unknown {', '.join(bad)}; choose from: {', '.join(METHODS)}, all")
+        raise UsageError(f"--methods: unknown {', '.join(bad)}; choose from: {', '.join(REPORT_PARTS)}, all")
     return methods
 
 
@@ -121,27 +123,6 @@ def _channel_counts(model, layers):
             raise UsageError(f"--layers: layer {name} has no channel axis (output shape {net_model.get_layer(name).output.shape})")
         counts[name] = count
     return counts
-
-
-def _load(model_spec):
-    from tfvis.models import WeightsError, WeightsUnavailableError
-
-    try:
-        return model_spec.load()
-    except WeightsUnavailableError as err:
-        raise UsageError(f"{err} Or try the whole pipeline now with --weights random.") from None
-    except (WeightsError, ValueError) as err:
-        raise UsageError(str(err)) from None
-
-
-def _engine(args):
-    from tfvis.pipeline import make_engine
-    from tfvis.pipeline.engines import EngineError
-
-    try:
-        return make_engine(args.engine, address=args.address, workers=args.workers, progress=not args.quiet)
-    except EngineError as err:
-        raise UsageError(f"--engine {args.engine}: {err}") from None
 
 
 def run(model_name, prog, argv=None):
@@ -192,16 +173,45 @@ def _input_text(size, spec, model):
     return f"{text}; first layer: {declared.describe()}" if declared else f"{text}, fed as they are (no input convention declared)"
 
 
-def _run(model_name, args):
-    check_positive(args, _POSITIVE)
-    methods = _methods(args.methods)
+@dataclass
+class ReportPlan:
+    """What a report run will do, decided from the options before any work: the model, the images, the parts and their settings."""
+
+    spec: object
+    model: object
+    label: str
+    weights_text: str
+    size: int
+    out: Path
+    source: object
+    layers: list
+    counts: dict
+    channels: dict
+    fields: dict
+    parts: tuple
+    settings: dict
+    per_image: list = field(default_factory=list)
+    invert_layers: list = field(default_factory=list)
+    invert_size: int = None
+
+
+@dataclass
+class ReportWork:
+    """What the engine computed: the report folder, the store, the channel counts and the image pages' units."""
+
+    report: object
+    store: object
+    computed: int
+    done: int
+    engine_name: str
+    page_units: list = field(default_factory=list)
+    page_ids: list = field(default_factory=list)
+    page_images: object = None
+
+
+def _model_of(model_name, args):
+    """``(spec, model or None, label, info, size)`` of a zoo preset or ``--model``, checked."""
     from tfvis.models import ZOO
-    from tfvis.graph import prepared
-    from tfvis.receptive_field import receptive_fields
-    from tfvis.image_pages import stage_layers, write_image_pages
-    from tfvis.pipeline import Store, layer_report
-    from tfvis.pipeline.work import Context
-    from tfvis.report import Report, field_text, safe_name, stride_text
 
     spec_text = model_name or args.model
     zoo_name, _, named = spec_text.partition(":")
@@ -216,6 +226,20 @@ def _run(model_name, args):
         spec, model, label, info, size = _file_plan(args)
     if size < info.min_size:
         raise UsageError(f"--size {size}: {info.name} needs at least {info.min_size} px")
+    return spec, model, label, info, size
+
+
+def plan(model_name, args):
+    """Check the options, load the model and decide every setting: a :class:`ReportPlan` (nothing written yet but probes)."""
+    from tfvis.graph import prepared
+    from tfvis.image_pages import stage_layers
+    from tfvis.models import weights_label
+    from tfvis.receptive_field import receptive_fields
+    from tfvis.report import safe_name
+
+    check_positive(args, _POSITIVE)
+    parts = _methods(args.methods)
+    spec, model, label, info, size = _model_of(model_name, args)
     out = Path(args.out or Path("html_out") / safe_name(label))
     check_out(out)
     source, images_label, _ = image_source(args, size)  # before loading the model: bad images fail at once
@@ -223,67 +247,106 @@ def _run(model_name, args):
         if args.top_k != DEFAULT_TOP_K:
             print(f"tfvis: --top-k {args.top_k} is more than the {len(source)} images; keeping all {len(source)} per channel", file=sys.stderr)
         args.top_k = len(source)
-    model = model if model is not None else _load(spec)
+    model = model if model is not None else load_spec(spec, option=None, retry="try the whole pipeline now with --weights random")
     apply_labels(model, args.labels)
-    weights_text = getattr(model, "tfvis_weights", None) or f"as saved in {Path(spec.name).name}"
+    weights_text = weights_label(model) or f"as saved in {Path(spec.name).name}"
     layers = _layers(args.layers, model)
     counts = _channel_counts(model, layers)
     channels = {name: parse_channels(args.channels, counts[name], name) for name in layers}
     check_memory(model, layers, size, args.batch_size, images=len(source))  # before the first forward pass
-    settings = {"images": images_label, "top-k": args.top_k, "seed": args.seed, "methods": ", ".join(methods)}
+    settings = {"images": images_label, "top-k": args.top_k, "seed": args.seed, "methods": ", ".join(parts)}
     fields = receptive_fields(prepared(model), layers, input_size=(size, size))  # layer names as --layers reads them
-    if "featurevis" in methods:
+    if "featurevis" in parts:
         from tfvis.featurevis import describe
 
         settings["feature visualization"] = describe(steps=args.fv_steps, size=args.fv_size)
-    per_image = [m for m in methods if m in ("saliency", "inversion")]
-    if per_image:
-        invert_layers = _layers(args.invert_layers, model, "--invert-layers") if args.invert_layers else stage_layers(fields, layers)
-        invert_size = min(args.invert_size or max(DEFAULT_INVERT_SIZE, info.min_size), size)
-        if "inversion" in per_image and invert_size < info.min_size:
-            raise UsageError(f"--invert-size {invert_size}: {info.name} needs at least {info.min_size} px")
+    run = ReportPlan(spec, model, label, weights_text, size, out, source, layers, counts, channels, fields, parts, settings)
+    run.per_image = [m for m in parts if m in ("saliency", "inversion")]
+    if run.per_image:
+        run.invert_layers = _layers(args.invert_layers, model, "--invert-layers") if args.invert_layers else stage_layers(fields, layers)
+        run.invert_size = min(args.invert_size or max(DEFAULT_INVERT_SIZE, info.min_size), size)
+        if "inversion" in run.per_image and run.invert_size < info.min_size:
+            raise UsageError(f"--invert-size {run.invert_size}: {info.name} needs at least {info.min_size} px")
         settings["image pages"] = f"{args.page_images} images"
-        if "inversion" in per_image:
-            settings["inversion"] = f"{', '.join(invert_layers)} at {invert_size} px"
-    engine = _engine(args)  # before the first file: an unreachable cluster leaves the output folder untouched
+        if "inversion" in run.per_image:
+            settings["inversion"] = f"{', '.join(run.invert_layers)} at {run.invert_size} px"
     if spec.input is not None:
         settings["input"] = spec.input.text
-    report = Report(out, label, weights_text, settings, force=args.force, raw=args.raw)
-    store = Store(out / "store")
+    return run
+
+
+def compute(args, run):
+    """Run every unit of the report not yet done on the engine of ``--engine``: a :class:`ReportWork`.
+
+    Top-k shards, channel groups and feature visualizations are written to the report as they
+    arrive; the image pages' units stay in ``<out>/store`` for :func:`render`.
+    """
+    from tfvis.image_pages import page_images
+    from tfvis.pipeline import Store, layer_report
+    from tfvis.pipeline.image_units import page_units
+    from tfvis.pipeline.work import Context
+    from tfvis.report import Report
+    from tfvis.saliency import has_class_output
+
+    engine = make_run_engine(args)  # before the first file: an unreachable cluster leaves the output folder untouched
+    report = Report(run.out, run.label, run.weights_text, run.settings, force=args.force, raw=args.raw)
+    store = Store(run.out / "store")
     if args.force:
         shutil.rmtree(store.root, ignore_errors=True)
-    context = Context(spec, source, model=model)  # Ray workers rebuild the model from the same spec
-    started = time.perf_counter()
+    context = Context(run.spec, run.source, model=run.model)  # Ray workers rebuild the model from the same spec
     try:
         merged = layer_report.top_k(
-            engine, context, store, layers, args.top_k, args.batch_size, args.shard_images, precision=args.precision
+            engine, context, store, run.layers, args.top_k, args.batch_size, args.shard_images, precision=args.precision
         )  # fmt: skip
-        recon = ("deconvnet", "guided") if "deconv" in methods else ()
+        recon = ("deconvnet", "guided") if "deconv" in run.parts else ()
         computed, done = layer_report.channels(
-            engine, context, store, report, merged, channels, args.top_k, recon, args.batch_size, force=args.force
+            engine, context, store, report, merged, run.channels, args.top_k, recon, args.batch_size, force=args.force
         )  # fmt: skip
-        if "featurevis" in methods:
+        work = ReportWork(report, store, computed, done, engine.name)
+        if "featurevis" in run.parts:
             layer_report.feature_visualizations(
-                engine, context, store, report, channels, args.fv_steps, args.fv_size, args.fv_batch, args.seed, force=args.force,
-                precision=args.precision,
+                engine, context, store, report, run.channels, args.fv_steps, args.fv_size, args.fv_batch, args.seed,
+                force=args.force, precision=args.precision,
             )  # fmt: skip
+        if run.per_image:
+            indices, work.page_ids, work.page_images = page_images(run.source, args.page_images)
+            if not work.page_ids:
+                raise UsageError(f"--page-images {args.page_images}: none of the first {args.page_images} images could be read")
+            classes = "saliency" in run.per_image and has_class_output(run.model)
+            work.page_units = page_units(context, indices, run.layers, run.channels, run.per_image, run.invert_layers,
+                                         run.invert_size, args.batch_size, args.seed, classes=classes)  # fmt: skip
+            engine.run(work.page_units, context, store, desc="image pages")
     finally:
         engine.close()
+    return work
+
+
+def render(args, run, work):
+    """Write the image pages, the layer pages and the index from the report's files and the store; returns the index's path."""
+    from tfvis.image_pages import write_image_pages
+    from tfvis.models import model_info
+    from tfvis.report import field_text, stride_text
+
+    report = work.report
     pages = []
-    if per_image:
-        ids, page_images = first_images(source, size, args.page_images)
-        pages = write_image_pages(
-            report, model, ids, page_images, layers, channels, per_image, invert_layers=invert_layers,
-            invert_size=invert_size, batch_size=args.batch_size, seed=args.seed, progress=not args.quiet,
-        )  # fmt: skip
-    input_desc = _input_text(size, spec, model)
-    for name in layers:
-        report.write_layer_page(name, counts[name], field_text(fields[name]), stride_text(fields[name]), args.top_k, input_desc=input_desc)
-    rows = [{"name": name, "channels": counts[name], "field": field_text(fields[name]), "stride": stride_text(fields[name])} for name in layers]
-    index = report.write_index(rows, input_desc, pages=pages)
-    elapsed = time.perf_counter() - started
-    print(f"{label} ({weights_text}): {len(layers)} layers, {computed} channels computed, {done} already done, "
-          f"{elapsed:.0f} s ({engine.name} engine)")  # fmt: skip
+    if run.per_image:
+        pages = write_image_pages(report, work.store, work.page_units, work.page_ids, work.page_images, info=model_info(run.model))
+    input_desc = _input_text(run.size, run.spec, run.model)
+    rows = []
+    for name in run.layers:
+        field_, stride = field_text(run.fields[name]), stride_text(run.fields[name])
+        report.write_layer_page(name, run.counts[name], field_, stride, args.top_k, input_desc=input_desc)
+        rows.append({"name": name, "channels": run.counts[name], "field": field_, "stride": stride})
+    return report.write_index(rows, input_desc, pages=pages)
+
+
+def _run(model_name, args):
+    started = time.perf_counter()
+    run = plan(model_name, args)
+    work = compute(args, run)
+    index = render(args, run, work)
+    print(f"{run.label} ({run.weights_text}): {len(run.layers)} layers, {work.computed} channels computed, {work.done} already done, "
+          f"{time.perf_counter() - started:.0f} s ({work.engine_name} engine)")  # fmt: skip
     print(index.resolve())
     return 0
 

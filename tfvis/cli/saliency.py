@@ -1,31 +1,37 @@
-"""``python -m tfvis.saliency``: saliency maps of a few images for classes or units, on one page."""
+"""``python -m tfvis.saliency``: saliency maps of a few images for classes or units, on one page.
+
+A run is planned as work units (:func:`tfvis.pipeline.image_units.saliency_units`: per target
+and batch of images, the scores and each method's maps), computed on an engine (``--engine``)
+into ``<out>/store``, and rendered from the store: a rerun skips finished units, an interrupted
+run resumes, and ``--force`` recomputes. The methods and their titles are those of
+:data:`tfvis.saliency.methods.METHODS`.
+"""
 import argparse
+import shutil
 import sys
 import time
 from pathlib import Path
 
+from ..saliency.methods import METHODS as SALIENCY_METHOD_TABLE
+from ..saliency.methods import SMOOTHABLE
+from ..saliency.methods import method as saliency_method
 from .common import (
     UsageError,
+    add_engine_options,
     add_model_options,
     apply_labels,
     check_memory,
     check_positive,
     dataset_options,
-    first_images,
-    load_model_spec,
+    load_spec,
+    make_run_engine,
+    model_spec_of,
     run_command,
     run_options,
 )
 
-#: Methods of ``python -m tfvis.saliency``, with their titles.
-SALIENCY_METHODS = {
-    "vanilla": "Gradient (Simonyan)",
-    "smoothgrad": "SmoothGrad",
-    "integrated": "Integrated gradients",
-    "guided": "Guided backprop",
-    "deconvnet": "Deconvnet",
-    "grad_cam": "Grad-CAM",
-}
+#: Methods of ``python -m tfvis.saliency``, with their titles (read from :data:`tfvis.saliency.methods.METHODS`).
+SALIENCY_METHODS = {name: entry.title for name, entry in SALIENCY_METHOD_TABLE.items()}
 DEFAULT_SALIENCY_METHODS = "vanilla,smoothgrad,guided,grad_cam"
 
 
@@ -34,14 +40,14 @@ def build_saliency_parser():
     parents = [
         dataset_options("a folder of images or a glob pattern (default: scikit-image's sample photos)",
                         "use at most this many images (default: all)"),
-        run_options(str(Path("html_out") / "saliency"), 16, "rows per compiled call",
-                    "seed of the SmoothGrad noise and of random weights", force_help=None),
+        run_options(str(Path("html_out") / "saliency"), 16, "images per work unit and rows per compiled call",
+                    "seed of the SmoothGrad noise and of random weights", force_help="recompute the maps already in the output folder"),
     ]  # fmt: skip
     parser = argparse.ArgumentParser(
         prog="python -m tfvis.saliency",
         parents=parents,
         description="Saliency maps of images for a class or a channel (Simonyan et al. 2014 and its successors), "
-        "written as PNG overlays, .npy maps and one HTML page.",
+        "written as PNG overlays, .npy maps and one HTML page. Reruns skip finished maps.",
     )
     add_model_options(parser, default="vgg16")
     parser.add_argument("--weights", default="auto", help="weights of a zoo model (default: auto)")
@@ -52,9 +58,20 @@ def build_saliency_parser():
     parser.add_argument("--cam-layer", help="Grad-CAM's layer (default: the target's layer, or the last rectified spatial map)")
     parser.add_argument("--samples", type=int, default=25, help="SmoothGrad copies per image (default: 25)")
     parser.add_argument("--noise", type=float, default=0.15, help="SmoothGrad noise, fraction of the input range (default: 0.15)")
+    parser.add_argument("--smooth-method", default="vanilla", choices=SMOOTHABLE,
+                        help="the method SmoothGrad averages over its noisy copies (default: vanilla)")
     parser.add_argument("--steps", type=int, default=64, help="integrated-gradient steps (default: 64)")
     parser.add_argument("--size", type=int, help="image side in pixels (default: the model's input size)")
+    add_engine_options(parser)
     return parser
+
+
+def _methods(spec):
+    methods = list(SALIENCY_METHODS) if spec == "all" else [m.strip() for m in spec.split(",") if m.strip()]
+    bad = [m for m in methods if m not in SALIENCY_METHODS]
+    if bad or not methods:
+        raise UsageError(f"--methods: unknown {', '.join(bad) or '(none)'}; choose from: {', '.join(SALIENCY_METHODS)}, all")
+    return methods
 
 
 def _targets(spec):
@@ -71,10 +88,11 @@ def _targets(spec):
 
 
 def _saliency_model(args, needs_classes):
-    """``(model, label, input size)`` for ``--model``: a zoo name or a saved Keras model file."""
+    """``(spec, model, label, input size)`` for ``--model``: a zoo name or a saved model file."""
     from tfvis.models import model_info
 
-    model, label = load_model_spec(args.model, args.seed, include_top=needs_classes, weights=args.weights, input=args.input)
+    spec, label = model_spec_of(args.model, args.seed, include_top=needs_classes, weights=args.weights, input=args.input)
+    model = load_spec(spec, args.model)
     apply_labels(model, args.labels)
     info = model_info(model)
     size = args.size or info.default_size
@@ -84,20 +102,7 @@ def _saliency_model(args, needs_classes):
         raise UsageError(f"--size {size}: class targets need {info.name}'s classifier, whose input is {info.default_size} px")
     if size < info.min_size:
         raise UsageError(f"--size {size}: {info.name} needs at least {info.min_size} px")
-    return model, label, size
-
-
-def _saliency_method(model, method, images, targets, args, cam_layer):
-    from tfvis import saliency
-
-    options = {"batch_size": args.batch_size}
-    if method == "smoothgrad":
-        return saliency.smoothgrad(model, images, targets, noise=args.noise, samples=args.samples, seed=args.seed, **options)
-    if method == "integrated":
-        return saliency.integrated_gradients(model, images, targets, steps=args.steps, **options)
-    if method == "grad_cam":
-        return saliency.grad_cam(model, images, targets, cam_layer, **options)
-    return getattr(saliency, method)(model, images, targets, **options)
+    return spec, model, label, size
 
 
 def _cam_layer_for(model, target, requested):
@@ -113,57 +118,129 @@ def _cam_layer_for(model, target, requested):
     return default_layer(model)
 
 
-def _run_saliency(args):
-    from tfvis import saliency
-    from tfvis.report import Report, array_stem, safe_name
-    from tfvis.layer_names import allow_any_layer_name
-    from tfvis.models import model_info
+def _image_source(args, size):
+    """The images of ``--images`` (files, identified by name, size and time) or the sample photos, read by index."""
+    from tfvis import images
 
-    check_positive(args, ("num_images", "samples", "steps", "batch_size", "size"))
-    methods = list(SALIENCY_METHODS) if args.methods == "all" else [m.strip() for m in args.methods.split(",") if m.strip()]
-    bad = [m for m in methods if m not in SALIENCY_METHODS]
-    if bad or not methods:
-        raise UsageError(f"--methods: unknown {', '.join(bad) or '(none)'}; choose from: {', '.join(SALIENCY_METHODS)}, all")
-    targets = _targets(args.target)
-    needs_classes = any(t is None or isinstance(t, int) for t in targets)
-    allow_any_layer_name()  # a saved model's layers may be named "it's"
-    model, label, size = _saliency_model(args, needs_classes)
-    ids, images = first_images(args.images, size, args.num_images or 10**9, max_pixels=args.max_pixels)
-    check_memory(model, None, size, args.batch_size, images=len(ids))  # gradients through the whole model
-    settings = {"images": f"{len(ids)} images at {size} px", "methods": ", ".join(methods), "seed": args.seed}
-    report = Report(args.out, label, getattr(model, "tfvis_weights", label), settings, force=True)
-    tables = []
-    started = time.perf_counter()
+    from .common import image_source
+
+    if args.images:
+        source, _, _ = image_source(args, size)
+        return source
+    count = min(args.num_images or len(images.SAMPLE_NAMES), len(images.SAMPLE_NAMES))
+    return images.SampleSource(count, size=size, seed=args.seed)  # its first images are the photos themselves
+
+
+def _check_targets(model, targets, methods, args):
+    """Each target resolved on the model (a bad one is a :class:`UsageError` before any work); Grad-CAM's layer per target."""
+    from tfvis.graph import prepared
+    from tfvis.targets import resolve
+
+    cam_layers = []
     for target in targets:
+        shown = target if target is not None else "(top class)"
         try:
-            if target is None:
-                per_image = [int(c) for c in saliency.class_scores(model, images, args.batch_size).argmax(axis=1)]
-            else:
-                per_image = [target] * len(ids)
-            cam_layer = _cam_layer_for(model, per_image[0], args.cam_layer) if "grad_cam" in methods else None
-            scores = saliency.score(model, images, per_image, args.batch_size)
-            maps = {m: _saliency_method(model, m, images, per_image, args, cam_layer) for m in methods}
+            resolve(prepared(model), 0 if target is None else target, require_index=True)
+            uses_cam = "grad_cam" in methods or ("smoothgrad" in methods and args.smooth_method == "grad_cam")
+            cam_layers.append(_cam_layer_for(model, target, args.cam_layer) if uses_cam else None)
         except ValueError as err:
-            raise UsageError(f"--target {target if target is not None else '(top class)'}: {err}") from None
-        info = model_info(model)
+            raise UsageError(f"--target {shown}: {err}") from None
+    return cam_layers
+
+
+def plan(args):
+    """Parse and check the options, load the model: ``(run, units)``, the run's settings and its units by (target, part)."""
+    from tfvis.layer_names import allow_any_layer_name
+    from tfvis.pipeline.context import Context
+    from tfvis.pipeline.image_units import saliency_units
+
+    check_positive(args, ("num_images", "samples", "steps", "batch_size", "size", "workers"))
+    methods = _methods(args.methods)
+    targets = _targets(args.target)
+    allow_any_layer_name()  # a saved model's layers may be named "it's"
+    spec, model, label, size = _saliency_model(args, needs_classes=any(t is None or isinstance(t, int) for t in targets))
+    source = _image_source(args, size)
+    indices, ids, images = source.read(range(len(source)))
+    if not len(ids):
+        raise UsageError(f"--images {args.images}: none of the {len(source)} images could be read")
+    check_memory(model, None, size, args.batch_size, images=len(ids))  # gradients through the whole model
+    cam_layers = _check_targets(model, targets, methods, args)
+    context = Context(spec, source, model=model)  # Ray workers rebuild the model from the same spec
+    options = {"noise": args.noise, "samples": args.samples, "method": args.smooth_method, "steps": args.steps}
+    units = {}
+    for number, (target, cam_layer) in enumerate(zip(targets, cam_layers)):
+        layer = {"layer": cam_layer} if cam_layer else {}
+        planned = saliency_units(context, [int(i) for i in indices], [target], methods, {**options, **layer}, args.batch_size, args.seed)
+        units.update({(number, part): batch for (_, part), batch in planned.items()})
+    settings = {"images": f"{len(ids)} images at {size} px", "methods": ", ".join(methods), "seed": args.seed}
+    run = {"model": model, "label": label, "context": context, "ids": list(ids), "images": images, "targets": targets,
+           "methods": methods, "cam_layers": cam_layers, "settings": settings}  # fmt: skip
+    return run, units
+
+
+def compute(args, run, units):
+    """Run the units not in ``<out>/store`` on the engine of ``--engine``; returns the store."""
+    from tfvis.pipeline import Store
+
+
+    store = Store(Path(args.out) / "store")
+    if args.force:
+        shutil.rmtree(store.root, ignore_errors=True)
+    engine = make_run_engine(args)
+    try:
+        engine.run([unit for batch in units.values() for unit in batch], run["context"], store, desc="saliency maps")
+    finally:
+        engine.close()
+    return store
+
+
+def render(args, run, units, store):
+    """Write the maps (PNG overlays and ``.npy``) and the page from the store; returns the page's path."""
+    import numpy as np
+
+    from tfvis.display import overlay
+    from tfvis.models import model_info, weights_label
+    from tfvis.report import Report, array_stem, safe_name
+
+    model, label, ids, images, methods = run["model"], run["label"], run["ids"], run["images"], run["methods"]
+    weights = weights_label(model, label)
+    report = Report(args.out, label, weights, run["settings"], force=True)  # the pictures are redrawn from the store each run
+    info = model_info(model)
+    tables = []
+    for number, (target, cam_layer) in enumerate(zip(run["targets"], run["cam_layers"])):
+        scored = [store.load(unit) for unit in units[(number, "scores")]]
+        per_image = [t for result in scored for t in result["meta"]["targets"]]
+        scores = np.concatenate([result["scores"] for result in scored])
+        maps = {m: np.concatenate([store.load(unit)[f"maps_{m}"] for unit in units[(number, m)]]) for m in methods}
         title = "Top class" if target is None else f"Target {info.class_name(target) if isinstance(target, int) else target}"
-        rows = []
         shown = [info.class_name(t) if isinstance(t, int) else t for t in per_image]
+        rows = []
         for i, image_id in enumerate(ids):
             key = f"class{per_image[i]}" if isinstance(per_image[i], int) else per_image[i]
             stem = array_stem(label, key, image_id)
             cells = [{"src": report.save_picture("saliency", f"{stem}_input", images[i] / 255.0), "alt": image_id}]
             for m in methods:
-                src = report.save_picture("saliency", f"{stem}_{m}", saliency.overlay(images[i], maps[m][i]), maps[m][i])
+                src = report.save_picture("saliency", f"{stem}_{m}", overlay(images[i], maps[m][i]), maps[m][i])
                 cells.append({"src": src, "alt": f"{SALIENCY_METHODS[m]} of {shown[i]} on {image_id}"})
             rows.append({"label": image_id, "note": f"{shown[i]}: score {scores[i]:.3g}", "cells": cells})
         lede = f"Grad-CAM at {cam_layer}." if cam_layer else ""
-        tables.append({"id": safe_name(title), "title": title, "columns": ["image"] + [SALIENCY_METHODS[m] for m in methods], "rows": rows, "lede": lede})
-    facts = [("Model", label), ("Weights", getattr(model, "tfvis_weights", "as saved")), ("Images", settings["images"]), ("SmoothGrad", f"{args.samples} copies, noise {args.noise:g} of the range")]
-    page = report.write_grid_page("index.html", "Saliency", tables, facts=facts,
+        tables.append({"id": safe_name(title), "title": title, "columns": ["image"] + [SALIENCY_METHODS[m] for m in methods],
+                       "rows": rows, "lede": lede})  # fmt: skip
+    smoothed = "" if args.smooth_method == "vanilla" else f" of {saliency_method(args.smooth_method).title}"
+    facts = [("Model", label), ("Weights", weights_label(model, "as saved")), ("Images", run["settings"]["images"]),
+             (SALIENCY_METHODS["smoothgrad"], f"{args.samples} copies{smoothed}, noise {args.noise:g} of the range")]  # fmt: skip
+    return report.write_grid_page("index.html", "Saliency", tables, facts=facts,
                                   lede="Each map is the gradient of the target's score (the unnormalised class score, or the "
                                   "mean of a channel) with respect to the image, max over colours, over the image.")  # fmt: skip
-    print(f"{label}: {len(ids)} images x {len(targets)} targets x {len(methods)} methods, {time.perf_counter() - started:.0f} s")
+
+
+def _run_saliency(args):
+    started = time.perf_counter()
+    run, units = plan(args)
+    store = compute(args, run, units)
+    page = render(args, run, units, store)
+    print(f"{run['label']}: {len(run['ids'])} images x {len(run['targets'])} targets x {len(run['methods'])} methods, "
+          f"{time.perf_counter() - started:.0f} s")  # fmt: skip
     print(page.resolve())
     return 0
 

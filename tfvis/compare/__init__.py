@@ -3,6 +3,8 @@
 :func:`cka` compares two activation matrices (Kornblith et al. 2019), :class:`MinibatchCKA`
 accumulates it over batches (Nguyen et al. 2021), and :func:`model_cka` fills a layers x layers
 matrix for two models in one streaming pass over a dataset; :func:`plot_cka` draws it.
+:class:`StudyCKA` merges N models' per-minibatch Gram matrices (computed one model at a time, as
+work units of :mod:`tfvis.pipeline.study_units`) into the CKA between every pair of their layers.
 :func:`visualization_similarity`, :func:`gram_distance`, :func:`layout_correlation` and
 :func:`dead_channels` compare and screen feature visualizations.
 
@@ -37,6 +39,7 @@ from .similarity import (
     visualization_similarity,
     write_dead_csv,
 )
+from .study import StudyCKA, hsic_unbiased_all_pairs
 
 __all__ = [
     "KERNELS",
@@ -44,6 +47,7 @@ __all__ = [
     "DeadChannels",
     "LayerPairsCKA",
     "MinibatchCKA",
+    "StudyCKA",
     "center_gram",
     "cka",
     "dead_channels",
@@ -54,6 +58,7 @@ __all__ = [
     "gram_rbf",
     "hsic",
     "hsic_unbiased",
+    "hsic_unbiased_all_pairs",
     "hsic_unbiased_pairs",
     "model_cka",
     "normalized_grams",

@@ -14,7 +14,7 @@ Examples
 """
 from . import caricatures, objectives, param, transforms
 from .caricatures import caricature, reference_activations
-from .objectives import Objective, alignment, channel, class_logit, deepdream, diversity, direction, layer, neuron
+from .objectives import Objective, alignment, channel, class_logit, deepdream, direction, diversity, layer, neuron
 from .render import FeatureNet, RenderResult, describe, flat_or_nan, input_range, objective_value, render
 
 __all__ = [

@@ -11,19 +11,22 @@ import warnings
 
 import numpy as np
 import tensorflow as tf
-from tqdm.auto import tqdm
 
 from .. import graph, optim, targets
+from .. import precision as precision_
 from ..images import check_finite
 from . import objectives
 from . import param as param_
 from . import transforms as transforms_
-from .render import FeatureNet, RenderResult, flat_or_nan, input_range
+from .render import AUTO_BFLOAT16, FeatureNet, _as_result, _transforms_key, flat_or_nan, input_range, render_loop
 
 #: Default weight of the blur penalty (see :func:`blur_penalty`), against a caricature objective of 1 at the photo.
 BLUR = 100.0
 #: Keyword arguments of :func:`caricature` besides its own (the render's settings).
-RENDER_KEYWORDS = ("param", "decorrelate", "learning_rate", "value_range", "jit_compile", "flat_tolerance", "redirect_relu")
+RENDER_KEYWORDS = ("param", "decorrelate", "learning_rate", "value_range", "jit_compile", "flat_tolerance", "redirect_relu", "precision")
+# The render settings' defaults (those of render(), for a caricature).
+_DEFAULTS = {"param": "fft", "decorrelate": True, "learning_rate": 0.05, "jit_compile": False, "flat_tolerance": 0.01,
+             "redirect_relu": False, "precision": "float32"}  # fmt: skip
 
 
 def _canvas(images, hw, fill):
@@ -154,15 +157,25 @@ def blur_penalty(images):
 
 
 class _Stacked:
-    """The renders followed by the fixed photos: ``(2N, H, W, 3)`` in [0, 1]; only the renders are variables."""
+    """The renders followed by the fixed photos: ``(2N, H, W, 3)`` in [0, 1]; only the renders are variables.
 
-    def __init__(self, image_param, photos):
+    The photos are a variable too (not optimised: not in :attr:`variables`), so that a cached loop
+    caricatures other photos of the same shape without tracing again (:meth:`use`).
+    """
+
+    def __init__(self, image_param, count, size):
         self.param = image_param
-        self.photos = tf.constant(photos, tf.float32)
+        self.photos = tf.Variable(tf.zeros([count, size, size, 3]), trainable=False)
         self.variables = image_param.variables
 
+    def use(self, photos):
+        self.photos.assign(photos)
+
+    def reset(self, seed):
+        self.param.reset(seed)
+
     def __call__(self):
-        return tf.concat([self.param(), self.photos], axis=0)
+        return tf.concat([self.param(), tf.convert_to_tensor(self.photos)], axis=0)
 
 
 def caricature(
@@ -233,12 +246,18 @@ def caricature(
     **kwargs
         Render settings (:func:`~tfvis.featurevis.render`'s): ``param`` ("fft"), ``decorrelate``
         (True), ``learning_rate`` (0.05), ``value_range``, ``jit_compile`` (False),
-        ``flat_tolerance`` (0.01), ``redirect_relu`` (False).
+        ``flat_tolerance`` (0.01), ``redirect_relu`` (False), ``precision`` ("float32").
 
     Returns
     -------
     RenderResult
         ``(N, size, size, 3)`` in [0, 1]; ``values`` holds the objective at each step.
+
+    Notes
+    -----
+    The optimisation is :func:`~tfvis.featurevis.render`'s loop (:func:`tfvis.optim.optimize` over
+    :func:`~tfvis.featurevis.render.render_loop`), cached per model and settings like a render's:
+    another batch of as many photos at the same layer and size runs without tracing again.
 
     Raises
     ------
@@ -264,40 +283,44 @@ def caricature(
     n = len(images)
     size = int(size or min(images.shape[1:3]))
     name = activated_layer(model, layer) if activated else targets.find_layer(graph.prepared(model), layer).name
-    low, high = input_range(model, kwargs.get("value_range"))
+    low, high = (float(v) for v in input_range(model, kwargs.get("value_range")))
     photos = tf.image.resize(tf.constant(images, tf.float32), (size, size), antialias=True)
     photos = tf.clip_by_value((photos - low) / (high - low), 0.0, 1.0).numpy()
 
     transform = transforms_.get(transforms)
-    hw = transforms_.output_size(transform, size)
-    features = FeatureNet(model, [name], redirect_relu=kwargs.get("redirect_relu", False), input_hw=hw)
-    objective = objectives.caricature(name, None, power=power, normalize=True)
-    objective.check(features.shapes(hw), 2 * n)
-    image_param = param_.image(size, n, param=kwargs.get("param", "fft"), decorrelate=kwargs.get("decorrelate", True), seed=seed)
-    stacked = _Stacked(image_param, photos)
-    update = optim.Adam(image_param.variables, float(kwargs.get("learning_rate", 0.05)), sign=1)
+    settings = {key: kwargs.get(key, default) for key, default in _DEFAULTS.items()}
+    settings["precision"] = precision_.resolve_precision(settings["precision"], AUTO_BFLOAT16)
     blur = float(blur)
-    key = int(seed) & 0x7FFFFFFF
 
-    @tf.function(jit_compile=bool(kwargs.get("jit_compile", False)), reduce_retracing=True)
-    def step(index):
-        with tf.GradientTape() as tape:
-            batch = stacked()
-            x = transform(batch, tf.stack([tf.constant(key, tf.int32), index]))
-            value = objective(features(low + x * (high - low)))
-            if blur:
-                value -= blur * tf.reduce_mean(blur_penalty(batch[:n]))
-        update(tape.gradient(value, image_param.variables))
-        return value
+    def build():
+        hw = transforms_.output_size(transform, size)
+        features = FeatureNet(model, [name], redirect_relu=settings["redirect_relu"], input_hw=hw, precision=settings["precision"])
+        image_param = param_.image(size, n, param=settings["param"], decorrelate=settings["decorrelate"], seed=seed)
+        stacked = _Stacked(image_param, n, size)
+        matched = objectives.caricature(name, None, power=power, normalize=True)
+        matched.check(features.shapes(hw), 2 * n)
 
-    values = []
-    for i in tqdm(range(int(steps)), disable=not progress, desc=f"caricature {name}", unit="step"):
-        values.append(step(tf.constant(i, tf.int32)))
-    result = np.asarray(image_param().numpy(), np.float32).view(RenderResult)
-    result.failed = flat_or_nan(result, kwargs.get("flat_tolerance", 0.01))
-    result.objectives = [f"caricature({name}, power={power:g})"] * n
-    result.values = np.array([float(v) for v in values], np.float32)
-    result.steps = int(steps)
+        def penalty(batch):  # on the renders only, untransformed
+            return -blur * tf.reduce_mean(blur_penalty(batch[:n]))
+
+        loop = render_loop(features, lambda acts, aux: matched(acts), stacked, transform, (low, high), settings["learning_rate"],
+                           settings["jit_compile"], extra=penalty if blur else None)  # fmt: skip
+        loop.stacked = stacked
+        return loop
+
+    key = ("caricature", name, n, size, float(power), blur, _transforms_key(transforms), (low, high),
+           *(settings[k] if k != "learning_rate" else float(settings[k]) for k in _DEFAULTS))  # fmt: skip
+    loop = optim.cached_loop(model, key, build)
+    try:
+        loop.features.sync(model)
+        loop.stacked.use(photos)
+        loop.start(seed)
+        values, _ = optim.optimize(loop, int(steps), seed, progress=progress, desc=f"caricature {name}")
+        images = loop.stacked.param().numpy()
+    finally:
+        loop.lock.release()
+    failed = flat_or_nan(images, settings["flat_tolerance"])
+    result = _as_result(images, failed, [f"caricature({name}, power={power:g})"] * n, values, int(steps), loop.features.precision)
     if result.failed:
         which = ", ".join(map(str, result.failed))
         warnings.warn(f"caricature: image(s) {which} came out flat grey or NaN after {steps} steps at {name}", RuntimeWarning, stacklevel=2)

@@ -8,8 +8,10 @@ progress bar moves and Ctrl-C is answered) and fetches the objective's values th
 stateless, keyed by the seed and the step number, so a render is reproducible, whatever the
 stretches.
 
-The compiled loop is cached per model (the :data:`CACHE_SIZE` most recently used per model) and
-per objective structure, size, batch and settings; the seed is one of its inputs. A list of
+The loop is :mod:`tfvis.optim`'s (:class:`~tfvis.optim.Loop`, the one loop of caricatures,
+inversion and the class model too; :func:`render_loop` builds a render's). It is cached per model
+(:func:`tfvis.optim.cached_loop`, the :data:`CACHE_SIZE` most recently used per model) and per
+objective structure, size, batch and settings; the seed is one of its inputs. A list of
 plain channel targets (``["block4_conv3:0", "block4_conv3:1", ...]``, as reports render them)
 feeds its channel indices to the loop as a tensor, so every batch of channels of one layer reuses
 one trace. Weights are read when the loop runs, so weight changes between renders are seen.
@@ -18,10 +20,7 @@ Layers are named on the prepared model (:func:`tfvis.graph.prepared`): for a lay
 fused activation, ``"c:0"`` is the pre-activation value and ``"c_relu:0"`` (``"c_tanh:0"``, ...)
 the post-activation one. :func:`describe` words the settings of a render for reports.
 """
-import collections
 import sys
-import threading
-import time
 import warnings
 
 import keras
@@ -31,6 +30,7 @@ import tensorflow as tf
 from .. import graph, optim, rules, targets
 from .. import precision as precision_
 from ..display import html_images
+from ..images import model_batch
 from ..models.info import model_info
 from . import objectives as obj_
 from . import param as param_
@@ -305,59 +305,59 @@ def _check_input(model):
 #: already run float32 convolutions in TF32; bfloat16 renders there are unmeasured).
 AUTO_BFLOAT16 = "cpu"
 
-#: Compiled render loops kept per model, least recently used dropped first.
-CACHE_SIZE = 8
+#: Compiled render loops kept per model (:data:`tfvis.optim.CACHE_SIZE`, shared with the other methods' loops).
+CACHE_SIZE = optim.CACHE_SIZE
 
-# Longest stretch of steps one call runs, and the wall time a stretch aims at (progress, Ctrl-C).
-_MAX_STRETCH = 512
-_STRETCH_SECONDS = 1.0
-_LOCK = threading.Lock()
 # Compute only the batch's channels of a convolution that channel targets read (_objective_conv).
 _PRUNE = True
 
 
-class _Loop:
-    """A compiled render loop and the state it moves: ``run(seed, start, count, aux) -> values``.
+def render_loop(features, objective_fn, image_param, transform, value_range, learning_rate=0.05, jit_compile=False, shapes=None,
+                extra=None):  # fmt: skip
+    """The :class:`tfvis.optim.Loop` of a render: Adam ascent on ``objective_fn`` of the transformed images' features.
 
-    ``aux`` is an int32 vector the objective function reads (the channel indices of a batch of
-    channel targets; empty otherwise). ``seed`` and ``start`` key the transforms' randomness with
-    the step number, so a stretch of steps computes what as many single steps would.
+    Each step: the images of ``image_param`` (in [0, 1]), the random ``transform`` keyed by the seed
+    and the step number, scaled onto ``value_range``, ``features`` of them, ``objective_fn(acts,
+    aux)``, plus ``extra(images)`` when given (a penalty on the untransformed images, e.g. the
+    caricature's blur). The loop carries ``features``, ``image_param`` and ``shapes`` (the
+    objective layers' output shapes) as attributes; :meth:`~tfvis.optim.Loop.start` resets the
+    images to a seed's.
+
+    Parameters
+    ----------
+    features : FeatureNet or callable
+        ``x -> {layer: output}``.
+    objective_fn : callable
+        ``(acts, aux) -> scalar``.
+    image_param : tfvis.featurevis.param.ImageParam
+        Or anything with ``variables``, ``reset(seed)`` and a call giving ``(B, H, W, 3)`` in [0, 1].
+    transform : callable
+        ``(images, seed pair) -> images`` (:func:`tfvis.featurevis.transforms.get`).
+    value_range : (float, float)
+    learning_rate : float
+    jit_compile : bool
+    shapes : dict, optional
+    extra : callable, optional
+        ``images -> scalar`` added to the objective.
+
+    Returns
+    -------
+    tfvis.optim.Loop
     """
+    low, high = float(value_range[0]), float(value_range[1])
 
-    def __init__(self, features, objective_fn, image_param, transform, value_range, learning_rate, jit_compile, shapes=None):
-        self.features, self.image_param, self.shapes = features, image_param, shapes
-        self.lock = threading.Lock()
-        variables = image_param.variables
-        self.update = update = optim.Adam(variables, learning_rate, sign=1)
-        low, high = float(value_range[0]), float(value_range[1])
+    def objective(seed, index, total, aux):
+        images = image_param()
+        x = transform(images, tf.stack([seed, index]))
+        value = objective_fn(features(low + x * (high - low)), aux)
+        if extra is not None:
+            value += extra(images)
+        return value
 
-        def one(seed, index, aux):
-            with tf.GradientTape() as tape:
-                images = image_param()
-                x = transform(images, tf.stack([seed, index]))
-                value = objective_fn(features(low + x * (high - low)), aux)
-            update(tape.gradient(value, variables))
-            return tf.cast(value, tf.float32)
-
-        step = tf.function(one, jit_compile=True) if jit_compile else one
-
-        @tf.function(reduce_retracing=True)
-        def run(seed, start, count, aux):
-            values = tf.TensorArray(tf.float32, size=count)
-            for k in tf.range(count):
-                values = values.write(k, step(seed, start + k, aux))
-            return values.stack()
-
-        self.run = run
-
-    def start(self, seed):
-        """Starting images for ``seed`` and a fresh optimiser: the state of a new render."""
-        self.image_param.reset(seed)
-        self.update.reset()
-
-
-def _seed(seed):
-    return tf.constant(int(seed) & 0x7FFFFFFF, tf.int32)
+    update = optim.Adam(image_param.variables, learning_rate, sign=1)
+    loop = optim.Loop(objective, update, jit_compile=jit_compile, reset=image_param.reset)
+    loop.features, loop.image_param, loop.shapes = features, image_param, shapes
+    return loop
 
 
 def _channel_batch(objective):
@@ -454,44 +454,14 @@ def _transforms_key(transforms):
     return ("list",) + tuple(transforms)
 
 
-def _loop(model, key, build):
-    """The cached :class:`_Loop` for ``(model, key)``, locked for the caller, or a new one (built, locked)."""
-    try:
-        hash(key)
-    except TypeError:  # an unhashable setting: no cache
-        key = None
-    table = graph.cached(model, "featurevis_loops", collections.OrderedDict) if key is not None else None
-    if table is not None:
-        with _LOCK:
-            loop = table.get(key)
-            if loop is not None:
-                table.move_to_end(key)
-                if loop.lock.acquire(blocking=False):
-                    return loop
-    loop = build()
-    loop.lock.acquire()
-    if table is not None:
-        with _LOCK:
-            if key not in table:
-                table[key] = loop
-                while len(table) > CACHE_SIZE:
-                    table.popitem(last=False)
-    return loop
-
-
 def clear_cache(model=None):
-    """Drop the compiled render loops of ``model`` (of every model when None).
+    """Drop the compiled render loops of ``model`` (of every model when None); :func:`tfvis.optim.clear_cache`.
 
     Parameters
     ----------
     model : keras.Model, optional
     """
-    with _LOCK:
-        if model is None:
-            for entry in list(graph._CACHE.values()):
-                entry.pop("featurevis_loops", None)
-        else:
-            graph.cached(model, "featurevis_loops", collections.OrderedDict).clear()
+    optim.clear_cache(model)
 
 
 def render(
@@ -615,20 +585,19 @@ def render(
             features = FeatureNet(model, objective.layers, redirect_relu=redirect_relu, input_hw=out_hw, precision=resolved)
             shapes = features.shapes(out_hw)
             fn = _channel_values(channels[0]) if channels else (lambda acts, aux: objective(acts))
-        return _Loop(features, fn, image_param, transform, value_range, learning_rate, jit_compile, shapes)
+        return render_loop(features, fn, image_param, transform, value_range, learning_rate, jit_compile, shapes)
 
     what = ("channels", channels[0], _PRUNE) if channels else ("objective", given)  # objectives by identity, targets by value
-    key = (what, int(batch), _size_key(size), param, bool(decorrelate), _transforms_key(transforms), value_range,
+    key = ("render", what, int(batch), _size_key(size), param, bool(decorrelate), _transforms_key(transforms), value_range,
            float(learning_rate), bool(jit_compile), bool(redirect_relu), resolved)  # fmt: skip
-    loop = _loop(model, key, build)
+    loop = optim.cached_loop(model, key, build)
     try:
         loop.features.sync(model)
         if loop.features.notice:
             print(f"tfvis: {loop.features.notice}", file=sys.stderr)
         objective.check(loop.shapes, batch)
-        aux = tf.constant(channels[1], tf.int32) if channels else tf.zeros([0], tf.int32)
         loop.start(seed)
-        return _optimise(loop, _seed(seed), aux, checkpoints, thresholds is not None, names, progress, flat_tolerance)
+        return _optimise(loop, seed, channels[1] if channels else None, checkpoints, thresholds is not None, names, progress, flat_tolerance)
     finally:
         loop.lock.release()
 
@@ -684,8 +653,6 @@ def objective_value(model, objective, images, batch_size=16):
     --------
     >>> objective_value(model, "block4_conv3:12", photos)  # doctest: +SKIP
     """
-    from ..images import model_batch
-
     objective = obj_.as_objective(objective)
     images, _ = model_batch(model, images)
     features = FeatureNet(model, objective.layers)
@@ -712,26 +679,15 @@ def _thresholds(thresholds, steps):
     return values
 
 
-def _optimise(loop, seed, aux, checkpoints, as_dict, names, progress, flat_tolerance):
-    """Run ``loop`` to each checkpoint in stretches of about :data:`_STRETCH_SECONDS`; the results at the checkpoints."""
-    from tqdm.auto import tqdm
+def _optimise(loop, seed, aux, checkpoints, as_dict, names, progress, flat_tolerance, desc="render"):
+    """Run ``loop`` (:func:`tfvis.optim.optimize`) to each checkpoint; the results at the checkpoints."""
 
-    results, values, done, stretch = {}, [], 0, 1
-    bar = tqdm(total=checkpoints[-1], disable=not progress, desc="render", unit="step")
-    for stop in checkpoints:
-        while done < stop:
-            count = min(stretch, stop - done)
-            began = time.perf_counter()
-            values.append(loop.run(seed, tf.constant(done, tf.int32), tf.constant(count, tf.int32), aux).numpy())
-            per_step = (time.perf_counter() - began) / count
-            done += count
-            bar.update(count)
-            stretch = int(min(_MAX_STRETCH, max(1.0, _STRETCH_SECONDS / max(per_step, 1e-6))))
+    def result(stop, history):
         images = loop.image_param().numpy()
-        history = np.concatenate(values).astype(np.float32)
         failed = _report(images, names, stop, flat_tolerance)
-        results[stop] = _as_result(images, failed, names, history, stop, loop.features.precision)
-    bar.close()
+        return _as_result(images, failed, names, history, stop, loop.features.precision)
+
+    _, results = optim.optimize(loop, checkpoints[-1], seed, aux, checkpoints, progress, desc, result)
     return results if as_dict else results[checkpoints[-1]]
 
 
@@ -743,6 +699,6 @@ def _report(images, names, steps, tolerance):
             f"render: image(s) {which} came out flat grey or NaN after {steps} steps: the objective may have "
             "no gradient there (a dead channel, a post-ReLU layer), or the optimisation diverged",
             RuntimeWarning,
-            stacklevel=4,
+            stacklevel=6,  # _report, the checkpoint callback, optim.optimize, _optimise, render, the caller
         )
     return failed

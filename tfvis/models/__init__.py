@@ -5,17 +5,23 @@ layer named ``preprocess`` inside it. Conv and dense layers are linear and each 
 ReLU named ``<name>_relu``, so pre-activation values are reachable. A model file (``.keras``,
 ``.h5``, ``.onnx``) loads through the same :func:`load_model` (:class:`~tfvis.models.spec.ModelSpec`),
 with its input convention (:mod:`tfvis.models.inputs`) applied as its first layer.
+
+Each zoo module declares what it offers in one :class:`~tfvis.models.zoo.ZooEntry`, its
+``ZOO_ENTRY``; :data:`ZOO_ENTRIES` is built from those declarations.
 """
+from __future__ import annotations
+
 import dataclasses
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import keras
 
-from . import alexnet, inceptionv1, onnx_import, vgg16  # onnx_import registers its layers, so saved imported models load
-from .info import ModelInfo, attach, attach_class_names, model_info
+from . import alexnet, inceptionv1, onnx_import, vgg16  # noqa: F401 - onnx_import registers its layers, so saved imported models load
+from .info import ModelInfo, attach, attach_class_names, model_info, weights_label
 from .inputs import PRESETS, InputConvention, input_convention, wrap_model
 from .labels import read_labels
 from .spec import ModelSpec
@@ -29,8 +35,12 @@ from .weights import (
     locate,
     require_layers,
 )
+from .zoo import ZooEntry
 
-ZOO = {module.NAME: module for module in (alexnet, vgg16, inceptionv1)}
+#: The zoo modules, by name (``zoo_module(name).INFO``, ``.TOP_LAYERS``, ``.build``...).
+ZOO = {module.ZOO_ENTRY.name: module for module in (alexnet, vgg16, inceptionv1)}
+#: Each zoo model's declaration (:class:`~tfvis.models.zoo.ZooEntry`), by name: what :func:`load_model` reads.
+ZOO_ENTRIES = {name: module.ZOO_ENTRY for name, module in ZOO.items()}
 RANDOM = (None, "random")
 
 
@@ -44,75 +54,95 @@ class WeightsSource:
     conv_only: bool = False
 
 
-def zoo_module(name):
+def _unknown_model(name):
+    return ValueError(f"unknown model {name!r}; choose one of: {', '.join(sorted(ZOO))}")
+
+
+def zoo_module(name: str) -> ModuleType:
     """The module that defines zoo model ``name``; a clear error lists the valid names."""
     try:
         return ZOO[name]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(sorted(ZOO))}") from None
+        raise _unknown_model(name) from None
 
 
-def _named_sources(module):
-    return ["auto", "imagenet", "random", *getattr(module, "EXTRA_SOURCES", {})]
+def zoo_entry(name: str) -> ZooEntry:
+    """The declaration of zoo model ``name`` (:class:`~tfvis.models.zoo.ZooEntry`); a clear error lists the valid names."""
+    try:
+        return ZOO_ENTRIES[name]
+    except (KeyError, TypeError):
+        raise _unknown_model(name) from None
 
 
-def _imagenet_source(module, include_top):
-    if not include_top and hasattr(module, "imagenet_file") and is_available(module.imagenet_file(True)):
-        path = locate(module.imagenet_file(True))  # the full file serves the conv part too
+def _entry(zoo: ZooEntry | ModuleType) -> ZooEntry:
+    """A zoo entry, given itself or the module that declares it (:func:`resolve_weights` took modules)."""
+    return zoo if isinstance(zoo, ZooEntry) else zoo.ZOO_ENTRY
+
+
+def _imagenet_source(entry, include_top):
+    if not include_top and is_available(entry.imagenet_file(True)):
+        path = locate(entry.imagenet_file(True))  # the full file serves the conv part too
     else:
-        path = locate(module.imagenet_file(include_top))
+        path = locate(entry.imagenet_file(include_top))
     return WeightsSource("imagenet", path, f"imagenet ({path.name})")
 
 
-def _extra_source(module, name, include_top):
-    path = module.EXTRA_SOURCES[name]()
+def _extra_source(entry, name, include_top):
+    path = entry.extra_sources[name]()
     if include_top:
         raise ValueError(
-            f"{name!r} weights ({path.name}) hold only the conv layers of {module.NAME}, no fully connected "
-            f"layers ({', '.join(module.TOP_LAYERS)}): use include_top=False"
+            f"{name!r} weights ({path.name}) hold only the conv layers of {entry.name}, no fully connected "
+            f"layers ({', '.join(entry.top_layers)}): use include_top=False"
         )
     return WeightsSource(name, path, f"{name} ({path.name}, conv layers only)", conv_only=True)
 
 
-def resolve_weights(module, weights, include_top, seed=0):
-    """Turn the ``weights`` argument of :func:`load_model` into a :class:`WeightsSource`."""
+def resolve_weights(zoo: ZooEntry | ModuleType, weights, include_top: bool, seed: int = 0) -> WeightsSource:
+    """Turn the ``weights`` argument of :func:`load_model` into a :class:`WeightsSource`.
+
+    ``zoo`` is a :class:`~tfvis.models.zoo.ZooEntry` or the zoo module that declares it.
+    """
+    entry = _entry(zoo)
     if weights in RANDOM:
         return WeightsSource("random", None, f"random (seed {seed})")
-    if isinstance(weights, (str, os.PathLike)) and weights not in _named_sources(module):
+    if isinstance(weights, (str, os.PathLike)) and weights not in entry.weight_choices:
         path = Path(weights).expanduser()
         if path.is_file():
             return WeightsSource("file", path, f"file {path}")
-        raise ValueError(
-            f"weights={str(weights)!r} is neither a file nor one of: {', '.join(map(str, _named_sources(module)))}"
-        )
+        raise ValueError(f"weights={str(weights)!r} is neither a file nor one of: {', '.join(entry.weight_choices)}")
     if weights == "imagenet":
-        return _imagenet_source(module, include_top)
-    if weights in getattr(module, "EXTRA_SOURCES", {}):
-        return _extra_source(module, weights, include_top)
-    # "auto": ImageNet when on disk or downloadable, else the module's offline fallback.
+        return _imagenet_source(entry, include_top)
+    if weights in entry.extra_sources:
+        return _extra_source(entry, weights, include_top)
+    # "auto": ImageNet when on disk or downloadable, else the entry's offline fallback.
     try:
-        return _imagenet_source(module, include_top)
+        return _imagenet_source(entry, include_top)
     except WeightsUnavailableError as err:
-        fallback = getattr(module, "OFFLINE_FALLBACK", None)
+        fallback = entry.offline_fallback
         if fallback is None:
             raise
-        path = module.EXTRA_SOURCES[fallback]()
-        top_note = (
-            f"; {', '.join(module.TOP_LAYERS)} keep a seeded random init" if include_top else ""
-        )
+        path = entry.extra_sources[fallback]()
+        top_note = f"; {', '.join(entry.top_layers)} keep a seeded random init" if include_top else ""
         sys.stderr.write(
-            f"tfvis: ImageNet {module.NAME} weights unavailable ({err.weight_file.filename}: {err.reason}); "
+            f"tfvis: ImageNet {entry.name} weights unavailable ({err.weight_file.filename}: {err.reason}); "
             f"using the offline {fallback} conv weights ({path.name}){top_note}\n"
         )
         return WeightsSource(fallback, path, f"{fallback} ({path.name}, conv layers only)", conv_only=True)
 
 
-def weighted_layers(model):
+def weighted_layers(model: keras.Model) -> list[str]:
     """Names of the layers of ``model`` that hold weights, in order."""
     return [layer.name for layer in model.layers if layer.weights]
 
 
-def load_model(spec, weights="auto", include_top=True, seed=0, input_shape=None, input=None):
+def load_model(
+    spec: str | os.PathLike,
+    weights: str | os.PathLike | None = "auto",
+    include_top: bool = True,
+    seed: int = 0,
+    input_shape: tuple | None = None,
+    input: str | dict | InputConvention | None = None,
+) -> keras.Model:
     """Build a zoo model and load its weights, or load a model file with its input convention.
 
     Parameters
@@ -142,7 +172,7 @@ def load_model(spec, weights="auto", include_top=True, seed=0, input_shape=None,
     Returns
     -------
     keras.Model
-        Takes float32 RGB NHWC images in [0, 255]. ``model.tfvis_weights`` says which weights a zoo
+        Takes float32 RGB NHWC images in [0, 255]. :func:`weights_label` says which weights a zoo
         model holds; :func:`model_info` its input convention and sizes.
 
     Examples
@@ -159,28 +189,26 @@ def load_model(spec, weights="auto", include_top=True, seed=0, input_shape=None,
     return ModelSpec(name, weights, include_top, seed, input=input, input_shape=input_shape).load()
 
 
-def load_zoo_model(name, weights="auto", include_top=True, seed=0, input_shape=None):
+def load_zoo_model(
+    name: str, weights: str | os.PathLike | None = "auto", include_top: bool = True, seed: int = 0, input_shape: tuple | None = None
+) -> keras.Model:
     """Build zoo model ``name`` and load its weights (see :func:`load_model`)."""
-    from .inputs import InputConvention
-
-    module = zoo_module(name)
-    source = resolve_weights(module, weights, include_top, seed)
+    entry = zoo_entry(name)
+    source = resolve_weights(entry, weights, include_top, seed)
     options = {}
-    if source.path is not None and hasattr(module, "build_options"):
-        options = module.build_options(source.path)  # e.g. the LRN settings held by InceptionV1.pb
+    if source.path is not None and entry.build_options is not None:
+        options = entry.build_options(source.path)  # e.g. the LRN settings held by InceptionV1.pb
     keras.utils.set_random_seed(seed)
-    model = module.build(
-        include_top=include_top, input_shape=input_shape, preprocess=module.preprocess_for(source.name), **options
-    )
+    model = entry.build(include_top=include_top, input_shape=input_shape, preprocess=entry.preprocess_for(source.name), **options)
     if source.path is not None:
-        arrays = module.read_weights(source.path)
+        arrays = entry.read_weights(source.path)
         expected = weighted_layers(model)
         if source.conv_only:
-            expected = [n for n in expected if n not in module.TOP_LAYERS]
+            expected = [n for n in expected if n not in entry.top_layers]
         require_layers(arrays, expected, source.path)
         assign(model, {n: arrays[n] for n in expected}, source.path)
-    model.tfvis_weights = source.label
-    info = module.INFO
+    model.tfvis_weights = source.label  # deprecated, for scripts that read it: weights_label(model) is the one reader
+    info = dataclasses.replace(entry.info, weights=source.label)
     preprocess = next((layer for layer in model.layers if layer.name == "preprocess"), None)
     if info.input is None and preprocess is not None:
         info = dataclasses.replace(info, input=InputConvention.from_layer(preprocess))
@@ -189,6 +217,7 @@ def load_zoo_model(name, weights="auto", include_top=True, seed=0, input_shape=N
 
 __all__ = [
     "ZOO",
+    "ZOO_ENTRIES",
     "WeightsError",
     "WeightsFormatError",
     "WeightsHashError",
@@ -206,5 +235,8 @@ __all__ = [
     "wrap_model",
     "resolve_weights",
     "weighted_layers",
+    "weights_label",
+    "ZooEntry",
+    "zoo_entry",
     "zoo_module",
 ]

@@ -15,10 +15,11 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from .info import ModelInfo
 from .custom_layers import ImagePreprocess, LocalResponseNorm, conv_relu, dense_relu
+from .info import ModelInfo
 from .safeload import max_weight_bytes, read_pickled_npy
 from .weights import WeightFile, WeightsFormatError, read_keras_weights
+from .zoo import ZooEntry
 
 NAME = "alexnet"
 DEFAULT_SIZE = 227
@@ -224,3 +225,14 @@ def preprocess_for(source_name):
 
 #: What every method reads about this model (see :mod:`tfvis.models.info`).
 INFO = ModelInfo(name=NAME, value_range=(0.0, 255.0), default_size=DEFAULT_SIZE, min_size=MIN_SIZE, report_layers=REPORT_LAYERS)
+
+#: The declaration :func:`tfvis.models.load_model` reads (see :class:`tfvis.models.zoo.ZooEntry`).
+ZOO_ENTRY = ZooEntry(
+    name=NAME,
+    build=build,
+    read_weights=read_weights,
+    info=INFO,
+    top_layers=TOP_LAYERS,
+    imagenet_file=imagenet_file,
+    preprocess_for=preprocess_for,
+)

@@ -40,11 +40,14 @@ architecture.
 from pathlib import Path
 
 import keras
+import tensorflow as tf
+from google.protobuf.message import DecodeError
 
-from .info import ModelInfo
 from .custom_layers import ImagePreprocess, LocalResponseNorm, conv_relu
+from .info import ModelInfo
 from .safeload import check_file_size, max_weight_bytes
 from .weights import WeightFile, WeightsFormatError, WeightsTooLargeError, read_error, read_keras_weights
+from .zoo import ZooEntry
 
 NAME = "inceptionv1"
 DEFAULT_SIZE = 224
@@ -206,9 +209,6 @@ def build(include_top=True, input_shape=None, preprocess=None, lrn=None, classes
 
 
 def _parse_graph_def(path):
-    import tensorflow as tf
-    from google.protobuf.message import DecodeError
-
     expected = "Lucid's InceptionV1.pb (a serialized TensorFlow GraphDef)"
     check_file_size(path, max_weight_bytes(PARAMS))
     try:
@@ -264,8 +264,6 @@ def read_lucid_pb(path):
         The file is not a GraphDef, a constant cannot be decoded, or the graph holds none of the
         expected constants.
     """
-    import tensorflow as tf
-
     graph_def = _parse_graph_def(path)
     wanted = {f"{layer}_{kind}": (layer, i) for layer in WEIGHTED_LAYERS for i, kind in enumerate("wb")}
     found = {}
@@ -306,8 +304,6 @@ def read_lucid_pb(path):
 
 def _declared_bytes(node, path):
     """Bytes of the array a ``Const`` node's TensorProto declares (its shape times its item size)."""
-    import tensorflow as tf
-
     tensor = node.attr["value"].tensor
     sizes = [dim.size for dim in tensor.tensor_shape.dim]
     if tensor.tensor_shape.unknown_rank or any(size < 0 for size in sizes):
@@ -365,3 +361,15 @@ def preprocess_for(source_name):
 
 #: What every method reads about this model (see :mod:`tfvis.models.info`).
 INFO = ModelInfo(name=NAME, value_range=(0.0, 255.0), default_size=DEFAULT_SIZE, min_size=MIN_SIZE, report_layers=REPORT_LAYERS)
+
+#: The declaration :func:`tfvis.models.load_model` reads (see :class:`tfvis.models.zoo.ZooEntry`).
+ZOO_ENTRY = ZooEntry(
+    name=NAME,
+    build=build,
+    read_weights=read_weights,
+    info=INFO,
+    top_layers=TOP_LAYERS,
+    imagenet_file=imagenet_file,
+    preprocess_for=preprocess_for,
+    build_options=build_options,
+)

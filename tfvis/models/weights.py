@@ -6,51 +6,31 @@ that checks a pinned hash and never leaves a half-written file, clear errors whe
 missing, corrupt or of the wrong shape, and the assignment of arrays to layers by name.
 """
 import hashlib
+import io
 import os
 import tempfile
 import urllib.error
 import urllib.request
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
 import numpy as np
+
+from .errors import (  # a leaf module, so that safeload.py raises them without importing this one
+    WeightsError,
+    WeightsFormatError,
+    WeightsHashError,
+    WeightsTooLargeError,
+    WeightsUnavailableError,
+    WeightsUnsafeError,
+    read_error,
+)
+from .safeload import check_h5, check_weight_file, max_weight_bytes
 
 PROJECT_WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 KERAS_CACHE_DIR = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
-
-
-class WeightsError(Exception):
-    """Base class of the errors raised while loading weights."""
-
-
-class WeightsUnavailableError(WeightsError, FileNotFoundError):
-    """A weight file is neither on disk nor downloadable (offline, or the download failed).
-
-    ``weight_file`` is the :class:`WeightFile` and ``reason`` a short cause.
-    """
-
-    def __init__(self, message, weight_file=None, reason=""):
-        super().__init__(message)
-        self.weight_file = weight_file
-        self.reason = reason
-
-
-class WeightsHashError(WeightsError, ValueError):
-    """A weight file's hash differs from the pinned one."""
-
-
-class WeightsFormatError(WeightsError, ValueError):
-    """A weight file cannot be read, or its arrays do not fit the model."""
-
-
-class WeightsUnsafeError(WeightsFormatError):
-    """A weight file asks to run code while it is read (a pickle naming a function or class that
-    a dict of NumPy arrays does not need); nothing from it was run."""
-
-
-class WeightsTooLargeError(WeightsFormatError):
-    """A weight or model file declares more data than the limit (a decompression bomb, or a file
-    far larger than the model it claims to hold); it was refused before its data was read."""
 
 
 @dataclass(frozen=True)
@@ -278,11 +258,6 @@ def require_layers(arrays, names, source):
         raise WeightsFormatError(f"{source}: no weights for layer(s) {', '.join(missing)}")
 
 
-def read_error(path, err, expected):
-    """A :class:`WeightsFormatError` for a file that could not be parsed as ``expected``."""
-    return WeightsFormatError(f"{path} could not be read as {expected}: {type(err).__name__}: {err}")
-
-
 def read_keras_weights(path, max_bytes=None):
     """Read a Keras weight file into ``{layer_name: [array, ...]}``.
 
@@ -310,13 +285,6 @@ def read_keras_weights(path, max_bytes=None):
     WeightsFormatError
         The file cannot be read as a Keras weight file.
     """
-    import io
-    import zipfile
-
-    import h5py
-
-    from .safeload import check_h5, check_weight_file, max_weight_bytes
-
     path = Path(path)
     max_bytes = max_weight_bytes() if max_bytes is None else max_bytes
     check_weight_file(path, max_bytes)
@@ -363,3 +331,31 @@ def _read_keras3_groups(f):
 
     f.visititems(visit)
     return arrays
+
+
+__all__ = [
+    "KERAS_CACHE_DIR",
+    "MAX_DOWNLOAD_FACTOR",
+    "PINNED_HASHES",
+    "PROJECT_WEIGHTS_DIR",
+    "WeightFile",
+    "WeightsError",
+    "WeightsFormatError",
+    "WeightsHashError",
+    "WeightsTooLargeError",
+    "WeightsUnavailableError",
+    "WeightsUnsafeError",
+    "assign",
+    "candidate_paths",
+    "check_hash",
+    "download",
+    "downloads_allowed",
+    "file_digests",
+    "file_md5",
+    "is_available",
+    "locate",
+    "read_error",
+    "read_keras_weights",
+    "require_layers",
+    "weights_dir",
+]

@@ -5,6 +5,7 @@ yet and saves each result as it arrives; the driver then reads results from the 
 engines give the same results: units are deterministic functions of their parameters.
 """
 import os
+import socket
 import sys
 
 from tqdm.auto import tqdm
@@ -203,8 +204,6 @@ def check_reachable(address, timeout=CONNECT_TIMEOUT):
     answers at once (or after ``timeout`` seconds when the host drops packets). ``"auto"`` (the
     cluster of this machine that Ray finds itself) is left to Ray.
     """
-    import socket
-
     if address == "auto":
         return
     host, sep, port = address.split("://", 1)[-1].rpartition(":")

@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import topk
 from ..featurevis.render import AUTO_BFLOAT16 as RENDER_AUTO_BFLOAT16
+from ..images import NoImagesError
 from ..precision import resolve_precision
 from .plan import channel_keys, channel_units, featurevis_key, featurevis_units, merge_top_k, top_k_units
 
@@ -27,8 +28,6 @@ def top_k(engine, context, store, layers, k, batch_size, shard_images=None, prec
     results = [store.load(unit) for unit in units]
     read, total = sum(result["meta"]["read"] for result in results), len(context.source)
     if not read:
-        from ..images import NoImagesError
-
         raise NoImagesError(f"none of the {total} images could be read")
     if read < total:
         print(f"tfvis: skipped {total - read} unreadable file(s) of {total} in {context.source.describe().get('files', 'the images')}", file=sys.stderr)

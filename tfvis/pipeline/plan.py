@@ -12,6 +12,7 @@ settings recompute exactly the units they affect.
 """
 import numpy as np
 
+from ..topk import _RunningTopK
 from .units import Unit, digest
 
 
@@ -62,8 +63,6 @@ def merge_top_k(results, layer, k):
     Candidates are ordered by value (largest first), then by image index, exactly the order of
     one pass over the images, so any sharding gives the same lists.
     """
-    from tfvis.topk import _RunningTopK
-
     merged, ids = None, {}
     for result in results:
         i = result["meta"]["layers"].index(layer)

@@ -8,17 +8,18 @@ JSON-able ``"meta"`` (see :class:`tfvis.pipeline.Store`).
 """
 import numpy as np
 
+from ..display import to_uint8
+from ..featurevis import render
+from ..graph import prepared
 from ..models.spec import ModelSpec  # noqa: F401 - the one loader, importable here as before
+from ..targets import resolve
+from ..topk import _RunningTopK, assemble, scan
 from . import caricature_units, image_units, study_units
 from .context import Context  # noqa: F401 - importable here as before
 
 
 def top_k_shard(context, params, progress=False):
     """Top-k of every channel of ``params["layers"]`` over the images ``start..stop-1``."""
-    from tfvis.graph import prepared
-    from tfvis.targets import resolve
-    from tfvis.topk import scan
-
     model = context.model
     net_model = prepared(model)
     channels = {layer: np.arange(resolve(net_model, layer).channels) for layer in params["layers"]}
@@ -38,8 +39,6 @@ def top_k_shard(context, params, progress=False):
 
 def channel_group(context, params, progress=False):
     """Patches and reconstructions of the merged top-k of a group of channels of one layer."""
-    from tfvis.topk import _RunningTopK, assemble
-
     state = _RunningTopK(params["channels"], params["k"])
     state.values = np.asarray(params["values"], np.float32).reshape(state.values.shape)
     state.images = np.asarray(params["images"], np.int64).reshape(state.images.shape)
@@ -67,9 +66,6 @@ def channel_group(context, params, progress=False):
 
 def feature_visualizations(context, params, progress=False):
     """Feature visualizations of a batch of channels of one layer, rendered together."""
-    from tfvis.display import to_uint8
-    from tfvis.featurevis import render
-
     layer = params["layer"]
     images = render(
         context.model_for(params), [f"{layer}:{c}" for c in params["channels"]], size=params["size"], steps=params["steps"],

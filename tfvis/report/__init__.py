@@ -278,17 +278,6 @@ class Report:
         """Where :meth:`save_picture` saves ``stem`` in ``folder``, relative to the report folder."""
         return f"assets/{safe_name(folder)}/{stem}.png"
 
-    def _state_path(self, kind, key):
-        return self.out / "state" / safe_name(kind) / f"{safe_name(key)}.json"
-
-    def load_state(self, kind, key):
-        """The record saved by :meth:`save_state` for ``(kind, key)``, or None (always None when forcing)."""
-        return None if self.force else fileio.read_json(self._state_path(kind, key))
-
-    def save_state(self, kind, key, record):
-        """Save a finished unit of work (e.g. the saliency maps of one layer for the page images)."""
-        fileio.write_json(self._state_path(kind, key), record)
-
     def write_grid_page(self, path, title, tables, lede="", facts=(), crumb=None):
         """Write a page of picture tables (``templates/grid.html``); returns its path.
 

@@ -8,7 +8,9 @@ method, all on the core of :mod:`tfvis.targets`, :mod:`tfvis.graph` and :mod:`tf
 =====================  =====================================================================
 :mod:`.gradient`       :func:`score`, :func:`gradients`, :func:`vanilla`, :func:`guided`,
                        :func:`deconvnet` (the backward rules of :mod:`tfvis.rules`)
-:mod:`.smoothing`      :func:`smoothgrad` over any of them, or over Integrated Gradients
+:mod:`.methods`        the table of methods (:data:`SALIENCY_METHODS`): name, title,
+                       function, options; what commands and pages list
+:mod:`.smoothing`      :func:`smoothgrad` over any method of the table
 :mod:`.integrated`     :func:`integrated_gradients` and its integration :data:`RULES`
 :mod:`.gradcam`        :func:`grad_cam` and its :func:`default_layer`
 :mod:`.classmodel`     :func:`class_model`, :func:`mean_image`
@@ -37,31 +39,37 @@ Every gradient is taken by one ``tf.function`` per (prepared model, target layer
 method), kept by :func:`tfvis.graph.cached` for the model's lifetime, that serves whole batches.
 Maps are returned as :class:`tfvis.display.Maps`, NumPy arrays that show as heatmaps in
 notebooks; :func:`overlay` and :func:`figure` come from :mod:`tfvis.display`.
-"""
-from ..display import figure, overlay
-from .classmodel import class_model, mean_image
-from .gradcam import default_layer, grad_cam
-from .gradient import class_scores, deconvnet, gradients, guided, has_class_output, score, vanilla
-from .integrated import RULES, integrated_gradients
-from .smoothing import METHODS, smoothgrad, smoothgrad_noise
 
-__all__ = [
-    "METHODS",
-    "RULES",
-    "class_model",
-    "class_scores",
-    "deconvnet",
-    "default_layer",
-    "figure",
-    "grad_cam",
-    "gradients",
-    "guided",
-    "has_class_output",
-    "integrated_gradients",
-    "mean_image",
-    "overlay",
-    "score",
-    "smoothgrad",
-    "smoothgrad_noise",
-    "vanilla",
-]
+Importing the package is light (PEP 562): each name below is imported from its module on first
+access, so that ``python -m tfvis.saliency --help`` answers without TensorFlow.
+"""
+import importlib
+
+#: Each public name and the submodule it comes from (imported on first access).
+_NAMES = {
+    "figure": "..display", "overlay": "..display",
+    "class_model": ".classmodel", "mean_image": ".classmodel",
+    "default_layer": ".gradcam", "grad_cam": ".gradcam",
+    "class_scores": ".gradient", "deconvnet": ".gradient", "gradients": ".gradient", "guided": ".gradient",
+    "has_class_output": ".gradient", "score": ".gradient", "vanilla": ".gradient",
+    "RULES": ".integrated", "integrated_gradients": ".integrated",
+    "SALIENCY_METHODS": ".methods", "SaliencyMethod": ".methods",
+    "METHODS": ".smoothing", "SMOOTHABLE_METHODS": ".smoothing", "smoothgrad": ".smoothing", "smoothgrad_noise": ".smoothing",
+}  # fmt: skip
+#: Names whose value has another name in its module.
+_RENAMED = {"SALIENCY_METHODS": "METHODS"}
+
+
+def __getattr__(name):
+    if name not in _NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_NAMES[name], __name__), _RENAMED.get(name, name))
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
+
+__all__ = sorted(_NAMES)

@@ -2,7 +2,8 @@
 import numpy as np
 import tensorflow as tf
 
-from ..graph import cached, prepared
+from .. import optim
+from ..graph import prepared
 from ..models.info import model_info
 from ..targets import resolve
 from .gradient import target_net, target_scores
@@ -36,34 +37,43 @@ def mean_image(model, shape=None):
     return model_info(model).mean_image(shape)
 
 
-def _step_function(model, target):
-    """Compiled ascent step ``image -> clip(image + rate * g / rms(g))`` on the prepared ``model``, cached."""
+def _class_model_loop(model, target, shape, mean, l2, learning_rate, low, high):
+    """The :class:`tfvis.optim.Loop` of :func:`class_model` on the prepared ``model``: normalised gradient ascent.
 
-    def build():
-        net = target_net(model, target)
+    The image and the model's mean image are variables of the loop (``loop.image``, ``loop.mean``) and the class (with its unit position, if
+    any) comes in as the loop's ``aux`` vector, so one trace serves every class of a target layer.
+    """
+    net = target_net(model, target)
+    image = tf.Variable(tf.zeros((1,) + tuple(shape)), name="class_model_image")
+    mean = tf.Variable(mean[None], trainable=False, name="class_model_mean")  # the model's, set by each run (loop.mean)
+    ranks = len(target.position or ())
 
-        @tf.function
-        def step(image, mean, channel, position, l2, rate, low, high):
-            with tf.GradientTape() as tape:
-                tape.watch(image)
-                s = target_scores(net(image, training=False), target, channel, position)
-                objective = tf.reduce_sum(s) - l2 * tf.reduce_sum(tf.square(image - mean))
-            g = tape.gradient(objective, image)
-            g = g / (tf.sqrt(tf.reduce_mean(tf.square(g))) + 1e-12)
-            return tf.clip_by_value(image + rate * g, low, high)
+    def objective(seed, index, total, aux):
+        channel, position = aux[:1], tf.reshape(aux[1:], [1, ranks])
+        score = tf.reduce_sum(target_scores(net(image, training=False), target, channel, position))
+        return score - l2 * tf.reduce_sum(tf.square(image - mean))
 
-        return step
+    def unit_rms(g):  # the step's size in pixel values is the learning rate, whatever the score's scale
+        return g / (tf.sqrt(tf.reduce_mean(tf.square(g))) + 1e-12)
 
-    return cached(model, ("saliency.class_model",) + target.key, build)
+    def clip(value):
+        return tf.clip_by_value(value, low, high)
+
+    loop = optim.Loop(objective, optim.Gradient([image], learning_rate, sign=1, project=clip), shape_gradient=unit_rms)
+    loop.image, loop.mean = image, mean
+    return loop
 
 
-def class_model(model, class_index, steps=200, l2=1e-6, learning_rate=1.0, seed=0, shape=None, init_noise=0.0, value_range=None):
+def class_model(model, class_index, steps=200, l2=1e-6, learning_rate=1.0, seed=0, shape=None, init_noise=0.0, value_range=None,
+                progress=False):  # fmt: skip
     """Simonyan et al.'s class model: ``argmax_I S_c(I) - l2 * ||I - mean||^2`` by gradient ascent.
 
     Starts from the model's mean image (:func:`mean_image`: zero after preprocessing) and takes
     ``steps`` compiled ascent steps ``I += learning_rate * g / rms(g)`` (the gradient normalised
     to unit root mean square, so ``learning_rate`` is in pixel values per step), clipping to
-    ``value_range`` after each step.
+    ``value_range`` after each step. The steps are :mod:`tfvis.optim`'s one loop (as for feature
+    visualization): plain gradient steps (:class:`tfvis.optim.Gradient`) with the gradient
+    normalised, cached per model, target layer and settings.
 
     Parameters
     ----------
@@ -84,6 +94,8 @@ def class_model(model, class_index, steps=200, l2=1e-6, learning_rate=1.0, seed=
     value_range : (float, float), optional
         Clip range of the image; default the model's
         (:attr:`tfvis.models.info.ModelInfo.value_range`, RGB [0, 255] for the zoo).
+    progress : bool
+        Show a progress bar.
 
     Returns
     -------
@@ -100,20 +112,18 @@ def class_model(model, class_index, steps=200, l2=1e-6, learning_rate=1.0, seed=
     start = mean + float(init_noise) * np.random.default_rng(int(seed)).standard_normal(mean.shape).astype(np.float32)
     low, high = (float(v) for v in (model_info(model).value_range if value_range is None else value_range))
     start = np.clip(start, low, high)[None].astype(np.float32)
-    step = _step_function(net, target)
-    image = tf.constant(start)
-    args = (
-        tf.constant(mean[None]),
-        tf.constant([target.index], tf.int32),
-        tf.constant(np.array(target.position or (), np.int32).reshape(1, -1 if target.position else 0)),
-        tf.constant(float(l2), tf.float32),
-        tf.constant(float(learning_rate), tf.float32),
-        tf.constant(low, tf.float32),
-        tf.constant(high, tf.float32),
-    )
-    for _ in range(int(steps)):
-        image = step(image, *args)
-    return image.numpy()[0]
+    settings = (tuple(mean.shape), float(l2), float(learning_rate), low, high)
+    key = ("class_model", target.key) + settings
+    loop = optim.cached_loop(model, key, lambda: _class_model_loop(net, target, mean.shape, mean, *settings[1:]))
+    try:
+        loop.image.assign(start)
+        loop.mean.assign(mean[None])
+        loop.start(seed)
+        aux = [int(target.index)] + [int(p) for p in target.position or ()]
+        optim.optimize(loop, int(steps), seed, aux, progress=progress, desc=f"class model {target.index}")
+        return loop.image.numpy()[0]
+    finally:
+        loop.lock.release()
 
 
 __all__ = ["class_model", "mean_image"]

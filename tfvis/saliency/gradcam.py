@@ -24,6 +24,7 @@ from ..graph import cached, feature_net, inbound, prepared, producer
 from ..rules import for_input_gradients
 from ..targets import find_layer
 from .gradient import image_spec, row_specs, setup, target_scores
+from .methods import Attribution
 
 #: Layers that :func:`default_layer` looks back through: they resample the last map.
 POOLING = (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D)
@@ -84,28 +85,61 @@ def default_layer(model):
     return layer.name
 
 
+def cam_maps(net, target, layer, images, channels, positions):
+    """Grad-CAM maps (B, H, W) of ``images`` through ``net`` (outputs: ``layer``'s map and the target layer's) (graph code)."""
+    with tf.GradientTape() as tape:
+        tape.watch(images)  # the fast net's weights are constants: connect the maps through the input
+        maps, act = net(images, training=False)
+        total = tf.reduce_sum(target_scores(act, target, channels, positions))
+    grads = tape.gradient(total, maps)
+    if grads is None:
+        raise ValueError(f"target {str(target.target)!r} does not depend on layer {layer!r}")
+    weights = tf.reduce_mean(grads, axis=[1, 2], keepdims=True)
+    cam = tf.nn.relu(tf.reduce_sum(weights * maps, axis=-1, keepdims=True))
+    return tf.image.resize(cam, tf.shape(images)[1:3], method="bilinear")[..., 0]
+
+
+def _cam_net(net, target, layer):
+    return feature_net(net, [layer, target.layer], for_input_gradients())
+
+
 def _cam_function(model, target, layer):
     """Compiled ``(images, channels, positions) -> Grad-CAM maps`` on the prepared ``model``, cached."""
 
     def build():
-        net = feature_net(model, [layer, target.layer], for_input_gradients())
+        net = _cam_net(model, target, layer)
 
         @tf.function(input_signature=[image_spec(model)] + row_specs(target))
         def run(images, channels, positions):
-            with tf.GradientTape() as tape:
-                tape.watch(images)  # the fast net's weights are constants: connect the maps through the input
-                maps, act = net(images, training=False)
-                total = tf.reduce_sum(target_scores(act, target, channels, positions))
-            grads = tape.gradient(total, maps)
-            if grads is None:
-                raise ValueError(f"target {str(target.target)!r} does not depend on layer {layer!r}")
-            weights = tf.reduce_mean(grads, axis=[1, 2], keepdims=True)
-            cam = tf.nn.relu(tf.reduce_sum(weights * maps, axis=-1, keepdims=True))
-            return tf.image.resize(cam, tf.shape(images)[1:3], method="bilinear")[..., 0]
+            return cam_maps(net, target, layer, images, channels, positions)
 
         return run
 
     return cached(model, ("saliency.grad_cam", layer) + target.key, build)
+
+
+def cam_layer(model, layer=None):
+    """``layer`` (default :func:`default_layer`), checked to output a spatial map (N, h, w, K)."""
+    layer = default_layer(model) if layer is None else layer
+    shape = tuple(find_layer(prepared(model), layer).output.shape)
+    if len(shape) != 4:
+        raise ValueError(f"layer {layer!r} has output shape {shape}, not a spatial map (N, h, w, K); choose a convolutional layer")
+    return layer
+
+
+def cam_attribution(model, net, target, layer=None):
+    """SmoothGrad's view of Grad-CAM (:class:`tfvis.saliency.methods.Attribution`): each row's map, shape (B, H, W, 1)."""
+    layer = cam_layer(model, layer)
+
+    def build():
+        two_maps = _cam_net(net, target, layer)
+
+        def attribute(rows, references, channels, positions):
+            return cam_maps(two_maps, target, layer, rows, channels, positions)[..., None]
+
+        return attribute
+
+    return Attribution(("grad_cam", layer), build)
 
 
 def grad_cam(model, images, target, layer=None, batch_size=16):
@@ -138,10 +172,7 @@ def grad_cam(model, images, target, layer=None, batch_size=16):
     >>> cam = grad_cam(model, photos, 281, "block5_conv3_relu")  # doctest: +SKIP
     """
     images, single, net, rows = setup(model, images, target, batch_size)
-    layer = default_layer(model) if layer is None else layer
-    shape = tuple(find_layer(net, layer).output.shape)
-    if len(shape) != 4:
-        raise ValueError(f"layer {layer!r} has output shape {shape}, not a spatial map (N, h, w, K); choose a convolutional layer")
+    layer = cam_layer(model, layer)
     run = _cam_function(net, rows.target, layer)
     out = np.zeros(images.shape[:3], np.float32)
     for start in range(0, len(images), int(batch_size)):
@@ -150,4 +181,4 @@ def grad_cam(model, images, target, layer=None, batch_size=16):
     return as_maps(out[0] if single else out)
 
 
-__all__ = ["POOLING", "default_layer", "grad_cam"]
+__all__ = ["POOLING", "cam_attribution", "cam_layer", "cam_maps", "default_layer", "grad_cam"]

@@ -21,20 +21,23 @@ from ..graph import cached, feature_net, prepared
 from ..images import model_batch
 from ..rules import for_input_gradients
 from ..targets import apply_head, logits_layer, resolve_many
+from .methods import Attribution
 
 #: Gradient methods, by the name saliency functions take, and the backward rule each uses
 #: (:data:`tfvis.rules.METHODS`): ``"vanilla"`` (or ``"gradient"``), ``"guided"``, ``"deconvnet"``.
-METHODS = {"vanilla": "gradient", "gradient": "gradient", "guided": "guided", "deconvnet": "deconvnet"}
+BACKWARD_RULES = {"vanilla": "gradient", "gradient": "gradient", "guided": "guided", "deconvnet": "deconvnet"}
+#: The former name of :data:`BACKWARD_RULES`.
+METHODS = BACKWARD_RULES
 
 #: Values of the ``reduce`` argument of attribution methods.
 REDUCTIONS = ("max", "sum", None)
 
 
 def backward_method(method):
-    """The :mod:`tfvis.rules` method of a gradient ``method`` (a key of :data:`METHODS`)."""
-    if method not in METHODS:
-        raise ValueError(f"method={method!r}; choose one of: {', '.join(METHODS)}")
-    return METHODS[method]
+    """The :mod:`tfvis.rules` method of a gradient ``method`` (a key of :data:`BACKWARD_RULES`)."""
+    if method not in BACKWARD_RULES:
+        raise ValueError(f"method={method!r}; choose one of: {', '.join(BACKWARD_RULES)}")
+    return BACKWARD_RULES[method]
 
 
 def check_batch_size(batch_size):
@@ -204,6 +207,25 @@ def gradient_function(model, target, method="gradient"):
     return cached(model, ("saliency.gradients", method) + target.key, build)
 
 
+def gradient_attribution(model, net, target, method="vanilla"):
+    """SmoothGrad's view of a gradient method (:class:`tfvis.saliency.methods.Attribution`): ``dS/dI`` per row.
+
+    ``model`` is the user's model, ``net`` the prepared one, ``target`` the resolved target of
+    the rows; ``method`` a key of :data:`BACKWARD_RULES`.
+    """
+    backward = backward_method(method)
+
+    def build():
+        gradient_net = target_net(net, target, backward)
+
+        def attribute(rows, references, channels, positions):
+            return input_gradients(gradient_net, target, rows, channels, positions)[0]
+
+        return attribute
+
+    return Attribution(("gradient", backward), build)
+
+
 def run_gradients(model, rows, images, batch_size, method="gradient"):
     """Gradients and scores of ``images`` (M, H, W, C), whose targets are ``rows``, ``batch_size`` per compiled call.
 
@@ -288,7 +310,7 @@ def gradients(model, images, target, batch_size=16, method="vanilla"):
     model, images, target, batch_size
         As in :func:`vanilla`.
     method : {"vanilla", "gradient", "guided", "deconvnet"}
-        The backward rule at every ReLU (:data:`METHODS`): the gradient itself, guided
+        The backward rule at every ReLU (:data:`BACKWARD_RULES`): the gradient itself, guided
         backpropagation or the deconvnet.
 
     Returns
@@ -385,10 +407,12 @@ def deconvnet(model, images, target, batch_size=16):
 
 
 __all__ = [
+    "BACKWARD_RULES",
     "METHODS",
     "TargetRows",
     "class_scores",
     "deconvnet",
+    "gradient_attribution",
     "gradient_function",
     "gradient_map",
     "gradients",

@@ -16,6 +16,7 @@ import tensorflow as tf
 from ..display import as_maps
 from ..graph import cached
 from .gradient import backward_method, check_reduce, image_spec, input_gradients, reduce_channels, row_specs, setup, target_net
+from .methods import Attribution
 
 #: Integration rules of :func:`integrated_gradients`.
 RULES = ("trapezoid", "midpoint")
@@ -113,6 +114,27 @@ def path_function(model, target, method="gradient"):
     return cached(model, ("saliency.integrated", method) + target.key, build)
 
 
+def integrated_attribution(model, net, target, steps=64, rule="trapezoid", gradient="vanilla"):
+    """SmoothGrad's view of Integrated Gradients (:class:`tfvis.saliency.methods.Attribution`): per row, from its reference.
+
+    The path points are constants of the graph; each row's path runs from its reference (the
+    baseline, never noised) to the row.
+    """
+    backward = backward_method(gradient)
+    alphas, weights = path_points(steps, rule)
+
+    def build():
+        path_net = target_net(net, target, backward)
+        points = tf.constant(alphas), tf.constant(weights, tf.float64)
+
+        def attribute(rows, references, channels, positions):
+            return path_attributions(path_net, target, rows, references, *points, channels, positions)
+
+        return attribute
+
+    return Attribution(("integrated", backward, int(steps), rule), build, rows=len(alphas))
+
+
 def integrated_gradients(model, images, target, baseline=None, steps=64, reduce="max", batch_size=16, rule="trapezoid", gradient="vanilla"):
     """Integrated Gradients (Sundararajan et al. 2017): ``(x - x') * mean_alpha dS/dI(x' + alpha (x - x'))``.
 
@@ -138,7 +160,7 @@ def integrated_gradients(model, images, target, baseline=None, steps=64, reduce=
     rule : {"trapezoid", "midpoint"}
         See :func:`path_points`.
     gradient : {"vanilla", "gradient", "guided", "deconvnet"}
-        The gradient taken along the path (:data:`tfvis.saliency.gradient.METHODS`); completeness
+        The gradient taken along the path (:data:`tfvis.saliency.gradient.BACKWARD_RULES`); completeness
         holds for the plain gradient only.
 
     Returns
@@ -173,4 +195,4 @@ def integrated_gradients(model, images, target, baseline=None, steps=64, reduce=
     return out if reduce is None else as_maps(out)
 
 
-__all__ = ["RULES", "baselines_for", "integrated_gradients", "path_attributions", "path_function", "path_gradient_sum", "path_points"]
+__all__ = ["RULES", "baselines_for", "integrated_attribution", "integrated_gradients", "path_attributions", "path_function", "path_gradient_sum", "path_points"]

@@ -1,10 +1,12 @@
-"""SmoothGrad (Smilkov et al. 2017) over any gradient method: the map averaged over noisy copies of each image.
+"""SmoothGrad (Smilkov et al. 2017) over any method of the table: the map averaged over noisy copies of each image.
 
 Each image gets ``samples`` copies with Gaussian noise (:func:`smoothgrad_noise`), and the
-method's attributions of the copies are averaged: the gradient (``"vanilla"``), guided
-backpropagation, the deconvnet, or Integrated Gradients (``"integrated"``: each noisy copy
-integrated from the same baseline). The noise is drawn inside the compiled call that takes the
-gradients, one call for the copies of several images.
+method's attributions of the copies are averaged, like Captum's ``NoiseTunnel`` around any
+attribution: the gradient (``"vanilla"``), guided backpropagation, the deconvnet, Integrated
+Gradients (``"integrated"``: each noisy copy integrated from the same baseline) or Grad-CAM
+(``"grad_cam"``: the mean of the copies' maps), or any method that
+:data:`tfvis.saliency.methods.METHODS` gives an ``attribution`` builder. The noise is drawn inside
+the compiled call that computes the attributions, one call for the copies of several images.
 """
 import numpy as np
 import tensorflow as tf
@@ -12,12 +14,15 @@ import tensorflow as tf
 from ..display import as_maps
 from ..graph import cached
 from ..models.info import model_info
-from .gradient import METHODS as GRADIENT_METHODS
-from .gradient import backward_method, gradient_map, image_spec, input_gradients, row_specs, setup, target_net
-from .integrated import baselines_for, integrated_gradients, path_attributions, path_points
+from .gradient import image_spec, row_specs, setup
+from .integrated import baselines_for
+from .methods import SMOOTHABLE
+from .methods import method as saliency_method
 
-#: Methods SmoothGrad can smooth.
-METHODS = tuple(GRADIENT_METHODS) + ("integrated",)
+#: Methods SmoothGrad can smooth (the table's methods with an attribution builder, and aliases).
+SMOOTHABLE_METHODS = SMOOTHABLE
+#: The former name of :data:`SMOOTHABLE_METHODS`.
+METHODS = SMOOTHABLE_METHODS
 
 #: Options of ``method="integrated"``, passed on to :func:`tfvis.saliency.integrated_gradients`.
 INTEGRATED_OPTIONS = ("baseline", "steps", "rule", "gradient")
@@ -51,26 +56,25 @@ def noise_scale(model, value_range=None):
     return high - low
 
 
-def _smooth_function(model, target, samples, magnitude, integrated, backward):
+def _smooth_function(model, target, samples, magnitude, attribution):
     """Compiled SmoothGrad sum: noise drawn in the graph, attributions summed over the copies in the graph.
 
-    ``(images (g, H, W, C), baselines (g, H, W, C), seeds (g, 2), sigma, start, count, channels,
-    positions, alphas, weights) -> (g, H, W, C)``: for each image, the sum over its copies
-    ``start .. start + count - 1`` of the attributions (or their magnitude) at ``image + noise``.
-    ``baselines``, ``alphas`` and ``weights`` are read for Integrated Gradients (``integrated``) only.
+    ``(images (g, H, W, C), references (g, H, W, C), seeds (g, 2), sigma, start, count, channels,
+    positions) -> (g, H, W, C')``: for each image, the sum over its copies ``start .. start +
+    count - 1`` of ``attribution``'s attributions (or their magnitude) at ``image + noise``;
+    ``references`` (Integrated Gradients' baselines) are not noised.
     """
 
     def build():
-        net = target_net(model, target, backward)
+        attribute = attribution.build()
         spec = image_spec(model)
         shape = spec.shape[1:]
         scalar = tf.TensorSpec([], tf.int32)
         seeds = tf.TensorSpec([None, 2], tf.int32)
-        points = [tf.TensorSpec([None], tf.float32), tf.TensorSpec([None], tf.float64)]
-        signature = [spec, spec, seeds, tf.TensorSpec([], tf.float32), scalar, scalar] + row_specs(target) + points
+        signature = [spec, spec, seeds, tf.TensorSpec([], tf.float32), scalar, scalar] + row_specs(target)
 
         @tf.function(input_signature=signature)
-        def run(images, baselines, seeds, sigma, start, count, channels, positions, alphas, weights):
+        def run(images, references, seeds, sigma, start, count, channels, positions):
             size = tf.shape(images)[1:]
 
             def copies(args):
@@ -81,29 +85,28 @@ def _smooth_function(model, target, samples, magnitude, integrated, backward):
             rows = tf.map_fn(copies, (images, seeds), fn_output_signature=tf.TensorSpec([None] + list(shape), tf.float32))
             rows = tf.reshape(rows, tf.concat([[-1], size], 0))
             channels, positions = tf.repeat(channels, count), tf.repeat(positions, count, axis=0)
-            if integrated:
-                bases = tf.repeat(baselines, count, axis=0)
-                grads = path_attributions(net, target, rows, bases, alphas, weights, channels, positions)
-            else:
-                grads, _ = input_gradients(net, target, rows, channels, positions)
+            grads = attribute(rows, tf.repeat(references, count, axis=0), channels, positions)
             if magnitude:
                 grads = tf.abs(grads)
-            return tf.reduce_sum(tf.reshape(grads, tf.concat([[-1, count], size], 0)), axis=1)
+            out = tf.shape(grads)[1:]
+            return tf.reduce_sum(tf.reshape(grads, tf.concat([[-1, count], out], 0)), axis=1)
 
         return run
 
-    return cached(model, ("saliency.smoothgrad", samples, magnitude, integrated, backward) + target.key, build)
+    return cached(model, ("saliency.smoothgrad", samples, magnitude) + attribution.key + target.key, build)
 
 
-def _check_options(method, options):
-    allowed = INTEGRATED_OPTIONS if method == "integrated" else ()
-    unknown = sorted(set(options) - set(allowed))
+def _check_options(entry, options):
+    unknown = sorted(set(options) - set(entry.options))
     if unknown:
-        valid = f"; method='integrated' takes {', '.join(INTEGRATED_OPTIONS)}" if method == "integrated" else ""
-        raise TypeError(f"smoothgrad(method={method!r}) got unexpected options {', '.join(unknown)}{valid}")
+        valid = f"; method={entry.name!r} takes {', '.join(entry.options)}" if entry.options else ""
+        raise TypeError(f"smoothgrad(method={entry.name!r}) got unexpected options {', '.join(unknown)}{valid}")
 
 
-def smoothgrad(model, images, target, noise=0.15, samples=25, batch_size=16, seed=0, magnitude=True, value_range=None, method="vanilla", **options):
+def smoothgrad(
+    model, images, target, noise=0.15, samples=25, batch_size=16, seed=0, magnitude=True, value_range=None, method="vanilla",
+    image_indices=None, **options,
+):  # fmt: skip
     """SmoothGrad (Smilkov et al. 2017): a method's attributions averaged over noisy copies of each image.
 
     Each image gets ``samples`` copies with Gaussian noise of standard deviation
@@ -128,16 +131,24 @@ def smoothgrad(model, images, target, noise=0.15, samples=25, batch_size=16, see
         ``(seed, i)``, drawn inside the compiled call: the result does not depend on ``batch_size``.
     magnitude : bool
         True: average ``|a|`` over the copies; False: average the signed attributions ``a``. The
-        map is then ``max_c |.|`` of the average, so both equal the method's map at ``noise=0``.
+        map is then ``max_c |.|`` of the average, so both equal the method's map at ``noise=0``
+        (Grad-CAM's maps are non-negative: both are the mean of the copies' maps).
     value_range : None, float or (float, float)
         The input range, as its width or ``(low, high)``; None: the model's
         (:func:`tfvis.models.info.model_info`, RGB [0, 255] for the zoo).
-    method : {"vanilla", "gradient", "guided", "deconvnet", "integrated"}
-        The attributions smoothed: the gradient, guided backpropagation, the deconvnet, or
-        Integrated Gradients of each noisy copy from an unchanged baseline.
+    method : str
+        The method smoothed, any of :data:`SMOOTHABLE_METHODS` (the entries of
+        :data:`tfvis.saliency.methods.METHODS` with an attribution builder): ``"vanilla"``
+        (``"gradient"``), ``"guided"``, ``"deconvnet"``, ``"integrated"`` (each noisy copy
+        integrated from an unchanged baseline) or ``"grad_cam"``.
+    image_indices : sequence of int, optional
+        The index ``i`` of each image in the noise seed ``(seed, i)``; default ``0 .. N-1``.
+        Pass the images' positions in a larger set to get the maps that one call on the whole
+        set gives them (the report's work units do).
     **options
-        For ``"integrated"``: ``baseline``, ``steps``, ``rule`` and ``gradient`` of
-        :func:`tfvis.saliency.integrated_gradients`.
+        The method's options (its entry's ``options``): for ``"integrated"``, ``baseline``,
+        ``steps``, ``rule`` and ``gradient`` of :func:`tfvis.saliency.integrated_gradients`; for
+        ``"grad_cam"``, ``layer``.
 
     Returns
     -------
@@ -148,45 +159,43 @@ def smoothgrad(model, images, target, noise=0.15, samples=25, batch_size=16, see
     >>> maps = smoothgrad(model, photos, 281, noise=0.15, samples=25)          # doctest: +SKIP
     >>> maps = smoothgrad(model, photos, 281, method="guided")                 # doctest: +SKIP
     >>> maps = smoothgrad(model, photos, 281, method="integrated", steps=16)  # doctest: +SKIP
+    >>> maps = smoothgrad(model, photos, 281, method="grad_cam")              # doctest: +SKIP
     """
-    if method not in METHODS:
-        raise ValueError(f"method={method!r}; choose one of: {', '.join(METHODS)}")
-    _check_options(method, options)
+    if method not in SMOOTHABLE_METHODS:
+        raise ValueError(f"method={method!r}; choose one of: {', '.join(SMOOTHABLE_METHODS)}")
+    entry = saliency_method(method)
+    _check_options(entry, options)
     if int(samples) < 1:
         raise ValueError(f"samples must be at least 1; got {samples}")
     if noise < 0:
         raise ValueError(f"noise must be non-negative; got {noise}")
     if noise == 0:
-        if method == "integrated":
-            return integrated_gradients(model, images, target, reduce="max", batch_size=batch_size, **options)
-        return gradient_map(model, images, target, method, batch_size)
-    integrated = method == "integrated"
-    if integrated:  # the defaults of integrated_gradients
-        backward = backward_method(options.get("gradient", "vanilla"))
-        alphas, weights = path_points(options.get("steps", 64), options.get("rule", "trapezoid"))
-    else:
-        backward, alphas, weights = backward_method(method), np.zeros(0, np.float32), np.zeros(0)
+        return entry(model, images, target, batch_size=batch_size, **options)
     sigma = tf.constant(float(noise) * noise_scale(model, value_range), tf.float32)
     images, single, net, rows = setup(model, images, target, batch_size)
-    baselines = baselines_for(images, options.get("baseline")) if integrated else None
+    attribution = entry.build_attribution(model, net, rows.target, options)
+    references = baselines_for(images, options.get(entry.reference)) if entry.reference else images
     samples, batch_size = int(samples), int(batch_size)
-    run = _smooth_function(net, rows.target, samples, bool(magnitude), integrated, backward)
-    seeds = np.stack([np.full(len(images), int(seed)), np.arange(len(images))], axis=1).astype(np.int32)
-    capacity = max(batch_size // max(len(alphas), 1), 1)  # noisy copies per call
+    run = _smooth_function(net, rows.target, samples, bool(magnitude), attribution)
+    indices = np.arange(len(images)) if image_indices is None else np.asarray(image_indices).reshape(-1)
+    if len(indices) != len(images):
+        raise ValueError(f"image_indices has {len(indices)} entries for {len(images)} images")
+    seeds = np.stack([np.full(len(images), int(seed)), indices], axis=1).astype(np.int32)
+    capacity = max(batch_size // attribution.rows, 1)  # noisy copies per call
     per_call = max(capacity // samples, 1)  # images whose copies fit in one call
     count = min(samples, capacity)  # copies of one image per call
-    points = (tf.constant(alphas), tf.constant(weights, tf.float64))
-    total = np.zeros(images.shape, np.float64)
+    total = None
     for first in range(0, len(images), per_call):
         group = slice(first, first + per_call)
-        x = tf.constant(images[group])
-        x0 = tf.constant(baselines[group]) if integrated else x
+        x, x0 = tf.constant(images[group]), tf.constant(references[group])
         for start in range(0, samples, count):
             part = run(x, x0, tf.constant(seeds[group]), sigma, tf.constant(start),
-                       tf.constant(min(count, samples - start)), *rows.tensors(group), *points)  # fmt: skip
-            total[group] += part.numpy()
+                       tf.constant(min(count, samples - start)), *rows.tensors(group)).numpy()  # fmt: skip
+            if total is None:
+                total = np.zeros((len(images), *part.shape[1:]), np.float64)
+            total[group] += part
     maps = np.abs(total / samples).max(axis=-1).astype(np.float32)
     return as_maps(maps[0] if single else maps)
 
 
-__all__ = ["INTEGRATED_OPTIONS", "METHODS", "noise_scale", "smoothgrad", "smoothgrad_noise"]
+__all__ = ["INTEGRATED_OPTIONS", "METHODS", "SMOOTHABLE_METHODS", "noise_scale", "smoothgrad", "smoothgrad_noise"]
