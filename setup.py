@@ -1,4 +1,5 @@
 """Install tfvis: `pip install -e '.[test]'` (development) or `pip install .`."""
+
 from setuptools import setup
 
 setup(
@@ -11,13 +12,26 @@ setup(
     python_requires=">=3.10",
     # templates/ lives at the project root (design card) and is installed as tfvis.templates,
     # so that a non-editable install renders reports too.
-    packages=["tfvis", "tfvis.cli", "tfvis.models", "tfvis.saliency", "tfvis.featurevis", "tfvis.compare", "tfvis.pipeline", "tfvis.report", "tfvis.templates"],
+    packages=[
+        "tfvis",
+        "tfvis.cli",
+        "tfvis.models",
+        "tfvis.saliency",
+        "tfvis.featurevis",
+        "tfvis.compare",
+        "tfvis.pipeline",
+        "tfvis.report",
+        "tfvis.templates",
+    ],
     package_dir={"tfvis": "tfvis", "tfvis.templates": "templates"},
     package_data={"tfvis.templates": ["*.html", "*.css"]},
     entry_points={
         "console_scripts": [
             "tfvis=tfvis.cli.entry:main",
-            *(f"tfvis-{name}=tfvis.cli.entry:{name}" for name in ("vgg", "alex", "inception", "saliency", "caricature", "compare", "report")),
+            *(
+                f"tfvis-{name}=tfvis.cli.entry:{name}"
+                for name in ("vgg", "alex", "inception", "saliency", "caricature", "compare", "report")
+            ),
         ]
     },
     install_requires=[
@@ -38,7 +52,8 @@ setup(
         # pytest-xdist: pytest.ini runs the suite in 2 processes (-n 2), 1.7x faster on 2 cores.
         # Ray: tests run the Ray engine on a local 2-worker cluster.
         # onnx, onnxruntime: ONNX model files (--model model.onnx), tested against onnxruntime.
-        "test": ["pytest", "pytest-xdist>=3.2", "playwright", "ray[data]>=2.9", "onnx", "onnxruntime"],
+        # ruff: tests/test_structure.py checks formatting and lint (pinned: its style changes between releases).
+        "test": ["pytest", "pytest-xdist>=3.2", "playwright", "ray[data]>=2.9", "onnx", "onnxruntime", "ruff==0.17.6"],
         # --model model.onnx: ONNX files read with the onnx package.
         "onnx": ["onnx"],
         # --engine ray: the report's work units as Ray tasks, on a local or remote cluster.

@@ -12,6 +12,7 @@ peak memory (ru_maxrss) and start-up count as a user sees them. ``report`` and `
 both sides wrote the same top-k lists (values, image ids, positions: bit for bit) before printing
 a ratio, so that the ratio always compares equal work. Prints what the CPU supports.
 """
+
 import argparse
 import json
 import os
@@ -139,11 +140,15 @@ def top_k_scale(args):
     print("\ntop-k of all channels of block4_conv3 (VGG16 hed, 224 px, shards of 512 images, local engine)")
     print(f"  {'images':>7} {'seconds':>9} {'ms/image':>9} {'peak RSS MB':>12}")
     for count in args.images:
-        done = subprocess.run([sys.executable, __file__, "--child", "topk", "--count", str(count)], capture_output=True, text=True)
+        done = subprocess.run(
+            [sys.executable, __file__, "--child", "topk", "--count", str(count)], capture_output=True, text=True
+        )
         if done.returncode:
             sys.exit(done.stderr[-3000:])
         result = json.loads(done.stdout.strip().splitlines()[-1])
-        print(f"  {count:>7} {result['seconds']:>9.1f} {1000 * result['seconds'] / count:>9.1f} {result['peak_mb']:>12.0f}   ({result['channels']} channels)")
+        print(
+            f"  {count:>7} {result['seconds']:>9.1f} {1000 * result['seconds'] / count:>9.1f} {result['peak_mb']:>12.0f}   ({result['channels']} channels)"
+        )
 
 
 def child_units(args):
@@ -185,7 +190,9 @@ VGG16_CHANNELS = {"block1": 2 * 64, "block2": 2 * 128, "block3": 3 * 256, "block
 
 
 def units(args):
-    done = subprocess.run([sys.executable, __file__, "--child", "units", "--count", str(args.count)], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", "units", "--count", str(args.count)], capture_output=True, text=True
+    )
     if done.returncode:
         sys.exit(done.stderr[-3000:])
     costs = json.loads(done.stdout.strip().splitlines()[-1])
@@ -201,8 +208,10 @@ def units(args):
         print(f"  reconstruction ({layer}, deconvnet or guided): {1000 * costs[f'patch_{layer}']:.0f} ms per patch")
     print(f"  feature visualization step, 8 channels at 128 px: {1000 * costs['render_step_8ch']:.0f} ms")
     print(f"\nthe full VGG16 atlas ({channels} channels, top-9 over {images} images, deconvnet + guided, {steps}-step renders)")
-    print(f"  top-k: {topk / 3600:.1f} h, reconstructions: {recon / 3600:.1f} h, renders: {render / 3600:.1f} h; "
-          f"total {(topk + recon + render) / 3600:.1f} h on one such machine")  # fmt: skip
+    print(
+        f"  top-k: {topk / 3600:.1f} h, reconstructions: {recon / 3600:.1f} h, renders: {render / 3600:.1f} h; "
+        f"total {(topk + recon + render) / 3600:.1f} h on one such machine"
+    )
     print(json.dumps({"topk_h": topk / 3600, "recon_h": recon / 3600, "render_h": render / 3600}))
 
 

@@ -17,6 +17,7 @@ Targets (issue 6): CKA arithmetic under 25% of the time; peak memory flat as the
 
 Usage: python benchmarks/cka.py [--images 256 512] [--size 128] [--batch-size 32]
 """
+
 import argparse
 import json
 import os
@@ -142,14 +143,23 @@ def child(args):
     data_seconds = time.perf_counter() - start
 
     diagonal = np.diag(result.matrix)
-    print(json.dumps({
-        "images": result.n_images, "total": total, "forward": forward_seconds, "data": data_seconds,
-        "hsic": hsic, "rss_before": before, "peak_stream": peak_stream,
-        "peak_process": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "diag_block4_conv3": float(diagonal[layers.index("block4_conv3")]),
-        "diag_block5": [float(diagonal[layers.index(f"block5_conv{i}")]) for i in (1, 2, 3)],
-        "layers": len(layers),
-    }))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "images": result.n_images,
+                "total": total,
+                "forward": forward_seconds,
+                "data": data_seconds,
+                "hsic": hsic,
+                "rss_before": before,
+                "peak_stream": peak_stream,
+                "peak_process": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "diag_block4_conv3": float(diagonal[layers.index("block4_conv3")]),
+                "diag_block5": [float(diagonal[layers.index(f"block5_conv{i}")]) for i in (1, 2, 3)],
+                "layers": len(layers),
+            }
+        )
+    )
 
 
 def main():
@@ -165,14 +175,25 @@ def main():
         return child(args)
     rows = []
     for count in args.images:
-        options = ["--images", str(count), "--size", str(args.size), "--batch-size", str(args.batch_size), "--repeat", str(args.repeat)]
+        options = [
+            "--images",
+            str(count),
+            "--size",
+            str(args.size),
+            "--batch-size",
+            str(args.batch_size),
+            "--repeat",
+            str(args.repeat),
+        ]
         done = subprocess.run([sys.executable, __file__, "--child", *options], check=False, capture_output=True, text=True)
         if done.returncode:
             sys.stderr.write(done.stderr)
             raise SystemExit(f"the run with {count} images failed")
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
     layers = rows[0]["layers"]
-    print(f"VGG16 (hed) vs block5 re-initialised, {layers} x {layers} conv layers, {args.size} px, batch {args.batch_size}, streamed crops")
+    print(
+        f"VGG16 (hed) vs block5 re-initialised, {layers} x {layers} conv layers, {args.size} px, batch {args.batch_size}, streamed crops"
+    )
     print(
         f"{'images':>7s}{'total s':>9s}{'img/s':>7s}{'forward s':>11s}{'data s':>8s}{'CKA s':>7s}{'CKA %':>7s}"
         f"{'HSIC s':>8s}{'RSS start':>11s}{'peak stream':>13s}{'peak proc':>11s}"

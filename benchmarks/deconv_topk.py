@@ -9,6 +9,7 @@ Prints, in one process on the same model (VGG16, hed weights) and the same image
 
 Usage: python benchmarks/deconv_topk.py [--images 64] [--size 224] [--batch-size 16] [--channels 4]
 """
+
 import argparse
 import os
 import time
@@ -64,7 +65,16 @@ def main():
     t_forward = best_of(plain_forward, args.repeats)
     t_topk = best_of(streamed_top_k, args.repeats)
 
-    result = top_k(model, dict(zip(ids, images)), LAYER, channels=range(args.channels), k=9, batch_size=args.batch_size, methods=(), progress=False)
+    result = top_k(
+        model,
+        dict(zip(ids, images)),
+        LAYER,
+        channels=range(args.channels),
+        k=9,
+        batch_size=args.batch_size,
+        methods=(),
+        progress=False,
+    )
     entries = [(row, rank) for row in range(args.channels) for rank in range(9)]
     by_id = dict(zip(ids, images))
     distinct = sorted({result.image_ids[row, rank] for row, rank in entries})
@@ -95,8 +105,10 @@ def main():
     print(f"top_k / forward: {t_topk / t_forward:.2f}x (target <= 1.3x)")
     print()
     m = len(entries)
-    print(f"deconvnet + guided reconstructions of {m} whole-image units ({args.channels} channels x 9, "
-          f"{len(distinct)} distinct images)")  # fmt: skip
+    print(
+        f"deconvnet + guided reconstructions of {m} whole-image units ({args.channels} channels x 9, "
+        f"{len(distinct)} distinct images)"
+    )
     print(f"{'':44s}{'seconds':>10s}{'units/s':>10s}")
     print(f"{'one reconstruct() call per unit and method':44s}{t_single:10.2f}{m / t_single:10.2f}")
     print(f"{'tfvis reconstruct_units (shared forward)':44s}{t_batched:10.2f}{m / t_batched:10.2f}")

@@ -47,6 +47,7 @@ Usage: pip install -e '.[bench]'; python benchmarks/featurevis.py [--steps 256] 
        [--channels 8] [--layer block4_conv3] [--peers tfvis,bare,tf-keras-vis,xplique]
        [--rounds 8] [--round-steps 6] [--gain-for METHODS] [--precision float32] [--weights hed] [--curve 16,32,64]
 """
+
 import argparse
 import importlib
 import os
@@ -87,7 +88,6 @@ class Tfvis:
         images = featurevis.render(*self.args, steps=steps, **self.kwargs)
         self.precision = images.precision
         return np.asarray(images) * 255.0, _per_step([start, _clock()], steps)
-
 
     def curve(self, steps):
         """Images in [0, 255] after each of ``steps`` (one render, its checkpoints)."""
@@ -203,7 +203,9 @@ class Xplique:
         if default:
             self.transforms = "standard"
         else:  # Lucid's standard transforms, from xplique's own (no rotation there), in its [0, 255] image range
-            self.transforms = xt.compose_transformations([xt.pad(12, 127.5), xt.random_jitter(8), xt.random_scale((0.9, 1.1)), xt.random_jitter(4)])
+            self.transforms = xt.compose_transformations(
+                [xt.pad(12, 127.5), xt.random_jitter(8), xt.random_scale((0.9, 1.1)), xt.random_jitter(4)]
+            )
         stamps = self.stamps = []
 
         class ClockedAdam(keras.optimizers.Adam):
@@ -219,9 +221,15 @@ class Xplique:
 
         self.stamps.clear()
         images, _ = optimize(
-            self.objective, optimizer=self.optimizer_class(0.05), nb_steps=steps, use_fft=True, custom_shape=(self.size, self.size),
-            values_range=(0, 255), transformations=self.transforms, save_every=None,
-        )  # fmt: skip
+            self.objective,
+            optimizer=self.optimizer_class(0.05),
+            nb_steps=steps,
+            use_fft=True,
+            custom_shape=(self.size, self.size),
+            values_range=(0, 255),
+            transformations=self.transforms,
+            save_every=None,
+        )
         images = np.asarray(images[-1] if isinstance(images, (list, tuple)) else images, np.float32)
         return images.reshape(-1, self.size, self.size, 3), _per_step(self.stamps)
 
@@ -254,7 +262,9 @@ def quality(model, layer, channels, images, size):
 
 def table(args, channels, runners, per_step, total, scores):
     print(f"\nVGG16 ({args.weights} conv weights) {args.layer}, {len(channels)} channels in one batch, {args.size} px renders")
-    print(f"timing: {args.rounds} alternated rounds of {args.round_steps} steps (load average {os.getloadavg()[0]:.1f} at the end); quality: {args.steps}-step renders")
+    print(
+        f"timing: {args.rounds} alternated rounds of {args.round_steps} steps (load average {os.getloadavg()[0]:.1f} at the end); quality: {args.steps}-step renders"
+    )
     reference = np.array(per_step["tfvis"]) if per_step.get("tfvis") else None
     head = f"{'method':16s}{'precision':>10s}{'px fed':>7s}{'s/step':>9s}{'/tfvis':>8s}{'cpu s':>8s}{'/tfvis':>8s}{'per px':>8s}{'run s':>9s}{'act':>8s}{'gain':>7s}"
     print(head)
@@ -268,10 +278,16 @@ def table(args, channels, runners, per_step, total, scores):
             per_px = f"{paired[0] * (runners['tfvis'].fed / run.fed) ** 2:7.2f}x"
         seconds = f"{total[name]:9.1f}" if name in total else f"{'':9s}"
         act, gain = (f"{scores[name][0]:8.1f}", f"{scores[name][1]:7.1f}") if name in scores else ("", "")
-        print(f"{name:16s}{run.precision or '':>10s}{run.fed:7d}{med[0]:9.3f}{ratio:>8s}{med[1]:8.3f}{cpu_ratio:>8s}{per_px:>8s}{seconds}{act:>8s}{gain:>7s}")
-    print("s/step: wall seconds per step, median over rounds; /tfvis: median of the per-round ratios to tfvis; cpu s: the same in")
+        print(
+            f"{name:16s}{run.precision or '':>10s}{run.fed:7d}{med[0]:9.3f}{ratio:>8s}{med[1]:8.3f}{cpu_ratio:>8s}{per_px:>8s}{seconds}{act:>8s}{gain:>7s}"
+        )
+    print(
+        "s/step: wall seconds per step, median over rounds; /tfvis: median of the per-round ratios to tfvis; cpu s: the same in"
+    )
     print("process CPU seconds (all threads; steadier under load); per px: the wall ratio per pixel fed to the network")
-    print("(x (tfvis' side / the method's side)^2); run s: the quality render; act: mean target-channel activation on the renders;")
+    print(
+        "(x (tfvis' side / the method's side)^2); run s: the quality render; act: mean target-channel activation on the renders;"
+    )
     print("gain: act over the channel's |mean| on uniform noise, averaged over the channels")
     print("targets: tfvis within 1.1x of bare, faster per step than every peer at equal or better gain, >= 2.5x tf-keras-vis")
 
@@ -286,7 +302,9 @@ def main():
     parser.add_argument("--rounds", type=int, default=8, help="alternated timing rounds")
     parser.add_argument("--round-steps", type=int, default=6, help="steps per method per timing round")
     parser.add_argument("--gain-for", default=None, help="methods given a --steps quality render (default: all; '' for none)")
-    parser.add_argument("--precision", default="float32", choices=precision.PRECISIONS, help="tfvis' precision (default: float32)")
+    parser.add_argument(
+        "--precision", default="float32", choices=precision.PRECISIONS, help="tfvis' precision (default: float32)"
+    )
     parser.add_argument("--weights", default="hed", help="VGG16 weights (tfvis.load_model); hed: offline, conv only")
     parser.add_argument("--curve", default="", help="steps at which to measure tfvis' gain too, e.g. 16,32,64,128 (one render)")
     args = parser.parse_args()
@@ -296,8 +314,12 @@ def main():
         raise SystemExit(f"unknown method(s) {unknown}; choose from: {', '.join(METHODS)}")
     gain_for = methods if args.gain_for is None else [m for m in args.gain_for.split(",") if m]
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs; {precision.summary()}")
-    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}; devices: {[d.device_type for d in tf.config.list_physical_devices()]}")
-    print(f"tfvis --precision {args.precision} resolves to {precision.resolve_precision(args.precision, importlib.import_module('tfvis.featurevis.render').AUTO_BFLOAT16)}")
+    print(
+        f"TensorFlow {tf.__version__}, Keras {keras.__version__}; devices: {[d.device_type for d in tf.config.list_physical_devices()]}"
+    )
+    print(
+        f"tfvis --precision {args.precision} resolves to {precision.resolve_precision(args.precision, importlib.import_module('tfvis.featurevis.render').AUTO_BFLOAT16)}"
+    )
     model = tfvis.load_model("vgg16", weights=args.weights, include_top=False)
     channels = list(range(args.channels))
     runners, per_step, total, scores = {}, {m: [] for m in methods}, {}, {}
@@ -315,7 +337,12 @@ def main():
     for r in range(args.rounds):
         for name, run in runners.items():
             per_step[name].append(run(args.round_steps)[1])
-        print(f"round {r + 1}: " + ", ".join(f"{n} {v[-1][0]:.3f}" for n, v in per_step.items() if v) + f" s/step (load {os.getloadavg()[0]:.1f})", flush=True)
+        print(
+            f"round {r + 1}: "
+            + ", ".join(f"{n} {v[-1][0]:.3f}" for n, v in per_step.items() if v)
+            + f" s/step (load {os.getloadavg()[0]:.1f})",
+            flush=True,
+        )
     if args.rounds and gain_for:
         table(args, channels, runners, per_step, total, scores)  # the timing now, in case the quality renders are cut short
     for name in [m for m in methods if m in gain_for and m in runners]:
@@ -323,19 +350,27 @@ def main():
         images, _ = runners[name](args.steps)
         total[name] = time.perf_counter() - start
         scores[name] = quality(model, args.layer, channels, images, args.size)
-        print(f"{name}: {args.steps} steps in {total[name]:.1f} s, act {scores[name][0]:.1f}, gain {scores[name][1]:.1f}", flush=True)
+        print(
+            f"{name}: {args.steps} steps in {total[name]:.1f} s, act {scores[name][0]:.1f}, gain {scores[name][1]:.1f}",
+            flush=True,
+        )
 
     table(args, channels, runners, per_step, total, scores)
     if args.curve and "tfvis" in runners:
         checkpoints = sorted({int(t) for t in args.curve.split(",") if t})
-        curve = {t: quality(model, args.layer, channels, images, args.size) for t, images in runners["tfvis"].curve(checkpoints).items()}
+        curve = {
+            t: quality(model, args.layer, channels, images, args.size)
+            for t, images in runners["tfvis"].curve(checkpoints).items()
+        }
         print("tfvis by step: " + ", ".join(f"{t}: act {a:.1f}, gain {g:.1f}" for t, (a, g) in curve.items()))
         equal_gain(args, curve, per_step, scores)
 
 
 def equal_gain(args, curve, per_step, scores):
     """Time to equal gain: tfvis' steps to reach each peer's ``--steps`` gain (first checkpoint at or above it)."""
-    points = sorted({**{t: g for t, (_, g) in curve.items()}, **({args.steps: scores["tfvis"][1]} if "tfvis" in scores else {})}.items())
+    points = sorted(
+        {**{t: g for t, (_, g) in curve.items()}, **({args.steps: scores["tfvis"][1]} if "tfvis" in scores else {})}.items()
+    )
     tfvis_step = float(np.median(np.array(per_step["tfvis"]).reshape(-1, 2)[:, 0]))
     print(f"time to equal gain (tfvis at {tfvis_step:.3f} s/step; peers: {args.steps} steps at their median s/step)")
     for name, (_, gain) in scores.items():
@@ -346,8 +381,10 @@ def equal_gain(args, curve, per_step, scores):
         if reached is None:
             print(f"  {name:14s} gain {gain:5.1f} in {peer:7.1f} s; tfvis does not reach it within {points[-1][0]} steps")
             continue
-        print(f"  {name:14s} gain {gain:5.1f} in {peer:7.1f} s; tfvis reaches it by step {reached} in {reached * tfvis_step:6.1f} s: "
-              f"{peer / (reached * tfvis_step):.2f}x faster")  # fmt: skip
+        print(
+            f"  {name:14s} gain {gain:5.1f} in {peer:7.1f} s; tfvis reaches it by step {reached} in {reached * tfvis_step:6.1f} s: "
+            f"{peer / (reached * tfvis_step):.2f}x faster"
+        )
 
 
 if __name__ == "__main__":

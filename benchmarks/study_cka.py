@@ -20,6 +20,7 @@ The defaults are the issue's scale (16 models, 1,024 images, 224 px); a quick ru
 Usage: python benchmarks/study_cka.py [--models 16] [--images 1024] [--size 224] [--batch-size 32]
        [--shard-images 256] [--workers 2] [--rss-images 512 1024] [--engines local ray]
 """
+
 import argparse
 import json
 import os
@@ -77,8 +78,18 @@ def run_child(args):
         engine.close()
     seconds = time.perf_counter() - started
     np.save(args.result, study.sums)
-    print(json.dumps({"engine": args.engine, "images": study.n_examples, "seconds": seconds, "merge_seconds": merge_seconds[0],
-                      "rss_start_mib": started_rss, "peak_rss_mib": _rss_mib("VmHWM")}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "engine": args.engine,
+                "images": study.n_examples,
+                "seconds": seconds,
+                "merge_seconds": merge_seconds[0],
+                "rss_start_mib": started_rss,
+                "peak_rss_mib": _rss_mib("VmHWM"),
+            }
+        )
+    )
 
 
 def _cka(sums):
@@ -94,8 +105,12 @@ def main():
     parser.add_argument("--batch-size", type=int, default=32, help="images per CKA minibatch (default: 32)")
     parser.add_argument("--shard-images", type=int, default=256, help="images per Gram unit (default: 256)")
     parser.add_argument("--workers", type=int, default=2, help="Ray workers of the local cluster (default: 2)")
-    parser.add_argument("--rss-images", type=int, nargs="*", help="image counts of the local engine's memory runs "
-                        "(default: half the images, then all)")  # fmt: skip
+    parser.add_argument(
+        "--rss-images",
+        type=int,
+        nargs="*",
+        help="image counts of the local engine's memory runs (default: half the images, then all)",
+    )
     parser.add_argument("--engines", nargs="+", default=["local", "ray"], choices=("local", "ray"))
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--engine", default="local", help=argparse.SUPPRESS)
@@ -105,17 +120,37 @@ def main():
         return run_child(args)
     counts = sorted(set(args.rss_images or [args.images // 2, args.images]) | {args.images})
     pairs = args.models * (args.models - 1) // 2
-    print(f"{args.models} InceptionV1s x 12 layers, {args.images} images at {args.size} px, minibatches of {args.batch_size}, "
-          f"{args.shard_images} images per unit")  # fmt: skip
+    print(
+        f"{args.models} InceptionV1s x 12 layers, {args.images} images at {args.size} px, minibatches of {args.batch_size}, "
+        f"{args.shard_images} images per unit"
+    )
     runs, sums = [], {}
     with tempfile.TemporaryDirectory() as folder:
         plan = [("local", n) for n in counts] if "local" in args.engines else []
         plan += [("ray", args.images)] if "ray" in args.engines else []
         for engine, images in plan:
             result = os.path.join(folder, f"{engine}_{images}.npy")
-            child = [sys.executable, __file__, "--child", "--engine", engine, "--result", result, "--models", str(args.models),
-                     "--images", str(images), "--size", str(args.size), "--batch-size", str(args.batch_size),
-                     "--shard-images", str(args.shard_images), "--workers", str(args.workers)]  # fmt: skip
+            child = [
+                sys.executable,
+                __file__,
+                "--child",
+                "--engine",
+                engine,
+                "--result",
+                result,
+                "--models",
+                str(args.models),
+                "--images",
+                str(images),
+                "--size",
+                str(args.size),
+                "--batch-size",
+                str(args.batch_size),
+                "--shard-images",
+                str(args.shard_images),
+                "--workers",
+                str(args.workers),
+            ]
             done = subprocess.run(child, capture_output=True, text=True)
             if done.returncode:
                 sys.exit(f"{engine} run failed:\n{done.stderr[-3000:]}")
@@ -123,10 +158,13 @@ def main():
             runs.append(record)
             if images == args.images:
                 sums[engine] = np.load(result)
-            print(f"{engine:5s} {record['images']:5d} images: {record['seconds']:7.1f} s in all, "
-                  f"{record['seconds'] / args.models:6.2f} s per model, {record['seconds'] / max(pairs, 1):6.2f} s per model pair, "
-                  f"merge {record['merge_seconds']:.3f} s; driver peak RSS {record['peak_rss_mib']:.0f} MiB "
-                  f"({record['rss_start_mib']:.0f} MiB before the run)", flush=True)  # fmt: skip
+            print(
+                f"{engine:5s} {record['images']:5d} images: {record['seconds']:7.1f} s in all, "
+                f"{record['seconds'] / args.models:6.2f} s per model, {record['seconds'] / max(pairs, 1):6.2f} s per model pair, "
+                f"merge {record['merge_seconds']:.3f} s; driver peak RSS {record['peak_rss_mib']:.0f} MiB "
+                f"({record['rss_start_mib']:.0f} MiB before the run)",
+                flush=True,
+            )
     if len(sums) == 2:
         difference = np.nanmax(np.abs(_cka(sums["local"]) - _cka(sums["ray"])))
         print(f"local vs ray: max abs difference of the {len(sums['local'])} x {len(sums['local'])} CKA matrix {difference:.2e}")

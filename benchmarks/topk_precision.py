@@ -9,6 +9,7 @@ top-k list is identical). This decides :data:`tfvis.topk.AUTO_BFLOAT16`.
 
 Usage: python benchmarks/topk_precision.py [--images 256] [--size 224] [--layer block4_conv3] [--k 9]
 """
+
 import argparse
 import os
 import time
@@ -26,8 +27,9 @@ from tfvis.topk import top_k  # noqa: E402
 def timed_top_k(model, images, args, precision_):
     top_k(model, images[: args.batch_size], args.layer, k=args.k, methods=(), progress=False, precision=precision_)  # traces
     start = time.perf_counter()
-    result = top_k(model, images, args.layer, k=args.k, batch_size=args.batch_size, methods=(), progress=False,
-                   precision=precision_)  # fmt: skip
+    result = top_k(
+        model, images, args.layer, k=args.k, batch_size=args.batch_size, methods=(), progress=False, precision=precision_
+    )
     return result, time.perf_counter() - start
 
 
@@ -52,14 +54,18 @@ def main():
     relative = np.abs(fast.values - exact.values) / scale
     same = np.array([len(set(a) & set(b)) / args.k for a, b in zip(exact.image_ids, fast.image_ids)])
     identical = np.mean([list(a) == list(b) for a, b in zip(exact.image_ids, fast.image_ids)])
-    print(f"top-{args.k} of {len(exact.channels)} channels of {args.layer}, {args.images} images at {args.size} px, batch {args.batch_size}")
+    print(
+        f"top-{args.k} of {len(exact.channels)} channels of {args.layer}, {args.images} images at {args.size} px, batch {args.batch_size}"
+    )
     print(f"{'precision':<10} {'seconds':>8} {'img/s':>7}")
     for name, seconds in (("float32", exact_s), ("bfloat16", fast_s)):
         print(f"{name:<10} {seconds:8.1f} {args.images / seconds:7.1f}")
     print(f"bfloat16 / float32 time: {fast_s / exact_s:.2f}x")
     print(f"values: largest difference {relative.max():.4f} of the channel's top value (median {np.median(relative):.4f})")
-    print(f"top-{args.k} images shared with float32: mean {same.mean():.3f}, worst channel {same.min():.3f}; "
-          f"identical lists in {identical:.1%} of channels")  # fmt: skip
+    print(
+        f"top-{args.k} images shared with float32: mean {same.mean():.3f}, worst channel {same.min():.3f}; "
+        f"identical lists in {identical:.1%} of channels"
+    )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ Usage::
 
     python docs/caricatures.py [--size 128] [--steps 512] [--layers block2_conv2,block3_conv3,block4_conv3]
 """
+
 import argparse
 import io
 import time
@@ -97,7 +98,9 @@ def main(argv=None):
         row = {}
         makers = {
             "before": lambda layer=layer: before(model, photos, layer, args.size, args.steps),
-            "after": lambda layer=layer: featurevis.caricature(model, photos, layer, steps=args.steps, size=args.size, progress=False),
+            "after": lambda layer=layer: featurevis.caricature(
+                model, photos, layer, steps=args.steps, size=args.size, progress=False
+            ),
         }
         for label, make in makers.items():
             start = time.perf_counter()
@@ -179,13 +182,13 @@ def main(argv=None):
         "penalty too 0.63 (edges 0.91, against 0.09 for the other photos). A cosine power of 8 left some renders stuck at",
         "the cosine's floor (flat), a blur weight of 1000 blurred the layout away.",
         "",
-        '## On the one optimisation loop (issue 20)',
-        '',
+        "## On the one optimisation loop (issue 20)",
+        "",
         "`caricature` runs on `tfvis.optim`'s loop through `tfvis.featurevis.render.render_loop` (the render's step,",
-        'progress bar and cached compiled loop), with the same random stream: its caricatures are bit for bit those of',
-        'the function before (checked on a tiny model and on VGG16-hed at 64 px, 128 steps: edges 0.91 (0.08), colour 0.64',
-        '(0.08), activations 0.93 (0.34) at `block2_conv2`, both). A second batch of as many photos at the same layer and',
-        'size starts without tracing (64 steps on a tiny model: 0.43 to 0.56 s against 2.1 to 2.2 s).',
+        "progress bar and cached compiled loop), with the same random stream: its caricatures are bit for bit those of",
+        "the function before (checked on a tiny model and on VGG16-hed at 64 px, 128 steps: edges 0.91 (0.08), colour 0.64",
+        "(0.08), activations 0.93 (0.34) at `block2_conv2`, both). A second batch of as many photos at the same layer and",
+        "size starts without tracing (64 steps on a tiny model: 0.43 to 0.56 s against 2.1 to 2.2 s).",
         "",
     ]
     fileio.write_text(HERE / "caricatures.md", "\n".join(lines))

@@ -9,6 +9,7 @@ Usage::
 
     python docs/inversion.py [--size 224] [--layers block1_conv2,block2_conv2,block3_conv3] [--image chelsea]
 """
+
 import argparse
 import io
 import time
@@ -51,8 +52,11 @@ def main(argv=None):
             start = time.perf_counter()
             recon, error = invert(model, photo, layer, steps=args.steps, precondition=flag)
             runs[label] = (recon, error, time.perf_counter() - start)
-            print(f"{layer} {label}: error {error:.4f}, PSNR {psnr(recon, photo):.2f} dB, "
-                  f"mean RGB {np.round(recon.mean(axis=(0, 1))).astype(int).tolist()} ({runs[label][2]:.0f} s)", flush=True)  # fmt: skip
+            print(
+                f"{layer} {label}: error {error:.4f}, PSNR {psnr(recon, photo):.2f} dB, "
+                f"mean RGB {np.round(recon.mean(axis=(0, 1))).astype(int).tolist()} ({runs[label][2]:.0f} s)",
+                flush=True,
+            )
         rows.append((layer, stride, runs))
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -68,8 +72,10 @@ def main(argv=None):
             recon, error, _ = runs[label]
             shared = " (same: off beyond stride 2)" if label == "preconditioned" and stride > 2 else ""
             axes[row, col].imshow(np.clip(recon, 0, 255).astype(np.uint8))
-            axes[row, col].set_title(f"{layer} {'before' if col == 1 else 'after'}{shared}\n"
-                                     f"error {error:.3f}, PSNR {psnr(recon, photo):.1f} dB", fontsize=7)  # fmt: skip
+            axes[row, col].set_title(
+                f"{layer} {'before' if col == 1 else 'after'}{shared}\nerror {error:.3f}, PSNR {psnr(recon, photo):.1f} dB",
+                fontsize=7,
+            )
         for ax in axes[row]:
             ax.axis("off")
     fig.tight_layout()
@@ -81,8 +87,10 @@ def main(argv=None):
     lines = [
         f"# Inversion at {args.size} px: VGG16 (hed weights), `{args.image}`",
         "",
-        (f"Made by `python docs/inversion.py --size {args.size} --layers {','.join(layers)} --image {args.image} "
-         f"--steps {args.steps}` on 2 CPU cores. Picture: [inversion_{args.size}.png](inversion_{args.size}.png)."),
+        (
+            f"Made by `python docs/inversion.py --size {args.size} --layers {','.join(layers)} --image {args.image} "
+            f"--steps {args.steps}` on 2 CPU cores. Picture: [inversion_{args.size}.png](inversion_{args.size}.png)."
+        ),
         "",
         f"The photo's mean RGB is {tuple(mean)}. *Before*: the plain pixel gradient (`precondition=False`); *after*: the",
         "default, whose gradient is preconditioned at layers of total stride up to 2 (`tfvis.inversion.precondition_gain`).",
@@ -96,7 +104,9 @@ def main(argv=None):
         (rb, eb, _), (ra, ea, _) = runs["plain"], runs["preconditioned"]
         cb = tuple(np.round(rb.mean(axis=(0, 1))).astype(int).tolist())
         ca = tuple(np.round(ra.mean(axis=(0, 1))).astype(int).tolist())
-        lines.append(f"| {layer} | {stride} | {eb:.4f} | {ea:.4f} | {psnr(rb, photo):.2f} | {psnr(ra, photo):.2f} | {cb} | {ca} |")
+        lines.append(
+            f"| {layer} | {stride} | {eb:.4f} | {ea:.4f} | {psnr(rb, photo):.2f} | {psnr(ra, photo):.2f} | {cb} | {ca} |"
+        )
     lines += [
         "",
         "## Why the magenta cast",
@@ -121,16 +131,16 @@ def main(argv=None):
         "leaves the colour undetermined (reconstructions with very different colours, greenish or bluish, reach the same",
         "error 0.029 at `block3_conv3`), so the colour of deep reconstructions is the optimiser's guess, not the photo's.",
         "",
-        '## On the one optimisation loop (issue 20)',
-        '',
+        "## On the one optimisation loop (issue 20)",
+        "",
         "`invert` now runs on `tfvis.optim`'s loop (the loop of feature visualization, caricatures and the class model):",
-        'the same objective, optimiser, schedule and preconditioner, but the jitter is drawn from a stateless random',
-        'stream keyed by the seed and the step number (it was a `tf.random.Generator`), so a seed gives other shifts than',
-        'before. Errors stay within the spread over seeds (chelsea, 64 px, 350 steps, seeds 0 to 3, `block1_conv2`: before',
-        '0.0104, 0.0097, 0.0109, 0.0100, PSNR 31.2, 31.7, 30.4, 29.9 dB; after 0.0136, 0.0088, 0.0072, 0.0086, PSNR 28.6,',
-        '31.0, 31.8, 31.2 dB; `block2_conv2`: before 0.0132, 0.0135, 0.0134, 0.0131; after 0.0138, 0.0134, 0.0130, 0.0137;',
-        '`block3_conv3`, seed 0: before 0.0277, after 0.0302). The compiled loop is kept per model and image shape: a second',
-        'inversion of the same shape starts without tracing (a 64-step inversion on a tiny model: 0.11 s against 0.43 s).',
+        "the same objective, optimiser, schedule and preconditioner, but the jitter is drawn from a stateless random",
+        "stream keyed by the seed and the step number (it was a `tf.random.Generator`), so a seed gives other shifts than",
+        "before. Errors stay within the spread over seeds (chelsea, 64 px, 350 steps, seeds 0 to 3, `block1_conv2`: before",
+        "0.0104, 0.0097, 0.0109, 0.0100, PSNR 31.2, 31.7, 30.4, 29.9 dB; after 0.0136, 0.0088, 0.0072, 0.0086, PSNR 28.6,",
+        "31.0, 31.8, 31.2 dB; `block2_conv2`: before 0.0132, 0.0135, 0.0134, 0.0131; after 0.0138, 0.0134, 0.0130, 0.0137;",
+        "`block3_conv3`, seed 0: before 0.0277, after 0.0302). The compiled loop is kept per model and image shape: a second",
+        "inversion of the same shape starts without tracing (a 64-step inversion on a tiny model: 0.11 s against 0.43 s).",
         "",
     ]
     fileio.write_text(HERE / "inversion.md", "\n".join(lines))

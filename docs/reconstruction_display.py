@@ -7,6 +7,7 @@ the sample photos and crops at 224 px. Columns: the patch; the deconvnet and gui
 reconstructions scaled by their maximum (``to_image(percentile=100)``, before) and by their
 99.5th percentile (``RECONSTRUCTION_PERCENTILE``, what the report pages show now).
 """
+
 import argparse
 from pathlib import Path
 
@@ -42,7 +43,13 @@ def main():
 
     canvas = Image.new("RGB", (grid.shape[1], grid.shape[0] + 18), "white")
     canvas.paste(Image.fromarray(to_uint8(grid)), (0, 18))
-    labels = ["patch", "deconvnet max", f"deconvnet p{RECONSTRUCTION_PERCENTILE:g}", "guided max", f"guided p{RECONSTRUCTION_PERCENTILE:g}"]
+    labels = [
+        "patch",
+        "deconvnet max",
+        f"deconvnet p{RECONSTRUCTION_PERCENTILE:g}",
+        "guided max",
+        f"guided p{RECONSTRUCTION_PERCENTILE:g}",
+    ]
     step = grid.shape[1] / len(labels)
     for i, label in enumerate(labels):
         ImageDraw.Draw(canvas).text((int(i * step) + 4, 3), label, fill="black")

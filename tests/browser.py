@@ -2,6 +2,7 @@
 
 A test that calls :func:`check_pages` carries ``@pytest.mark.browser`` (pytest.ini).
 """
+
 import shutil
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -9,9 +10,14 @@ from urllib.parse import unquote, urlparse
 import pytest
 
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--disable-quic",
-]  # fmt: skip
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 
 def chromium_path():
@@ -120,7 +126,7 @@ def inspect_pages(paths, screenshots=None):
             images = page.evaluate(
                 """Array.from(document.images).map(i => ({src: i.getAttribute('src'), loading: i.getAttribute('loading'),
                    width: i.getAttribute('width'), height: i.getAttribute('height'), natural: i.complete ? i.naturalWidth : 0}))"""
-            )  # fmt: skip
+            )
             links = page.evaluate("Array.from(document.querySelectorAll('a[href]')).map(a => a.href)")
             results[path] = {"images": images, "errors": list(errors), "links": links}
         browser.close()

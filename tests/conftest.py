@@ -17,6 +17,7 @@ Markers (pytest.ini): ``slow`` (more than about 5 s on 2 CPU cores) and ``browse
 Chromium through Playwright). ``python -m pytest -q`` runs everything; select with, e.g.,
 ``-m "not slow and not browser"``.
 """
+
 import os
 import zlib
 

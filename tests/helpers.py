@@ -1,4 +1,5 @@
 """Independent NumPy references and file writers shared by the tests."""
+
 import numpy as np
 
 

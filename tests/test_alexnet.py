@@ -5,6 +5,7 @@ layout (a pickled dict from layer name to ``[weights, biases]``, float32, the sh
 BVLC model) filled with seeded random values, and check the Keras model against an independent
 NumPy implementation of Caffe's layers.
 """
+
 import keras
 import numpy as np
 import pytest
@@ -27,12 +28,31 @@ SHAPES = {
 }
 GROUPS = {"conv1": 1, "conv2": 2, "conv3": 1, "conv4": 2, "conv5": 2}
 LAYER_ORDER = [
-    "image", "preprocess",
-    "conv1", "conv1_relu", "norm1", "pool1",
-    "conv2", "conv2_relu", "norm2", "pool2",
-    "conv3", "conv3_relu", "conv4", "conv4_relu", "conv5", "conv5_relu", "pool5",
-    "flatten", "fc6", "fc6_relu", "fc7", "fc7_relu", "fc8", "prob",
-]  # fmt: skip
+    "image",
+    "preprocess",
+    "conv1",
+    "conv1_relu",
+    "norm1",
+    "pool1",
+    "conv2",
+    "conv2_relu",
+    "norm2",
+    "pool2",
+    "conv3",
+    "conv3_relu",
+    "conv4",
+    "conv4_relu",
+    "conv5",
+    "conv5_relu",
+    "pool5",
+    "flatten",
+    "fc6",
+    "fc6_relu",
+    "fc7",
+    "fc7_relu",
+    "fc8",
+    "prob",
+]
 MEAN_BGR = np.array([104.00698793, 116.66876762, 122.67891434])
 RTOL = 1e-4
 
@@ -231,10 +251,14 @@ def test_module_interface():
     assert alexnet.imagenet_file(True) is alexnet.BVLC_NPY is alexnet.imagenet_file(False)
     assert alexnet.BVLC_NPY.filename == "bvlc_alexnet.npy" and alexnet.BVLC_NPY.url == URL
     assert alexnet.BVLC_NPY.md5 is None
-    assert alexnet.preprocess_for("imagenet") == alexnet.preprocess_for("file") == {
-        "bgr": True,
-        "mean": alexnet.CAFFE_MEAN_BGR,
-    }
+    assert (
+        alexnet.preprocess_for("imagenet")
+        == alexnet.preprocess_for("file")
+        == {
+            "bgr": True,
+            "mean": alexnet.CAFFE_MEAN_BGR,
+        }
+    )
     assert not hasattr(alexnet, "EXTRA_SOURCES") and not hasattr(alexnet, "OFFLINE_FALLBACK")
     # MIN_SIZE is the smallest side for which pool5 is at least 1 x 1.
     assert alexnet.output_size(alexnet.MIN_SIZE) == 1 and alexnet.output_size(alexnet.MIN_SIZE - 1) < 1
@@ -285,9 +309,23 @@ def test_conv_only_file_matches_numpy_forward(private_weights_dir, conv_file, co
 
     x = images(99, n=2, seed=4)
     names = [
-        "preprocess", "conv1", "conv1_relu", "norm1", "pool1", "conv2", "conv2_relu", "norm2", "pool2",
-        "conv3", "conv3_relu", "conv4", "conv4_relu", "conv5", "conv5_relu", "pool5",
-    ]  # fmt: skip
+        "preprocess",
+        "conv1",
+        "conv1_relu",
+        "norm1",
+        "pool1",
+        "conv2",
+        "conv2_relu",
+        "norm2",
+        "pool2",
+        "conv3",
+        "conv3_relu",
+        "conv4",
+        "conv4_relu",
+        "conv5",
+        "conv5_relu",
+        "pool5",
+    ]
     expected = np_forward(conv_arrays, x)
     for name, actual in zip(names, outputs(model, names, x)):
         assert_close(actual, expected[name], what=name)

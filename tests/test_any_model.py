@@ -1,4 +1,5 @@
 """Methods on Keras models a user brings: fixed input sizes, Keras applications."""
+
 import keras
 import numpy as np
 import pytest
@@ -17,10 +18,13 @@ def _fixed_size_functional():
     return keras.Model(inputs, x, name="fixed")
 
 
-@pytest.mark.parametrize("build, layer", [
-    (_fixed_size_functional, "c2"),
-    (lambda: keras.applications.VGG16(weights=None, input_shape=(64, 64, 3), include_top=False), "block2_conv1"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "build, layer",
+    [
+        (_fixed_size_functional, "c2"),
+        (lambda: keras.applications.VGG16(weights=None, input_shape=(64, 64, 3), include_top=False), "block2_conv1"),
+    ],
+)
 def test_top_k_reconstructs_on_models_with_a_fixed_input_size(build, layer):
     keras.utils.set_random_seed(0)
     model = build()
@@ -35,7 +39,9 @@ def test_top_k_reconstructs_on_models_with_a_fixed_input_size(build, layer):
             # independent of top_k's crops: the whole-image reconstruction of that unit, cut to its field
             full = deconv.reconstruct(model, images[index], f"{layer}:{channel}@{y},{x}", "deconvnet")
             want = rf.crop(full, y, x, fill=0.0)
-            np.testing.assert_allclose(result.reconstructions["deconvnet"][row, rank], want, rtol=0, atol=1e-5 * max(np.abs(want).max(), 1e-6))
+            np.testing.assert_allclose(
+                result.reconstructions["deconvnet"][row, rank], want, rtol=0, atol=1e-5 * max(np.abs(want).max(), 1e-6)
+            )
 
 
 def _fixed_size_with_dense():

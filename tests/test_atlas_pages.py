@@ -3,6 +3,7 @@
 The report is synthetic: manifests in the format :class:`tfvis.report.Report` writes
 (``state/<layer>/ch<c>.json``) pointing at tiny PNGs, so no model is needed.
 """
+
 import html
 import re
 import time
@@ -44,11 +45,16 @@ def _build(out):
         items = []
         for r in range(0 if c == EMPTY else K):
             patch = f"{assets}/ch{c}_top_patch.png" if r == 0 else f"{assets}/rank{r}_patch.png"
-            items.append({
-                "image": f"img{(c + r) % 50}", "value": 100.0 - r - c / 1000, "position": [r, c % 14],
-                "box": [r, c % 14, r + 44, c % 14 + 44], "patch": patch,
-                "reconstructions": {m: f"{assets}/rank{r}_{m}.png" for m in ("deconvnet", "guided")},
-            })  # fmt: skip
+            items.append(
+                {
+                    "image": f"img{(c + r) % 50}",
+                    "value": 100.0 - r - c / 1000,
+                    "position": [r, c % 14],
+                    "box": [r, c % 14, r + 44, c % 14 + 44],
+                    "patch": patch,
+                    "reconstructions": {m: f"{assets}/rank{r}_{m}.png" for m in ("deconvnet", "guided")},
+                }
+            )
         if items:
             _png(out / items[0]["patch"], 1000 + c)
         manifest = {"channel": c, "items": items, "slots": {}, "future_key": {"anything": [1, 2]}}
@@ -139,7 +145,11 @@ def test_every_link_and_image_resolves(written):
     pages = sorted(out.glob("*.html")) + sorted((out / "channels").rglob("*.html"))
     assert len(pages) == 1 + 16 + 1 + CHANNELS + 1 + 1 + 2  # index; LAYER's rows, atlas, channels; SMALL's
     for page in pages:
-        refs = _attrs(page, "img", "src") + _attrs(page, "link", "href") + [h for h in _attrs(page, "a", "href") if not h.startswith("#")]
+        refs = (
+            _attrs(page, "img", "src")
+            + _attrs(page, "link", "href")
+            + [h for h in _attrs(page, "a", "href") if not h.startswith("#")]
+        )
         assert refs, page
         missing = [ref for ref in refs if not _resolve(page, ref).is_file()]
         assert not missing, (page, missing[:5])
@@ -194,8 +204,10 @@ def test_channel_page_shows_patches_methods_slots_and_neighbours(written):
         for src in item["reconstructions"].values():
             assert (out / src).resolve() in srcs
         position, box = (f"({', '.join(str(v) for v in item[key])})" for key in ("position", "box"))
-        assert (f"<b>{item['image']}</b><dl><dt>activation</dt><dd>{item['value']:.3g}</dd><dt>position</dt><dd>{position}</dd>"
-                f"<dt>box</dt><dd>{box}</dd></dl>") in text  # fmt: skip
+        assert (
+            f"<b>{item['image']}</b><dl><dt>activation</dt><dd>{item['value']:.3g}</dd><dt>position</dt><dd>{position}</dd>"
+            f"<dt>box</dt><dd>{box}</dd></dl>"
+        ) in text
     for slot in manifest["slots"].values():  # one src or a list of srcs, as paths or {src, caption}
         for entry in slot.get("srcs") or [slot["src"]]:
             assert (out / (entry["src"] if isinstance(entry, dict) else entry)).resolve() in srcs
@@ -222,7 +234,11 @@ def test_pages_show_no_broken_images_in_chromium(written, tmp_path):
     from browser import inspect_pages
 
     out = written["out"]
-    atlas, rows, channel = out / atlas_page_name(LAYER), out / layer_page_name(LAYER, 2), out / channel_page_name(LAYER, DIVERSITY)
+    atlas, rows, channel = (
+        out / atlas_page_name(LAYER),
+        out / layer_page_name(LAYER, 2),
+        out / channel_page_name(LAYER, DIVERSITY),
+    )
     shot = tmp_path / "atlas.png"
     results = inspect_pages([atlas, rows, channel], screenshots={atlas: shot})
     counts = {atlas: CHANNELS - 1, rows: CHANNELS_PER_PAGE * K * 3 + 11, channel: K * 3 + 1 + 4 + 1}

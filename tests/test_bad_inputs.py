@@ -8,6 +8,7 @@ colliding, overlong and hostile names (``test_bad_inputs_names.py``), and unwrit
 folders, full disks, options, unreachable clusters and non-finite features
 (``test_bad_inputs_options.py``).
 """
+
 import os
 import signal
 import subprocess
@@ -30,7 +31,9 @@ SMALL = ["--weights", "random", "--layers", "block1_conv1", "--channels", "2", "
 
 def _run(module, args, tmp_path, timeout=300, env=None):
     environment = dict(os.environ, TFVIS_OFFLINE="1", TFVIS_WEIGHTS_DIR=str(tmp_path / "weights"), **(env or {}))
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout, env=environment, cwd=tmp_path)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout, env=environment, cwd=tmp_path
+    )
 
 
 def _error_lines(done):
@@ -62,10 +65,13 @@ def test_images_folder_bad_cases(tmp_path, junk_folder):
     taken.write_text("mine")
     cases = [
         (["--images", str(empty), "--out", str(tmp_path / "o1")], f"{empty}: no images (the folder holds no files)", "o1"),
-        (["--images", str(junk_folder), "--out", str(tmp_path / "o2")],
-         f"{junk_folder}: no readable images: all 2 file(s) skipped as unreadable (first: {junk_folder / 'a.jpg'}", "o2"),
+        (
+            ["--images", str(junk_folder), "--out", str(tmp_path / "o2")],
+            f"{junk_folder}: no readable images: all 2 file(s) skipped as unreadable (first: {junk_folder / 'a.jpg'}",
+            "o2",
+        ),
         (["--out", str(taken)], f"--out {taken}: exists and is not a folder", None),
-    ]  # fmt: skip
+    ]
     for args, message, out in cases:
         done = _run("tfvis.vgg", SMALL + args, tmp_path)
         assert done.returncode == 2, done.stderr
@@ -100,8 +106,14 @@ def _run_many(argvs, tmp_path):
     import json
 
     environment = dict(os.environ, TFVIS_OFFLINE="1", TFVIS_WEIGHTS_DIR=str(tmp_path / "weights"))
-    done = subprocess.run([sys.executable, "-c", BATCH_RUNNER, json.dumps(argvs)], capture_output=True, text=True,
-                          timeout=600, env=environment, cwd=tmp_path)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", BATCH_RUNNER, json.dumps(argvs)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=environment,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -143,8 +155,19 @@ def test_every_pil_mode_is_read_and_unreadable_files_are_skipped(tmp_path, junk_
     assert _no_temporaries(out)
 
 
-RESUME_ARGS = ["--weights", "random", "--layers", "block1_conv1,block1_conv2,block2_conv1,block2_conv2", "--channels", "3",
-               "--size", "48", "--num-images", "12", "--quiet"]  # fmt: skip
+RESUME_ARGS = [
+    "--weights",
+    "random",
+    "--layers",
+    "block1_conv1,block1_conv2,block2_conv1,block2_conv2",
+    "--channels",
+    "3",
+    "--size",
+    "48",
+    "--num-images",
+    "12",
+    "--quiet",
+]
 
 
 @pytest.fixture(scope="module")
@@ -161,8 +184,13 @@ def test_a_run_stopped_midway_resumes_to_the_same_report(tmp_path, how, referenc
     args, reference = RESUME_ARGS, reference_report
     out = tmp_path / "stopped"
     environment = dict(os.environ, TFVIS_OFFLINE="1", TFVIS_WEIGHTS_DIR=str(tmp_path / "weights"))
-    process = subprocess.Popen([sys.executable, "-m", "tfvis.vgg", *args, "--out", str(out)], stderr=subprocess.PIPE,
-                               text=True, env=environment, cwd=tmp_path)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tfvis.vgg", *args, "--out", str(out)],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+        cwd=tmp_path,
+    )
     deadline = time.time() + 240
     while time.time() < deadline and not (out.exists() and list((out / "state").rglob("ch*.json"))):
         time.sleep(0.05)  # until the first channel is finished: the run is then midway

@@ -5,6 +5,7 @@ the readers refuse it from its header with a warning naming it, read large files
 bounded memory, and walk patterns over link loops in finite time. The library cases come first,
 then the command line as a user runs it, in subprocesses.
 """
+
 import glob
 import json
 import os
@@ -237,8 +238,20 @@ print(json.dumps({{"refused": refused, "refused_s": refused_s, "read_s": read_s,
 
 def _tree(root):
     """A tree of files at several depths, hidden folders and files among them, and no links."""
-    for relative in ("a.png", "b.jpg", ".hidden.png", "sub/c.png", "sub/d.PNG", "sub/deep/e.png", "sub/deep/deeper/f.png",
-                     ".secret/g.png", "sub/.cache/h.png", "other/i.png", "other/sub/j.png", "empty/"):  # fmt: skip
+    for relative in (
+        "a.png",
+        "b.jpg",
+        ".hidden.png",
+        "sub/c.png",
+        "sub/d.PNG",
+        "sub/deep/e.png",
+        "sub/deep/deeper/f.png",
+        ".secret/g.png",
+        "sub/.cache/h.png",
+        "other/i.png",
+        "other/sub/j.png",
+        "empty/",
+    ):
         path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         if not relative.endswith("/"):
@@ -246,8 +259,24 @@ def _tree(root):
     return root
 
 
-PATTERNS = ["**/*.png", "*/*.png", "**", "**/*", "sub/**", "sub/**/*.png", "*/deep/*.png", "**/deep/**/*.png", "**/.*/*.png",
-            ".secret/*.png", "**/.hidden.png", "[ab].*", "s?b/*", "**/**/*.png", "sub/*.[Pp][Nn][Gg]", "nothing/**/*.png"]  # fmt: skip
+PATTERNS = [
+    "**/*.png",
+    "*/*.png",
+    "**",
+    "**/*",
+    "sub/**",
+    "sub/**/*.png",
+    "*/deep/*.png",
+    "**/deep/**/*.png",
+    "**/.*/*.png",
+    ".secret/*.png",
+    "**/.hidden.png",
+    "[ab].*",
+    "s?b/*",
+    "**/**/*.png",
+    "sub/*.[Pp][Nn][Gg]",
+    "nothing/**/*.png",
+]
 
 
 def test_patterns_match_what_glob_matches(tmp_path, monkeypatch):
@@ -286,13 +315,17 @@ def test_link_loops_end_and_list_each_file_once(tmp_path):
         for j in range(6):
             if i != j:
                 os.symlink(f"../d{j}", mesh / f"d{i}" / f"to{j}")
-    real = sorted(p for p in root.rglob("*.png") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    real = sorted(
+        p for p in root.rglob("*.png") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
     assert len(real) == 12
     found = _in_time(lambda: images.image_files(f"{root}/**/*.png"))
     assert found == real  # each real file once, under its path without links
     source = _in_time(lambda: images.FileSource(f"{root}/**/*.png", size=16))
     assert len(source) == 12 and len(set(source.ids)) == 12 and "a.png" in source.ids
-    files = sorted(p for p in root.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    files = sorted(
+        p for p in root.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
     assert _in_time(lambda: images.image_files(root)) == files  # the folder walk does not follow links at all
 
 
@@ -309,7 +342,9 @@ def test_aliases_without_loops_follow_links_like_glob(tmp_path):
 
 def _run(module, args, tmp_path, timeout=300):
     environment = dict(os.environ, TFVIS_OFFLINE="1", TFVIS_WEIGHTS_DIR=str(tmp_path / "weights"))
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout, env=environment, cwd=tmp_path)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout, env=environment, cwd=tmp_path
+    )
 
 
 def _error_lines(done):

@@ -4,6 +4,7 @@ Image ids and layer names become file names (:func:`tfvis.report.safe_name`); th
 as a user runs them, in subprocesses, and each page is checked as a browser would read it: the
 picture linked for an image is that image's own, every link resolves, and names are escaped.
 """
+
 import html
 import os
 import re
@@ -40,7 +41,9 @@ SMALL = ["--size", "32", "--quiet"]
 
 def _run(module, args, tmp_path, timeout=300):
     environment = dict(os.environ, TFVIS_OFFLINE="1", TFVIS_WEIGHTS_DIR=str(tmp_path / "weights"))
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout, env=environment, cwd=tmp_path)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout, env=environment, cwd=tmp_path
+    )
 
 
 def _succeeded(done):
@@ -62,7 +65,9 @@ def _all_links_resolve(out):
     assert pages
     for page in pages:
         for link in _links(page):
-            assert (page.parent / unquote(link.split("#")[0])).is_file(), f"{page.relative_to(out)} links {link}, which does not exist"
+            assert (page.parent / unquote(link.split("#")[0])).is_file(), (
+                f"{page.relative_to(out)} links {link}, which does not exist"
+            )
 
 
 def _pictures(page, alt_pattern):
@@ -128,8 +133,25 @@ def test_layer_names_may_hold_commas_and_spaces():
 @pytest.mark.slow
 def test_layer_report_and_image_pages_keep_colliding_names_apart(tmp_path, image_folder):
     out = tmp_path / "report"
-    args = ["--weights", "random", "--layers", "block1_conv1", "--channels", "2", "--top-k", "6", "--images", str(image_folder),
-            "--methods", "deconv,saliency", "--page-images", "6", "--out", str(out), *SMALL]  # fmt: skip
+    args = [
+        "--weights",
+        "random",
+        "--layers",
+        "block1_conv1",
+        "--channels",
+        "2",
+        "--top-k",
+        "6",
+        "--images",
+        str(image_folder),
+        "--methods",
+        "deconv,saliency",
+        "--page-images",
+        "6",
+        "--out",
+        str(out),
+        *SMALL,
+    ]
     _succeeded(_run("tfvis.vgg", args, tmp_path))
     layer_page = out / "block1_conv1.html"
     _check_own_pictures(_pictures(layer_page, r"patch \d+: (.*)"), IMAGES)
@@ -150,16 +172,42 @@ def test_layer_report_and_image_pages_keep_colliding_names_apart(tmp_path, image
 def test_saliency_and_caricature_keep_colliding_names_apart(tmp_path, image_folder):
     ids = "(" + "|".join(map(re.escape, IMAGES)) + ")"
     out = tmp_path / "saliency"
-    args = ["--model", "vgg16", "--weights", "random", "--target", "block1_conv1:0", "--methods", "vanilla,grad_cam",
-            "--images", str(image_folder), "--out", str(out), *SMALL]  # fmt: skip
+    args = [
+        "--model",
+        "vgg16",
+        "--weights",
+        "random",
+        "--target",
+        "block1_conv1:0",
+        "--methods",
+        "vanilla,grad_cam",
+        "--images",
+        str(image_folder),
+        "--out",
+        str(out),
+        *SMALL,
+    ]
     _succeeded(_run("tfvis.saliency", args, tmp_path))
     _check_own_pictures(_pictures(out / "index.html", ids), IMAGES)
     assert len(list((out / "assets" / "saliency").glob("*_vanilla.npy"))) == len(IMAGES)
     _all_links_resolve(out)
 
     out = tmp_path / "caricature"
-    args = ["--model", "vgg16:random", "--layers", "block1_conv1", "--images", str(image_folder), "--num-images", "6",
-            "--steps", "2", "--out", str(out), *SMALL]  # fmt: skip
+    args = [
+        "--model",
+        "vgg16:random",
+        "--layers",
+        "block1_conv1",
+        "--images",
+        str(image_folder),
+        "--num-images",
+        "6",
+        "--steps",
+        "2",
+        "--out",
+        str(out),
+        *SMALL,
+    ]
     _succeeded(_run("tfvis.caricature", args, tmp_path))
     _check_own_pictures(_pictures(out / "index.html", ids), IMAGES)
     caricatures = _pictures(out / "index.html", rf"vgg16-random block1_conv1 caricature of {ids}")
@@ -204,16 +252,46 @@ def test_hostile_layer_names_run_and_are_escaped(tmp_path, hostile_model):
     assert len(list(out.glob("*.npy"))) == 3 * 2
 
     out = tmp_path / "compare"
-    args = ["--a", str(hostile_model), "--b", str(hostile_model), "--layers", layers, "--cka-layers", f"{HOSTILE},{COMMA}",
-            "--channels", "2", "--num-images", "8", "--steps", "2", "--fv-size", "32", "--out", str(out), *SMALL]  # fmt: skip
+    args = [
+        "--a",
+        str(hostile_model),
+        "--b",
+        str(hostile_model),
+        "--layers",
+        layers,
+        "--cka-layers",
+        f"{HOSTILE},{COMMA}",
+        "--channels",
+        "2",
+        "--num-images",
+        "8",
+        "--steps",
+        "2",
+        "--fv-size",
+        "32",
+        "--out",
+        str(out),
+        *SMALL,
+    ]
     _succeeded(_run("tfvis.compare", args, tmp_path))
     _escaped_and_linked(out, [HOSTILE, QUOTED, COMMA])
     index = (out / "index.html").read_text(encoding="utf8")
     assert ESCAPED in index and f'href="{safe_name(HOSTILE)}.html"' in index
 
     out = tmp_path / "saliency"
-    args = ["--model", str(hostile_model), "--target", f"{HOSTILE}:0;{QUOTED}:1", "--methods", "vanilla,grad_cam",
-            "--num-images", "2", "--out", str(out), *SMALL]  # fmt: skip
+    args = [
+        "--model",
+        str(hostile_model),
+        "--target",
+        f"{HOSTILE}:0;{QUOTED}:1",
+        "--methods",
+        "vanilla,grad_cam",
+        "--num-images",
+        "2",
+        "--out",
+        str(out),
+        *SMALL,
+    ]
     _succeeded(_run("tfvis.saliency", args, tmp_path))
     _escaped_and_linked(out, [f"{HOSTILE}:0", f"{QUOTED}:1"])
     assert len(list((out / "assets" / "saliency").glob("*_vanilla.npy"))) == 2 * 2

@@ -4,6 +4,7 @@ Each command line ends in one ``error:`` line and exit status 2 (or runs, with a
 traceback and no half-written file; the commands run as a user runs them, in subprocesses (several
 command lines share one, :data:`BATCH_RUNNER`). Library calls with bad values follow.
 """
+
 import errno
 import json
 import os
@@ -31,8 +32,15 @@ def _environment(tmp_path):
 
 
 def _run(module, args, tmp_path, timeout=300, preexec_fn=None):
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout,
-                          env=_environment(tmp_path), cwd=tmp_path, preexec_fn=preexec_fn)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=_environment(tmp_path),
+        cwd=tmp_path,
+        preexec_fn=preexec_fn,
+    )
 
 
 def _error_lines(stderr):
@@ -73,8 +81,14 @@ print(json.dumps(results))
 
 
 def _run_many(argvs, tmp_path):
-    done = subprocess.run([sys.executable, "-c", BATCH_RUNNER, json.dumps(argvs)], capture_output=True, text=True,
-                          timeout=600, env=_environment(tmp_path), cwd=tmp_path)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", BATCH_RUNNER, json.dumps(argvs)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=_environment(tmp_path),
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -104,7 +118,10 @@ def test_option_bad_cases(tmp_path):
         ["--layers", "block1_conv1,block1_conv1,", "--out", str(tmp_path / "twice")],
         ["--top-k", "1000000", "--out", str(tmp_path / "all")],
     ]
-    argvs = [SMALL + args + ([] if "--out" in args else ["--out", str(tmp_path / f"refused{i}")]) for i, (args, _) in enumerate(refused)]
+    argvs = [
+        SMALL + args + ([] if "--out" in args else ["--out", str(tmp_path / f"refused{i}")])
+        for i, (args, _) in enumerate(refused)
+    ]
     results = _run_many(argvs + [SMALL + args for args in ran], tmp_path)
     for i, ((args, message), result) in enumerate(zip(refused, results)):
         _assert_one_error(result["status"], result["stderr"], message)
@@ -130,8 +147,9 @@ def test_size_beyond_the_address_space_limit_is_refused_with_figures(tmp_path):
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
     out = tmp_path / "big"
-    done = _run("tfvis.vgg", SMALL + ["--size", "4096", "--batch-size", "16", "--out", str(out)], tmp_path,
-                preexec_fn=limit_address_space)  # fmt: skip
+    done = _run(
+        "tfvis.vgg", SMALL + ["--size", "4096", "--batch-size", "16", "--out", str(out)], tmp_path, preexec_fn=limit_address_space
+    )
     _assert_one_error(done.returncode, done.stderr, "--size 4096 with batches of 6 images needs about 53 GiB of memory; ")
     assert "allows 7.6 GiB: lower --size or --batch-size" in done.stderr or "this machine allows" in done.stderr, done.stderr
     assert not out.exists()
@@ -151,7 +169,9 @@ def tmpfs(tmp_path):
         folder = tmp_path / name
         folder.mkdir()
         try:
-            done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True, text=True, timeout=30)
+            done = subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True, text=True, timeout=30
+            )
         except FileNotFoundError:
             pytest.skip("no mount command here")
         if done.returncode != 0:
@@ -184,7 +204,9 @@ def test_read_only_and_full_file_systems(tmp_path, tmpfs):
     read_only = tmpfs("ro", "ro")
     full = tmpfs("full", "size=64k")
     results = _run_many([SMALL + ["--out", str(read_only / "x")], SMALL + ["--out", str(full / "x")]], tmp_path)
-    _assert_one_error(results[0]["status"], results[0]["stderr"], f"--out {read_only / 'x'}: cannot write there: Read-only file system")
+    _assert_one_error(
+        results[0]["status"], results[0]["stderr"], f"--out {read_only / 'x'}: cannot write there: Read-only file system"
+    )
     _assert_one_error(results[1]["status"], results[1]["stderr"], f"--out {full / 'x'}: cannot write {full / 'x'}/")
     assert "No space left on device; free some space and run the same command again to resume" in results[1]["stderr"]
     _assert_complete(_files(full))
@@ -251,7 +273,7 @@ def test_write_error_lines_name_the_folder_only_for_its_files(tmp_path):
     assert write_error_text(full, tmp_path / "out") == (
         f"--out {tmp_path / 'out'}: cannot write {tmp_path / 'out' / 'assets' / 'a.png'}: No space left on device; "
         "free some space and run the same command again to resume"
-    )  # fmt: skip
+    )
     denied = OSError(errno.EACCES, os.strerror(errno.EACCES), str(tmp_path / "photos" / "a.jpg"))
     assert write_error_text(denied, tmp_path / "out") == f"{tmp_path / 'photos' / 'a.jpg'}: Permission denied"
 

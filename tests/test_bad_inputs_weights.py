@@ -7,6 +7,7 @@ name, and a marker file shows that nothing ran. Zip archives (``.keras``, ``.npz
 GraphDefs are refused from what they declare, before their data is read. The command-line cases run
 as a user runs them, in subprocesses, and end in one ``error:`` line with status 2.
 """
+
 import builtins
 import hashlib
 import io
@@ -31,6 +32,7 @@ MB = 1 << 20
 
 
 # --- Files of the published layout ------------------------------------------------------------
+
 
 def layer_arrays(seed=0):
     """Seeded float32 ``{layer: [W, b]}`` for conv1 and conv2 in bvlc_alexnet.npy's shapes."""
@@ -114,8 +116,17 @@ def test_python2_file_loads_into_the_model(tmp_path):
     path = save_python2_npy(tmp_path / "weights.npy", arrays)
     with pytest.raises(WeightsFormatError, match="conv3"):  # a conv-only file must hold conv1 ... conv5
         load_model("alexnet", weights=str(path), include_top=False)
-    full = {**arrays, **{name: [np.zeros(w, np.float32), np.zeros(b, np.float32)] for name, (w, b) in {
-        "conv3": ((3, 3, 256, 384), 384), "conv4": ((3, 3, 192, 384), 384), "conv5": ((3, 3, 192, 256), 256)}.items()}}  # fmt: skip
+    full = {
+        **arrays,
+        **{
+            name: [np.zeros(w, np.float32), np.zeros(b, np.float32)]
+            for name, (w, b) in {
+                "conv3": ((3, 3, 256, 384), 384),
+                "conv4": ((3, 3, 192, 384), 384),
+                "conv5": ((3, 3, 192, 256), 256),
+            }.items()
+        },
+    }
     save_python2_npy(path, full)
     model = load_model("alexnet", weights=str(path), include_top=False)
     np.testing.assert_array_equal(model.get_layer("conv1").get_weights()[0], arrays["conv1"][0])
@@ -123,6 +134,7 @@ def test_python2_file_loads_into_the_model(tmp_path):
 
 
 # --- Files that try to run code -----------------------------------------------------------------
+
 
 class Payload:
     """Unpickling calls ``function(*args)``: each writes the marker file if it ever runs."""
@@ -200,8 +212,10 @@ def test_inconsistent_array_states_are_refused_without_crashing(tmp_path):
         path = save_npy(tmp_path / f"state{i}.npy", {"conv1": [CraftedArray(shape, dtype, data), np.zeros(96)]})
         done = subprocess.run(
             [sys.executable, "-c", f"from tfvis.models import alexnet; alexnet.read_weights({str(path)!r})"],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 1, (shape, dtype, done.returncode, done.stderr[-2000:])  # an exception, not a crash
         assert "WeightsFormatError" in done.stderr or "WeightsTooLargeError" in done.stderr, done.stderr[-2000:]
 
@@ -214,6 +228,7 @@ def test_structured_and_void_dtypes_are_refused(tmp_path):
 
 
 # --- Bombs --------------------------------------------------------------------------------------
+
 
 def zeros_zip(path, members, compression=zipfile.ZIP_DEFLATED):
     """A zip archive whose members are runs of zeros: ``{name: size}``; written 1 MiB at a time."""
@@ -363,6 +378,7 @@ def test_oversized_npy_file_is_refused_before_reading(tmp_path, monkeypatch):
 
 # --- Model files given on the command line, through load_model_spec ---------------------------
 
+
 def test_model_file_bomb_is_a_usage_error(tmp_path, monkeypatch):
     model, good = small_keras_file(tmp_path)
     loaded, label = load_model_spec(str(good))
@@ -390,6 +406,7 @@ def test_model_file_weights_member_with_huge_datasets_is_refused(tmp_path, monke
 
 
 # --- Hashes and downloads -----------------------------------------------------------------------
+
 
 def test_hash_table_pins_keras_files_and_checks_sha256(tmp_path):
     assert alexnet.BVLC_NPY.url.startswith("https://www.cs.toronto.edu/")
@@ -439,9 +456,12 @@ def test_download_past_the_stated_size_is_abandoned(tmp_path, private_weights_di
 
 # --- The commands, as a user runs them ----------------------------------------------------------
 
+
 def _run(module, args, tmp_path, timeout=300, env=None):
     environment = dict(os.environ, TFVIS_OFFLINE="1", TFVIS_WEIGHTS_DIR=str(tmp_path / "weights"), **(env or {}))
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout, env=environment, cwd=tmp_path)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout, env=environment, cwd=tmp_path
+    )
 
 
 def _assert_one_error_line(done, prog, *parts):
@@ -469,7 +489,9 @@ def test_cli_evil_npy_never_runs(tmp_path):
     done = _run("tfvis.alex", ["--out", str(out), "--quiet"], tmp_path)  # the default: weights/bvlc_alexnet.npy
     _assert_one_error_line(done, "tfvis.alex", str(tmp_path / "weights" / "bvlc_alexnet.npy"), "refuses to load posix.system")
     assert not marker.exists()
-    assert _files(out) == [] and _files(tmp_path / "weights") == [tmp_path.joinpath("weights/bvlc_alexnet.npy").relative_to(tmp_path / "weights")]
+    assert _files(out) == [] and _files(tmp_path / "weights") == [
+        tmp_path.joinpath("weights/bvlc_alexnet.npy").relative_to(tmp_path / "weights")
+    ]
 
 
 BOMB_MEMORY = """
@@ -508,6 +530,8 @@ def test_real_zip_bomb_fails_fast_with_low_memory(tmp_path, real_bomb):
 @pytest.mark.slow
 def test_real_zip_bomb_as_model_file(tmp_path, real_bomb):
     out = tmp_path / "out"
-    done = _run("tfvis.saliency", ["--model", str(real_bomb), "--size", "64", "--num-images", "1", "--out", str(out), "--quiet"], tmp_path)
+    done = _run(
+        "tfvis.saliency", ["--model", str(real_bomb), "--size", "64", "--num-images", "1", "--out", str(out), "--quiet"], tmp_path
+    )
     _assert_one_error_line(done, "tfvis.saliency", f"--model {real_bomb}", "decompression bomb")
     assert _files(out) == []

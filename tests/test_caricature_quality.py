@@ -1,4 +1,5 @@
 """Caricatures keep their photo (issue 13): the stacked objective, its parts, and the command's settings-keyed units."""
+
 import keras
 import numpy as np
 import pytest
@@ -45,7 +46,9 @@ def test_block2_conv2_caricature_keeps_its_photos_layout(vgg16_hed, photos):
 
     # The plain channel render and the old fixed-target, pre-ReLU objective do not know the photo.
     target = featurevis.reference_activations(vgg16_hed, photos, "block2_conv2", 64)
-    old = featurevis.render(vgg16_hed, obj.caricature("block2_conv2", target, power=2.0), size=64, steps=48, batch=2, progress=False)
+    old = featurevis.render(
+        vgg16_hed, obj.caricature("block2_conv2", target, power=2.0), size=64, steps=48, batch=2, progress=False
+    )
     old_own = [layout_correlation(old[i], p[i]) for i in range(2)]
     assert max(old_own) < min(own) - 0.3, (old_own, own)
 
@@ -91,7 +94,9 @@ def test_activated_layer_finds_the_relu_after_a_layer(vgg16_hed):
     assert activated_layer(vgg16_hed, "block2_conv2") == "block2_conv2_relu"
     assert activated_layer(vgg16_hed, "block2_conv2_relu") == "block2_conv2_relu"
     assert activated_layer(vgg16_hed, "block2_pool") == "block2_pool"
-    fused = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3, activation="tanh", name="c"), keras.layers.Conv2D(2, 3, name="d")])
+    fused = keras.Sequential(
+        [keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3, activation="tanh", name="c"), keras.layers.Conv2D(2, 3, name="d")]
+    )
     assert activated_layer(fused, "c") == "c_tanh" and activated_layer(fused, "d") == "d"
     with pytest.raises(ValueError, match="no layer 'e'"):
         activated_layer(fused, "e")
@@ -112,8 +117,22 @@ def test_caricature_refuses_unknown_keywords(vgg16_hed, photos):
 
 
 def _run(out, *extra):
-    args = ["--model", "vgg16:random", "--layers", "block1_conv1", "--num-images", "2", "--size", "32", "--steps", "2",
-            "--out", str(out), "--quiet", *extra]  # fmt: skip
+    args = [
+        "--model",
+        "vgg16:random",
+        "--layers",
+        "block1_conv1",
+        "--num-images",
+        "2",
+        "--size",
+        "32",
+        "--steps",
+        "2",
+        "--out",
+        str(out),
+        "--quiet",
+        *extra,
+    ]
     with pytest.raises(SystemExit) as done:
         cli.caricature_main(args)
     assert done.value.code == 0

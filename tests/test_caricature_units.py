@@ -1,4 +1,5 @@
 """Caricatures as work units: planned keys, a unit against a direct caricature, resume after kill -9, Ray against local."""
+
 import os
 import signal
 import subprocess
@@ -78,8 +79,22 @@ def test_files_are_keyed_by_their_size_and_time(model_file, tmp_path):
 
 
 def _args(model_file, out, steps, *extra):
-    return ["--model", str(model_file), "--layers", "c1,c2,c3", "--num-images", "2", "--size", "32", "--steps", str(steps),
-            "--out", str(out), "--quiet", *extra]  # fmt: skip
+    return [
+        "--model",
+        str(model_file),
+        "--layers",
+        "c1,c2,c3",
+        "--num-images",
+        "2",
+        "--size",
+        "32",
+        "--steps",
+        str(steps),
+        "--out",
+        str(out),
+        "--quiet",
+        *extra,
+    ]
 
 
 def _main(args):
@@ -97,8 +112,12 @@ def test_a_run_killed_mid_way_resumes_where_it_stopped_and_equals_a_fresh_run(mo
     """kill -9 of ``python -m tfvis.caricature`` after its first unit: the rerun computes only the others."""
     out, steps = tmp_path / "killed", 1500
     env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
-    process = subprocess.Popen([sys.executable, "-m", "tfvis.caricature", *_args(model_file, out, steps)], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tfvis.caricature", *_args(model_file, out, steps)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     stored = out / "store" / "caricature"
     deadline = time.monotonic() + 240
     while process.poll() is None and time.monotonic() < deadline and not list(stored.glob("*.npz")):

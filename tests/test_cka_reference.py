@@ -1,4 +1,5 @@
 """RBF CKA against the formula of Kornblith et al.'s reference code, written out in NumPy here."""
+
 import numpy as np
 import pytest
 

@@ -1,4 +1,5 @@
 """Console commands (``tfvis vgg``, ``tfvis-vgg``) and the options every command shares (parent parsers)."""
+
 import shutil
 import subprocess
 import sys
@@ -17,7 +18,14 @@ def test_shared_options_parse_alike_in_every_command():
     compare = build_compare_parser().parse_args(shared + ["--a", "vgg16", "--b", "vgg16", "--layers", "l", "--steps", "7"])
     saliency = build_saliency_parser().parse_args(shared)
     for args in (report, compare, saliency):
-        assert (args.images, args.num_images, args.seed, args.batch_size, args.quiet, args.out) == ("photos/*.jpg", 5, 3, 8, True, "x")
+        assert (args.images, args.num_images, args.seed, args.batch_size, args.quiet, args.out) == (
+            "photos/*.jpg",
+            5,
+            3,
+            8,
+            True,
+            "x",
+        )
     assert report.fv_steps == compare.fv_steps == 7  # compare keeps its --steps spelling
     assert build_parser("vgg", "vgg16").parse_args([]).engine == "local"
 

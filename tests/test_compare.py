@@ -1,4 +1,5 @@
 """tfvis.compare: CKA against hand-written NumPy formulas, minibatch CKA, model_cka, visualization similarity."""
+
 import importlib
 
 import matplotlib
@@ -278,10 +279,18 @@ def test_model_cka_equals_minibatch_cka_on_the_same_batches_for_any_source():
     acts_b = tfvis.activations(model_b, ["c2", "fc"], images[:28])
     reference = LayerPairsCKA()
     for start in range(0, 28, 8):
-        reference.update([acts_a[n][start : start + 8] for n in ("c1", "c2")], [acts_b[n][start : start + 8] for n in ("c2", "fc")])
+        reference.update(
+            [acts_a[n][start : start + 8] for n in ("c1", "c2")], [acts_b[n][start : start + 8] for n in ("c2", "fc")]
+        )
     np.testing.assert_allclose(result.matrix, reference.result(), atol=1e-5)
     streamed = model_cka(
-        model_a, model_b, tf.data.Dataset.from_tensor_slices(images[:28]), ["c1", "c2"], ["c2", "fc"], batch_size=8, progress=False
+        model_a,
+        model_b,
+        tf.data.Dataset.from_tensor_slices(images[:28]),
+        ["c1", "c2"],
+        ["c2", "fc"],
+        batch_size=8,
+        progress=False,
     )
     np.testing.assert_allclose(streamed.matrix, result.matrix, atol=1e-12)
 
@@ -389,7 +398,9 @@ def test_dead_channels_flags_flat_and_nan_images(tmp_path):
     nan[3, 4, 1] = np.nan
     textured = rng.uniform(size=(16, 16, 3))
     faint = 0.5 + 0.003 * rng.normal(size=(16, 16, 3))
-    images = np.stack([grey, textured, nan, faint, 0.5 + 0.25 * np.sin(np.arange(16) / 2.0)[None, :, None] * np.ones((16, 16, 3))])
+    images = np.stack(
+        [grey, textured, nan, faint, 0.5 + 0.25 * np.sin(np.arange(16) / 2.0)[None, :, None] * np.ones((16, 16, 3))]
+    )
     found = dead_channels(images)
     np.testing.assert_array_equal(found.indices, [0, 2, 3])
     np.testing.assert_array_equal(found.flags, [True, False, True, True, False])

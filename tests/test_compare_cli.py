@@ -1,4 +1,5 @@
 """python -m tfvis.compare: the fine-tuning change report, on a surgically changed copy."""
+
 import csv
 
 import numpy as np
@@ -7,9 +8,33 @@ from browser import check_pages
 
 from tfvis import cli, fileio
 
-ARGS = ["--a", "vgg16:hed", "--b", "vgg16:hed", "--reinit-b", "block2", "--layers", "block1_conv2,block2_conv2",
-        "--cka-layers", "block1_conv1,block1_conv2,block2_conv1,block2_conv2", "--channels", "3", "--num-images", "12",
-        "--size", "32", "--steps", "4", "--fv-size", "32", "--fv-batch", "3", "--batch-size", "4", "--quiet"]  # fmt: skip
+ARGS = [
+    "--a",
+    "vgg16:hed",
+    "--b",
+    "vgg16:hed",
+    "--reinit-b",
+    "block2",
+    "--layers",
+    "block1_conv2,block2_conv2",
+    "--cka-layers",
+    "block1_conv1,block1_conv2,block2_conv1,block2_conv2",
+    "--channels",
+    "3",
+    "--num-images",
+    "12",
+    "--size",
+    "32",
+    "--steps",
+    "4",
+    "--fv-size",
+    "32",
+    "--fv-batch",
+    "3",
+    "--batch-size",
+    "4",
+    "--quiet",
+]
 # --fv-batch 3: one render (one trace, the cost of a render at these sizes) per model and layer.
 
 
@@ -40,7 +65,9 @@ def test_channels_sorted_by_change_and_dead_csv(compare_dir):
     page = (compare_dir / "block2_conv2.html").read_text()
     scores = [float(s) for s in __import__("re").findall(r"similarity (-?[0-9.]+)", page)]
     assert len(scores) == 3 and scores == sorted(scores)  # most changed first
-    unchanged = [float(s) for s in __import__("re").findall(r"similarity (-?[0-9.]+)", (compare_dir / "block1_conv2.html").read_text())]
+    unchanged = [
+        float(s) for s in __import__("re").findall(r"similarity (-?[0-9.]+)", (compare_dir / "block1_conv2.html").read_text())
+    ]
     assert np.allclose(unchanged, 1.0, atol=1e-4)  # same weights, same seed: the same visualizations
     with open(compare_dir / "dead_channels.csv") as f:
         rows = list(csv.DictReader(f))

@@ -15,6 +15,7 @@ writes one (``/features/features.0/Conv``, ...), imported with ``tfvis.load_mode
 built in Keras from the ONNX weight arrays themselves (kernels transposed to NHWC by hand here),
 never from the imported model, and the imported logits are checked against onnxruntime's.
 """
+
 import importlib.util
 
 import keras
@@ -32,10 +33,16 @@ def _sequential(fused):
     """Conv(relu) -> pool -> conv(relu) -> GAP -> dense(softmax); ``fused=False`` is its hand-split twin."""
     act = (lambda name: [keras.layers.ReLU(name=f"{name}_relu")]) if not fused else (lambda name: [])
     relu = "relu" if fused else None
-    layers = [keras.Input((SIZE, SIZE, 3)), keras.layers.Conv2D(4, 3, padding="same", activation=relu, name="c1"), *act("c1"),
-              keras.layers.MaxPooling2D(2, name="pool"), keras.layers.Conv2D(5, 3, padding="same", activation=relu, name="c2"),
-              *act("c2"), keras.layers.GlobalAveragePooling2D(name="gap"),
-              keras.layers.Dense(3, activation="softmax" if fused else None, name="head")]  # fmt: skip
+    layers = [
+        keras.Input((SIZE, SIZE, 3)),
+        keras.layers.Conv2D(4, 3, padding="same", activation=relu, name="c1"),
+        *act("c1"),
+        keras.layers.MaxPooling2D(2, name="pool"),
+        keras.layers.Conv2D(5, 3, padding="same", activation=relu, name="c2"),
+        *act("c2"),
+        keras.layers.GlobalAveragePooling2D(name="gap"),
+        keras.layers.Dense(3, activation="softmax" if fused else None, name="head"),
+    ]
     if not fused:
         layers.append(keras.layers.Softmax(name="head_softmax"))
     return keras.Sequential(layers, name="seq")
@@ -57,6 +64,7 @@ def _branching(_fused):
 
 def _fused_non_relu(fused):
     """Fused tanh and sigmoid convolutions and a fused softmax head; ``fused=False`` is its hand-split twin."""
+
     def conv(x, filters, activation, name):
         x = keras.layers.Conv2D(filters, 3, activation=activation if fused else None, name=name)(x)
         return x if fused else keras.layers.Activation(activation, name=f"{name}_{activation}")(x)
@@ -83,7 +91,9 @@ def _nested(fused):
     image = keras.Input((SIZE, SIZE, 3))
     base = keras.Model(image, _conv_base(image), name="base")
     head = keras.layers.Dense(3, activation="softmax", name="head")
-    return keras.Sequential([keras.Input((SIZE, SIZE, 3)), base, keras.layers.GlobalAveragePooling2D(name="gap"), head], name="nested")
+    return keras.Sequential(
+        [keras.Input((SIZE, SIZE, 3)), base, keras.layers.GlobalAveragePooling2D(name="gap"), head], name="nested"
+    )
 
 
 #: The metadata vector the two-input model's second input holds (set with tfvis.graph.set_image_input).
@@ -141,9 +151,12 @@ def _onnx_weights():
         return (rng.standard_normal(shape) * scale).astype(np.float32)
 
     return {
-        "features.0.weight": normal(8, 3, 3, 3, scale=0.05), "features.0.bias": normal(8, scale=0.5),
-        "features.3.weight": normal(6, 8, 3, 3, scale=0.1), "features.3.bias": normal(6, scale=0.5),
-        "classifier.weight": normal(3, 6, scale=0.3), "classifier.bias": normal(3, scale=0.5),
+        "features.0.weight": normal(8, 3, 3, 3, scale=0.05),
+        "features.0.bias": normal(8, scale=0.5),
+        "features.3.weight": normal(6, 8, 3, 3, scale=0.1),
+        "features.3.bias": normal(6, scale=0.5),
+        "classifier.weight": normal(3, 6, scale=0.3),
+        "classifier.bias": normal(3, scale=0.5),
     }
 
 
@@ -156,21 +169,50 @@ def _onnx_graph():
         return helper.make_node(op, inputs, [f"{scope}/{op}_output_0"], name=f"{scope}/{op}", **attrs)
 
     nodes = [
-        node("Conv", ["input", "features.0.weight", "features.0.bias"], "/features/features.0",
-             kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[1, 1], dilations=[1, 1], group=1),
+        node(
+            "Conv",
+            ["input", "features.0.weight", "features.0.bias"],
+            "/features/features.0",
+            kernel_shape=[3, 3],
+            pads=[1, 1, 1, 1],
+            strides=[1, 1],
+            dilations=[1, 1],
+            group=1,
+        ),
         node("Relu", ["/features/features.0/Conv_output_0"], "/features/features.1"),
-        node("MaxPool", ["/features/features.1/Relu_output_0"], "/features/features.2",
-             kernel_shape=[2, 2], strides=[2, 2], pads=[0, 0, 0, 0], ceil_mode=0),
-        node("Conv", ["/features/features.2/MaxPool_output_0", "features.3.weight", "features.3.bias"],
-             "/features/features.3", kernel_shape=[3, 3], pads=[0, 0, 0, 0], strides=[1, 1]),
+        node(
+            "MaxPool",
+            ["/features/features.1/Relu_output_0"],
+            "/features/features.2",
+            kernel_shape=[2, 2],
+            strides=[2, 2],
+            pads=[0, 0, 0, 0],
+            ceil_mode=0,
+        ),
+        node(
+            "Conv",
+            ["/features/features.2/MaxPool_output_0", "features.3.weight", "features.3.bias"],
+            "/features/features.3",
+            kernel_shape=[3, 3],
+            pads=[0, 0, 0, 0],
+            strides=[1, 1],
+        ),
         node("Relu", ["/features/features.3/Conv_output_0"], "/features/features.4"),
         node("GlobalAveragePool", ["/features/features.4/Relu_output_0"], "/avgpool"),
         node("Flatten", ["/avgpool/GlobalAveragePool_output_0"], "", axis=1),
-        helper.make_node("Gemm", ["/Flatten_output_0", "classifier.weight", "classifier.bias"], ["output"],
-                         name="/classifier/Gemm", alpha=1.0, beta=1.0, transB=1),
+        helper.make_node(
+            "Gemm",
+            ["/Flatten_output_0", "classifier.weight", "classifier.bias"],
+            ["output"],
+            name="/classifier/Gemm",
+            alpha=1.0,
+            beta=1.0,
+            transB=1,
+        ),
     ]
     graph = helper.make_graph(
-        nodes, "main_graph",
+        nodes,
+        "main_graph",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch_size", 3, SIZE, SIZE])],
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch_size", 3])],
         [numpy_helper.from_array(value, name=name) for name, value in _onnx_weights().items()],
@@ -213,14 +255,18 @@ MODELS = {
     "two_inputs": (_two_inputs, _LIKE_SEQUENTIAL),
     "two_outputs": (_two_outputs, _LIKE_SEQUENTIAL),
     "mixed_precision": (_mixed_precision, _LIKE_SEQUENTIAL),
-    "onnx": (_onnx_imported, {"channel": "features_3:1", "unit": "features_3:1@2,3", "post": "features_1:2", "class": "logits:2"}),
+    "onnx": (
+        _onnx_imported,
+        {"channel": "features_3:1", "unit": "features_3:1@2,3", "post": "features_1:2", "class": "logits:2"},
+    ),
 }
 REFERENCE_LOGITS = dict.fromkeys(MODELS, "head") | {"branching": "logits", "onnx": "classifier"}
 #: Kinds read from a file: the builder takes the file's path, and the twin holds the file's weights (no copy_weights).
 FROM_FILE = {"onnx": HAVE_ONNX}
 MODEL_KINDS = [
     pytest.param(kind, marks=pytest.mark.skipif(not FROM_FILE[kind], reason="needs onnx and onnxruntime"))
-    if kind in FROM_FILE else kind
+    if kind in FROM_FILE
+    else kind
     for kind in MODELS
 ]
 
@@ -337,7 +383,7 @@ def test_one_target_names_one_tensor(pairs, method, model_kind, target_kind, cou
         target = int(text.rpartition(":")[2]) if target_kind == "class" else text
         got = saliency.gradients(model, images, target, batch_size=count)
         spatial = expected.ndim == 4 and position is None
-        weights = (lambda t: _one_hot_unit(t, channel, position) / (np.prod(t.shape[1:-1]) if spatial else 1.0))
+        weights = lambda t: _one_hot_unit(t, channel, position) / (np.prod(t.shape[1:-1]) if spatial else 1.0)
         want = _twin_gradient(twin, name, images, weights)
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-4 * max(np.abs(want).max(), 1e-6))
     else:

@@ -5,6 +5,7 @@ The layer-by-layer pipeline of the paper (reconstruct_explicit) and the ReLU-gra
 models. A hand-worked 4 x 4 case, receptive-field supports and a hand-written raw-TensorFlow
 branching network pin the results down further.
 """
+
 import keras
 import numpy as np
 import pytest
@@ -238,7 +239,12 @@ def test_chain_with_other_layers_agrees():
         ]
     )
     model.get_layer("bn").set_weights(
-        [np.array([1.5, 0.5, 2.0, 1.0], np.float32), np.ones(4, np.float32), np.full(4, 0.1, np.float32), np.full(4, 0.3, np.float32)]
+        [
+            np.array([1.5, 0.5, 2.0, 1.0], np.float32),
+            np.ones(4, np.float32),
+            np.full(4, 0.1, np.float32),
+            np.full(4, 0.3, np.float32),
+        ]
     )
     images = np.random.default_rng(3).uniform(0, 20, (2, 16, 16, 3)).astype(np.float32)
     for method in deconv.METHODS:
@@ -412,4 +418,6 @@ def test_reconstruct_units_shares_forward_and_matches(name, size, layer, zoo_mod
         scale = np.abs(expected).max()
         np.testing.assert_allclose(maps[method], expected, atol=1e-5 * scale, err_msg=method)
     with pytest.raises(ValueError, match="one layer"):
-        deconv.reconstruct_units(model, images, [0, 1], [f"{layer}:1", "conv2d0:1" if name == "inceptionv1" else "block1_conv1:1"], "max")
+        deconv.reconstruct_units(
+            model, images, [0, 1], [f"{layer}:1", "conv2d0:1" if name == "inceptionv1" else "block1_conv1:1"], "max"
+        )

@@ -1,4 +1,5 @@
 """The signal fed back at the target: the activation (Zeiler & Fergus) or 1 (captum), worked by hand."""
+
 import keras
 import numpy as np
 import pytest

@@ -1,4 +1,5 @@
 """Display helpers and the inline display of results in notebooks (``_repr_html_``)."""
+
 import base64
 import io
 import re
@@ -55,7 +56,9 @@ def test_maps_display_inline_as_heatmaps():
 
 def test_top_k_result_displays_its_patches_and_reconstructions():
     keras.utils.set_random_seed(3)
-    model = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(2, 3, name="c"), keras.layers.ReLU(name="c_relu")])
+    model = keras.Sequential(
+        [keras.Input((None, None, 3)), keras.layers.Conv2D(2, 3, name="c"), keras.layers.ReLU(name="c_relu")]
+    )
     images = np.random.default_rng(1).uniform(0, 255, (4, 9, 9, 3)).astype(np.float32)
     result = tfvis.top_k(model, images, "c", k=2, methods=("deconvnet",), progress=False)
     decoded, alts = _decoded_images(result._repr_html_())

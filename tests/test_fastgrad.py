@@ -3,6 +3,7 @@
 The checks run on the rule and the graph walker themselves; ``tfvis.fastgrad``, the module the
 README's benchmarks name, only forwards to them (the last test).
 """
+
 import keras
 import numpy as np
 import pytest

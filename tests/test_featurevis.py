@@ -1,4 +1,5 @@
 """Lucid-style feature visualization: objectives, parameterizations, transforms, render, caricature."""
+
 import base64
 import importlib
 import io
@@ -229,7 +230,9 @@ def test_batch_objective_i_drives_image_i_only():
 
 def test_single_objective_batch_and_thresholds():
     model = _tiny()
-    results = fv.render(model, obj.channel("c1:1") + 1e-2 * obj.diversity("c1"), batch=2, thresholds=[5, 10], size=16, progress=False)
+    results = fv.render(
+        model, obj.channel("c1:1") + 1e-2 * obj.diversity("c1"), batch=2, thresholds=[5, 10], size=16, progress=False
+    )
     assert sorted(results) == [5, 10] and results[10].shape == (2, 16, 16, 3) and results[10].steps == 10
     with pytest.warns(RuntimeWarning, match="flat"):  # two steps leave the images near mid-grey
         assert fv.render(model, obj.channel("c1:1", batch=2), size=16, steps=2, progress=False).shape[0] == 3
@@ -295,7 +298,7 @@ def _fused_tanh(seed=0):
 
 
 def test_fused_tanh_target_is_pre_activation_and_tanh_layer_post_activation():
-    """"c1:0" maximises c1's pre-tanh value, "c1_tanh:0" its post-tanh value, each checked in NumPy.
+    """ "c1:0" maximises c1's pre-tanh value, "c1_tanh:0" its post-tanh value, each checked in NumPy.
 
     ``values[k]`` is the objective at step ``k``, on the images after ``k`` updates: with no
     transforms, the images of ``thresholds=[k]``.
@@ -338,7 +341,9 @@ def test_class_target_reads_the_logits_before_a_fused_softmax():
     )
     w, b = (v.astype(np.float64) for v in model.get_layer("probs").get_weights())
     k = 4
-    results = {spec: fv.render(model, spec, size=6, transforms=None, thresholds=[k, k + 1], progress=False) for spec in (3, "logits:3")}
+    results = {
+        spec: fv.render(model, spec, size=6, transforms=None, thresholds=[k, k + 1], progress=False) for spec in (3, "logits:3")
+    }
     for spec, result in results.items():
         logits = np.asarray(result[k], np.float64).reshape(1, -1) @ w + b  # [0, 1] image * 255 / 255
         assert result[k + 1].values[k] == pytest.approx(logits[0, 3], rel=1e-4, abs=1e-5), spec
@@ -371,7 +376,9 @@ def test_redirected_relu_leaves_a_dead_start_and_changes_nothing_elsewhere():
     # where the gradient passes (the tiny model's ReLUs are alive), the redirected render is the plain one
     tiny = _tiny()
     plain = fv.render(tiny, ["c2:1", "c2:3"], **FAST)
-    np.testing.assert_allclose(np.asarray(fv.render(tiny, ["c2:1", "c2:3"], redirect_relu=True, **FAST)), np.asarray(plain), atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(fv.render(tiny, ["c2:1", "c2:3"], redirect_relu=True, **FAST)), np.asarray(plain), atol=1e-6
+    )
 
 
 def test_render_result_displays_its_images_with_their_objectives():
@@ -384,7 +391,7 @@ def test_render_result_displays_its_images_with_their_objectives():
     for i, (source, label) in enumerate(zip(sources, ["channel(c1:0)", "channel(c2:1)"])):
         shown = np.asarray(Image.open(io.BytesIO(base64.b64decode(source))).convert("RGB"))
         np.testing.assert_array_equal(shown, np.round(np.asarray(result[i]) * 255.0).astype(np.uint8))
-        assert f"<figcaption style=\"font-size:11px\">{label}</figcaption>" in html
+        assert f'<figcaption style="font-size:11px">{label}</figcaption>' in html
     assert result[:, :2]._repr_html_().count("<img") == 2  # a view: labelled by position
     assert "image 1" in result[:, :2]._repr_html_()
     assert np.zeros((2, 3)).view(fv.RenderResult)._repr_html_() is None

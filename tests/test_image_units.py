@@ -6,6 +6,7 @@ stored array with a fresh run's, bit for bit. The references of the maps themsel
 library functions called directly on the same images (test_saliency.py and test_smoothgrad.py
 check those against NumPy and finite differences).
 """
+
 import functools
 import os
 import signal
@@ -103,7 +104,9 @@ def test_a_unit_kind_resumes_after_kill_9(model_file, tmp_path, kind, monkeypatc
     context, units = _plan(model_file, kind)
     assert len(units) >= 3 and all(unit.kind == kind for unit in units)
     killed = tmp_path / "killed"
-    script = PLAN.format(count=IMAGES, size=SIZE, model=str(model_file), kind=kind) + KILLED_RUN.format(store=str(killed), steps=INVERT_STEPS)
+    script = PLAN.format(count=IMAGES, size=SIZE, model=str(model_file), kind=kind) + KILLED_RUN.format(
+        store=str(killed), steps=INVERT_STEPS
+    )
     victim = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
     while not list((killed / kind).glob("*.npz")) and victim.poll() is None and time.monotonic() < deadline:
@@ -149,7 +152,9 @@ def test_unit_keys_hold_only_the_options_their_method_takes(model_file):
     context, _ = _plan(model_file, "saliency_maps")
     options = {"samples": 3, "noise": 0.2, "steps": 4, "layer": "c1_relu", "method": "vanilla"}
     one = image_units.saliency_units(context, [0, 1], ["c2:4"], ["smoothgrad", "integrated", "grad_cam"], options)
-    other = image_units.saliency_units(context, [0, 1], ["c2:4"], ["smoothgrad", "integrated", "grad_cam"], {**options, "steps": 8})
+    other = image_units.saliency_units(
+        context, [0, 1], ["c2:4"], ["smoothgrad", "integrated", "grad_cam"], {**options, "steps": 8}
+    )
     keys = {part: [u.key for u in units] for part, units in one.items()}
     assert keys[(0, "grad_cam")] == [u.key for u in other[(0, "grad_cam")]]
     assert keys[(0, "smoothgrad")] == [u.key for u in other[(0, "smoothgrad")]]

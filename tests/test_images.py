@@ -1,4 +1,5 @@
 """Reading images of every common mode and format, sample photos, and batching from any source."""
+
 import numpy as np
 import pytest
 from PIL import Image

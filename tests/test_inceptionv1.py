@@ -8,6 +8,7 @@ random values of the real shapes.
 The tests that load a ``.pb`` with LRN settings other than the defaults rely on ``load_model``
 passing ``inceptionv1.build_options(path)`` to ``inceptionv1.build``.
 """
+
 import keras
 import numpy as np
 import pytest
@@ -30,8 +31,15 @@ LUCID_BRANCHES = {
     "mixed5b": (384, 192, 384, 48, 128, 128),
 }
 LUCID_WIDTHS = {  # lucid.modelzoo.other_models.InceptionV1.layers
-    "mixed3a": 256, "mixed3b": 480, "mixed4a": 508, "mixed4b": 512, "mixed4c": 512,
-    "mixed4d": 528, "mixed4e": 832, "mixed5a": 832, "mixed5b": 1024,
+    "mixed3a": 256,
+    "mixed3b": 480,
+    "mixed4a": 508,
+    "mixed4b": 512,
+    "mixed4c": 512,
+    "mixed4d": 528,
+    "mixed4e": 832,
+    "mixed5a": 832,
+    "mixed5b": 1024,
 }
 # The attributes of the graph's LRN nodes (TensorFlow convention).
 REAL_LRN = {"depth_radius": 5, "alpha": 1e-4, "beta": 0.5, "bias": 2.0}
@@ -64,8 +72,13 @@ def lucid_shapes():
 
 
 # Constants of the auxiliary heads that the reader must ignore.
-IGNORED = {"head0_bottleneck_w": (1, 1, 508, 128), "head0_bottleneck_b": (128,),
-           "softmax0_w": (1024, 1008), "softmax0_b": (1008,), "nn1_b": (1024,)}
+IGNORED = {
+    "head0_bottleneck_w": (1, 1, 508, 128),
+    "head0_bottleneck_b": (128,),
+    "softmax0_w": (1024, 1008),
+    "softmax0_b": (1008,),
+    "nn1_b": (1024,),
+}
 
 
 @pytest.fixture(scope="module")
@@ -207,7 +220,7 @@ def np_conv(x, w, b, stride=1, pads=None):
     out = np.zeros((h, wd, w.shape[3]))
     for i in range(kh):
         for j in range(kw):
-            out += xp[i:i + stride * (h - 1) + 1:stride, j:j + stride * (wd - 1) + 1:stride] @ w[i, j]
+            out += xp[i : i + stride * (h - 1) + 1 : stride, j : j + stride * (wd - 1) + 1 : stride] @ w[i, j]
     return out + b
 
 
@@ -218,7 +231,7 @@ def np_maxpool(x, k, stride, pads=None):
     out = np.full((h, wd, x.shape[2]), -np.inf)
     for i in range(k):
         for j in range(k):
-            out = np.maximum(out, xp[i:i + stride * (h - 1) + 1:stride, j:j + stride * (wd - 1) + 1:stride])
+            out = np.maximum(out, xp[i : i + stride * (h - 1) + 1 : stride, j : j + stride * (wd - 1) + 1 : stride])
     return out
 
 
@@ -226,7 +239,7 @@ def np_lrn(x, depth_radius, alpha, beta, bias):
     """b_c = a_c / (bias + alpha * sum_{|d - c| <= depth_radius} a_d^2) ** beta."""
     channels = x.shape[-1]
     squares = np.pad(x**2, ((0, 0), (0, 0), (depth_radius, depth_radius)))
-    window = sum(squares[..., d:d + channels] for d in range(2 * depth_radius + 1))
+    window = sum(squares[..., d : d + channels] for d in range(2 * depth_radius + 1))
     return x / (bias + alpha * window) ** beta
 
 
@@ -240,9 +253,21 @@ def test_first_layers_and_mixed3a_match_numpy(lucid_arrays, real_pb):
     assert same_pads(224, 7, 2) == (2, 3) and same_pads(112, 3, 2) == (0, 1)
     size = 64
     model = tfvis.load_model("inceptionv1", weights=real_pb, include_top=False, input_shape=(size, size, 3))
-    names = ["conv2d0", "maxpool0", "localresponsenorm0", "conv2d1", "conv2d2", "localresponsenorm1",
-             "maxpool1", "mixed3a_1x1", "mixed3a_3x3", "mixed3a_5x5", "mixed3a_pool_reduce", "mixed3a",
-             "mixed3a_relu"]
+    names = [
+        "conv2d0",
+        "maxpool0",
+        "localresponsenorm0",
+        "conv2d1",
+        "conv2d2",
+        "localresponsenorm1",
+        "maxpool1",
+        "mixed3a_1x1",
+        "mixed3a_3x3",
+        "mixed3a_5x5",
+        "mixed3a_pool_reduce",
+        "mixed3a",
+        "mixed3a_relu",
+    ]
     probe = keras.Model(model.input, [model.get_layer(n).output for n in names])
     image = np.random.default_rng(1).uniform(0, 255, (1, size, size, 3)).astype(np.float32)
     got = dict(zip(names, (np.asarray(t)[0] for t in probe(image))))
@@ -266,8 +291,7 @@ def test_first_layers_and_mixed3a_match_numpy(lucid_arrays, real_pb):
     ref["mixed3a_5x5"] = np_conv(b5, a["mixed3a_5x5_w"], a["mixed3a_5x5_b"])
     pooled = np_maxpool(x, 3, 1)
     ref["mixed3a_pool_reduce"] = np_conv(pooled, a["mixed3a_pool_reduce_w"], a["mixed3a_pool_reduce_b"])
-    ref["mixed3a"] = np.concatenate(
-        [ref[f"mixed3a_{b}"] for b in ("1x1", "3x3", "5x5", "pool_reduce")], axis=-1)  # Lucid's order
+    ref["mixed3a"] = np.concatenate([ref[f"mixed3a_{b}"] for b in ("1x1", "3x3", "5x5", "pool_reduce")], axis=-1)  # Lucid's order
     ref["mixed3a_relu"] = relu(ref["mixed3a"])
 
     for name in names:

@@ -1,4 +1,5 @@
 """Inversion of representations (Mahendran & Vedaldi): acceptance on VGG16 "hed", regularisers, errors."""
+
 import dataclasses
 
 import keras

@@ -1,4 +1,5 @@
 """Layer tools on any Keras model: split_activations, set_weights, layer_info, activations."""
+
 import keras
 import numpy as np
 import pytest
@@ -45,9 +46,13 @@ def test_split_branching_model(x16):
 def test_split_sequential(x16):
     keras.utils.set_random_seed(1)
     seq = keras.Sequential(
-        [keras.Input((16, 16, 3)), keras.layers.Conv2D(3, 3, activation="relu", name="c"), keras.layers.Flatten(name="flatten"),
-         keras.layers.Dense(2, activation="sigmoid", name="d")]
-    )  # fmt: skip
+        [
+            keras.Input((16, 16, 3)),
+            keras.layers.Conv2D(3, 3, activation="relu", name="c"),
+            keras.layers.Flatten(name="flatten"),
+            keras.layers.Dense(2, activation="sigmoid", name="d"),
+        ]
+    )
     split = tfvis.split_activations(seq)
     assert [layer.name for layer in split.layers][1:] == ["c", "c_relu", "flatten", "d", "d_sigmoid"]
     assert_split(seq, split, x16)
@@ -121,7 +126,9 @@ def test_activations_match_direct_model_and_stream(tmp_path, x16):
     np.testing.assert_allclose(acts["out_softmax"], np.asarray(model(x16)), rtol=1e-5)
     # "out" is the fused layer's pre-activation output (tfvis.graph.prepared): its softmax is the model's output
     logits = acts["out"] - acts["out"].max(axis=1, keepdims=True)
-    np.testing.assert_allclose(np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True), acts["out_softmax"], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True), acts["out_softmax"], rtol=1e-5, atol=1e-7
+    )
     assert acts["cat"].shape == (3, 16, 16, 8)
     streamed = list(tfvis.stream_activations(model, ["cat"], x16, batch_size=2))
     assert [ids for ids, _ in streamed] == [["0", "1"], ["2"]]

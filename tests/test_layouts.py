@@ -12,6 +12,7 @@ is a float32 copy (mixed policies keep float32 weights), so it computes the twin
 BatchNorm: no method changes a model's moving statistics, even where the user's graph was built
 with ``training=True``.
 """
+
 import keras
 import numpy as np
 import pytest
@@ -51,7 +52,10 @@ def test_every_method_equals_the_flat_twin(layout_pairs, kind, method):
     images = _images(4, seed=3)
     if method == "grad_cam":
         _close(saliency.grad_cam(model, images, 2, layer="c2_relu"), saliency.grad_cam(twin, images, 2, layer="c2_relu"))
-        _close(saliency.grad_cam(model, images, "c2_relu:1", layer="c1_relu"), saliency.grad_cam(twin, images, "c2_relu:1", layer="c1_relu"))
+        _close(
+            saliency.grad_cam(model, images, "c2_relu:1", layer="c1_relu"),
+            saliency.grad_cam(twin, images, "c2_relu:1", layer="c1_relu"),
+        )
     elif method == "vanilla":
         _close(saliency.vanilla(model, images, 1), saliency.vanilla(twin, images, 1), 1e-4)
     elif method == "deconvnet":
@@ -59,7 +63,11 @@ def test_every_method_equals_the_flat_twin(layout_pairs, kind, method):
             _close(deconv.reconstruct(model, images, target), deconv.reconstruct(twin, images, target), 1e-4)
     elif method == "explicit":  # the layer-by-layer pipeline runs on the flat float32 copy (no dtype mix)
         for rule in deconv.METHODS:
-            _close(deconv.reconstruct_explicit(model, images, "c2:3", rule), deconv.reconstruct_explicit(twin, images, "c2:3", rule), 1e-4)
+            _close(
+                deconv.reconstruct_explicit(model, images, "c2:3", rule),
+                deconv.reconstruct_explicit(twin, images, "c2:3", rule),
+                1e-4,
+            )
     elif method == "top_k":
         got = tfvis.top_k(model, np.rint(images), "c2", channels=[0, 3], k=2, progress=False)
         want = tfvis.top_k(twin, np.rint(images), "c2", channels=[0, 3], k=2, progress=False)
@@ -189,7 +197,14 @@ def _batchnorm_models():
         inner_image = keras.Input((SIZE, SIZE, 3))
         y = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="c")(inner_image)
         base = keras.Model(inner_image, keras.layers.BatchNormalization(name="bn")(y), name="base")
-        return keras.Sequential([keras.Input((SIZE, SIZE, 3)), base, keras.layers.GlobalAveragePooling2D(name="gap"), keras.layers.Dense(3, name="logits")])
+        return keras.Sequential(
+            [
+                keras.Input((SIZE, SIZE, 3)),
+                base,
+                keras.layers.GlobalAveragePooling2D(name="gap"),
+                keras.layers.Dense(3, name="logits"),
+            ]
+        )
 
     before = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("mixed_float16")
@@ -212,7 +227,12 @@ def _leaves(model):
 
 
 def _moving_statistics(model):
-    return [np.array(w) for layer in _leaves(model) if isinstance(layer, keras.layers.BatchNormalization) for w in layer.non_trainable_weights]
+    return [
+        np.array(w)
+        for layer in _leaves(model)
+        if isinstance(layer, keras.layers.BatchNormalization)
+        for w in layer.non_trainable_weights
+    ]
 
 
 def test_no_method_changes_batchnorm_statistics():

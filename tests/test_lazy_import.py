@@ -1,4 +1,5 @@
 """``import tfvis`` is light (PEP 562): the commands answer ``--help`` without TensorFlow; every public name still resolves."""
+
 import subprocess
 import sys
 
@@ -36,7 +37,8 @@ def _run(code):
 
 
 @pytest.mark.parametrize(
-    "module", ["tfvis.vgg", "tfvis.alex", "tfvis.inception", "tfvis.caricature", "tfvis.compare", "tfvis.report", "tfvis.saliency"]
+    "module",
+    ["tfvis.vgg", "tfvis.alex", "tfvis.inception", "tfvis.caricature", "tfvis.compare", "tfvis.report", "tfvis.saliency"],
 )
 def test_python_m_help_needs_no_tensorflow(module):
     out, err = _run(HELP.format(module=module, args=["--help"]))
@@ -46,8 +48,10 @@ def test_python_m_help_needs_no_tensorflow(module):
 
 def test_saliency_package_is_lazy_and_every_public_name_resolves():
     """``import tfvis.saliency`` loads no TensorFlow; each name of its ``__all__`` then resolves from its module."""
-    _, err = _run("import sys, tfvis.saliency as s; print('tensorflow' in sys.modules, s.SALIENCY_METHODS['grad_cam'].title, "
-                  "'tensorflow' in sys.modules, file=sys.stderr)")  # fmt: skip
+    _, err = _run(
+        "import sys, tfvis.saliency as s; print('tensorflow' in sys.modules, s.SALIENCY_METHODS['grad_cam'].title, "
+        "'tensorflow' in sys.modules, file=sys.stderr)"
+    )
     assert err[-1] == "False Grad-CAM False"
     from tfvis import saliency
     from tfvis.saliency import gradient, smoothing
@@ -58,8 +62,18 @@ def test_saliency_package_is_lazy_and_every_public_name_resolves():
         saliency.no_such_name  # noqa: B018
 
 
-@pytest.mark.parametrize("args", [["--help"], ["vgg", "--help"], ["report", "--help"], ["saliency", "--help"],
-                                  ["compare", "--help"], ["caricature", "--help"], ["inception", "--help"]])  # fmt: skip
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["vgg", "--help"],
+        ["report", "--help"],
+        ["saliency", "--help"],
+        ["compare", "--help"],
+        ["caricature", "--help"],
+        ["inception", "--help"],
+    ],
+)
 def test_console_help_needs_no_tensorflow(args):
     out, err = _run(ENTRY.format(args=args))
     assert err[-2:] == ["exit 0", "False False"], err
@@ -67,7 +81,9 @@ def test_console_help_needs_no_tensorflow(args):
 
 
 def test_import_tfvis_is_light():
-    _, err = _run("import sys, tfvis; print(sorted(m for m in sys.modules if m.startswith(('tfvis', 'tensorflow', 'keras'))), file=sys.stderr)")
+    _, err = _run(
+        "import sys, tfvis; print(sorted(m for m in sys.modules if m.startswith(('tfvis', 'tensorflow', 'keras'))), file=sys.stderr)"
+    )
     assert err == ["['tfvis', 'tfvis.startup']"]
 
 
@@ -86,8 +102,10 @@ def test_every_public_name_resolves():
 
 
 def test_submodule_import_keeps_the_function_named_like_it():
-    _, err = _run("import sys, tfvis.activations, tfvis.receptive_field, tfvis; "
-                  "print(callable(tfvis.activations), callable(tfvis.receptive_field), tfvis.graph.__name__, file=sys.stderr)")  # fmt: skip
+    _, err = _run(
+        "import sys, tfvis.activations, tfvis.receptive_field, tfvis; "
+        "print(callable(tfvis.activations), callable(tfvis.receptive_field), tfvis.graph.__name__, file=sys.stderr)"
+    )
     assert err[-1] == "True True tfvis.graph"
 
 

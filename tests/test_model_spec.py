@@ -1,5 +1,6 @@
 """Users' own models: one model spec for every command and the library, declared input conventions,
 class names from labels files, one rule for image arrays, and the generic report command."""
+
 import json
 import pickle
 import subprocess
@@ -94,7 +95,9 @@ def test_onnx_spec_goes_through_the_onnx_loader(tmp_path, monkeypatch):
     model = load_model(str(path), input="0-1")
     assert [p.name for p in calls] == ["net.onnx"]
     assert model.get_layer("tfvis_input") and model_info(model).input.name == "0-1"
-    np.testing.assert_allclose(model.predict(pixels(), verbose=0), tiny().predict(pixels() / 255, verbose=0), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        model.predict(pixels(), verbose=0), tiny().predict(pixels() / 255, verbose=0), rtol=1e-5, atol=1e-7
+    )
 
 
 def test_model_spec_round_trip_in_a_fresh_process(tiny_file, tmp_path):
@@ -109,8 +112,12 @@ def test_model_spec_round_trip_in_a_fresh_process(tiny_file, tmp_path):
         "np.savez(sys.argv[2], *model.get_weights(), out=model.predict(np.load(sys.argv[3]), verbose=0))\n"
         "print(repr(spec.describe()))\n"
     )
-    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "spec.pkl"), str(tmp_path / "w.npz"), str(tmp_path / "x.npy")],
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "spec.pkl"), str(tmp_path / "w.npz"), str(tmp_path / "x.npy")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert eval(done.stdout.strip().splitlines()[-1]) == spec.describe()
     assert spec.describe()["input"] == "torch"
@@ -146,8 +153,14 @@ def test_declared_input_equals_preprocessing_written_in_the_graph(tiny_file, pre
     declared = load_model(tiny_file, input=preset)
     x = pixels()
     np.testing.assert_allclose(declared.predict(x, verbose=0), twin.predict(x, verbose=0), rtol=2e-5, atol=1e-6)
-    np.testing.assert_allclose(features(declared).predict(x, verbose=0), features(twin.layers[-1]).predict(
-        keras.ops.convert_to_numpy(_by_hand(preset, keras.ops.convert_to_tensor(x))), verbose=0), rtol=2e-5, atol=1e-4)  # fmt: skip
+    np.testing.assert_allclose(
+        features(declared).predict(x, verbose=0),
+        features(twin.layers[-1]).predict(
+            keras.ops.convert_to_numpy(_by_hand(preset, keras.ops.convert_to_tensor(x))), verbose=0
+        ),
+        rtol=2e-5,
+        atol=1e-4,
+    )
     info = model_info(declared)
     assert info.value_range == (0.0, 255.0) and info.report_layers == ("c1", "c2") and info.default_size == SIZE
     zero = np.asarray(info.mean_rgb, np.float64)  # the pixel the network sees as zero
@@ -161,7 +174,9 @@ def test_model_trained_on_unit_range_declared_0_1_equals_its_rescaling_twin(tmp_
     bare.save(tmp_path / "bare.keras")
     declared = load_model(tmp_path / "bare.keras", input="0-1")
     x = pixels()
-    np.testing.assert_allclose(tfvis.activations(declared, ["c2"], x)["c2"], tfvis.activations(inside, ["c2"], x)["c2"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        tfvis.activations(declared, ["c2"], x)["c2"], tfvis.activations(inside, ["c2"], x)["c2"], rtol=1e-5, atol=1e-5
+    )
 
 
 def test_explicit_conventions_read_alike():
@@ -172,8 +187,13 @@ def test_explicit_conventions_read_alike():
     assert input_convention("range=-1,1").name == "tf" and input_convention("bgr; mean=103.939,116.779,123.68").name == "caffe"
     custom = input_convention("scale=1/255 mean=0.5 std=0.25")
     assert custom.name is None and input_convention(custom.text) == custom
-    for bad, message in (("tensorflow", "unknown input convention"), ("scale=x", "not a number"), ("gamma=2", "unknown 'gamma'"),
-                         ("std=0", "must not be 0"), ("range=1", "two different numbers")):  # fmt: skip
+    for bad, message in (
+        ("tensorflow", "unknown input convention"),
+        ("scale=x", "not a number"),
+        ("gamma=2", "unknown 'gamma'"),
+        ("std=0", "must not be 0"),
+        ("range=1", "two different numbers"),
+    ):
         with pytest.raises(ValueError, match=message):
             input_convention(bad)
 
@@ -185,7 +205,10 @@ def test_undeclared_input_notice_once_per_model_and_never_for_the_zoo(tmp_path, 
     load_model(path)
     err = capsys.readouterr().err
     assert err.count("has no declared input convention") == 1
-    assert "tfvis: model 'undeclared' has no declared input convention; assuming RGB in [0, 255] (give --input caffe|tf|torch|0-1|0-255)" in err
+    assert (
+        "tfvis: model 'undeclared' has no declared input convention; assuming RGB in [0, 255] (give --input caffe|tf|torch|0-1|0-255)"
+        in err
+    )
     load_model("vgg16", weights="random", include_top=False, input_shape=(32, 32, 3))
     other = tmp_path / "declared.keras"
     tiny("declared").save(other)
@@ -281,8 +304,29 @@ def test_report_of_a_model_file_with_input_and_labels(tmp_path, capsys):
 
     model_path, labels = _write_report_inputs(tmp_path)
     out = tmp_path / "report"
-    argv = ["--model", str(model_path), "--input", "0-1", "--labels", str(labels), "--layers", "c1", "--channels", "2",
-            "--size", "32", "--num-images", "6", "--methods", "deconv,saliency", "--page-images", "2", "--out", str(out), "--quiet"]  # fmt: skip
+    argv = [
+        "--model",
+        str(model_path),
+        "--input",
+        "0-1",
+        "--labels",
+        str(labels),
+        "--layers",
+        "c1",
+        "--channels",
+        "2",
+        "--size",
+        "32",
+        "--num-images",
+        "6",
+        "--methods",
+        "deconv,saliency",
+        "--page-images",
+        "2",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     assert cli.run(None, "report", argv) == 0
     printed = capsys.readouterr()
     assert printed.out.strip().splitlines()[-1] == str((out / "index.html").resolve())
@@ -314,8 +358,25 @@ def test_ray_workers_rebuild_the_declared_model_from_its_spec(tmp_path):
     from test_pipeline import _report_arrays
 
     model_path, _ = _write_report_inputs(tmp_path)
-    argv = ["--model", str(model_path), "--input", "torch", "--layers", "c1,c2", "--channels", "2", "--num-images", "8",
-            "--top-k", "3", "--batch-size", "4", "--shard-images", "4", "--quiet"]  # fmt: skip
+    argv = [
+        "--model",
+        str(model_path),
+        "--input",
+        "torch",
+        "--layers",
+        "c1,c2",
+        "--channels",
+        "2",
+        "--num-images",
+        "8",
+        "--top-k",
+        "3",
+        "--batch-size",
+        "4",
+        "--shard-images",
+        "4",
+        "--quiet",
+    ]
     assert cli.run(None, "report", argv + ["--out", str(tmp_path / "local")]) == 0
     assert cli.run(None, "report", argv + ["--out", str(tmp_path / "ray"), "--engine", "ray", "--workers", "1"]) == 0
     local, ray_run = _report_arrays(tmp_path / "local"), _report_arrays(tmp_path / "ray")
@@ -335,10 +396,12 @@ def test_onnx_file_with_its_input_convention_matches_onnxruntime(tmp_path):
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
-    weights = [numpy_helper.from_array(rng.standard_normal((5, 3, 3, 3)).astype(np.float32) * 0.2, "c1.weight"),
-               numpy_helper.from_array(rng.standard_normal(5).astype(np.float32) * 0.1, "c1.bias"),
-               numpy_helper.from_array(rng.standard_normal((2, 5)).astype(np.float32), "fc.weight"),
-               numpy_helper.from_array(rng.standard_normal(2).astype(np.float32), "fc.bias")]  # fmt: skip
+    weights = [
+        numpy_helper.from_array(rng.standard_normal((5, 3, 3, 3)).astype(np.float32) * 0.2, "c1.weight"),
+        numpy_helper.from_array(rng.standard_normal(5).astype(np.float32) * 0.1, "c1.bias"),
+        numpy_helper.from_array(rng.standard_normal((2, 5)).astype(np.float32), "fc.weight"),
+        numpy_helper.from_array(rng.standard_normal(2).astype(np.float32), "fc.bias"),
+    ]
     nodes = [
         helper.make_node("Conv", ["input", "c1.weight", "c1.bias"], ["conv"], name="/c1/Conv", pads=[1, 1, 1, 1]),
         helper.make_node("Relu", ["conv"], ["relu"], name="/relu/Relu"),
@@ -346,8 +409,13 @@ def test_onnx_file_with_its_input_convention_matches_onnxruntime(tmp_path):
         helper.make_node("Flatten", ["pool"], ["flat"], name="/Flatten"),
         helper.make_node("Gemm", ["flat", "fc.weight", "fc.bias"], ["logits"], name="/fc/Gemm", transB=1),
     ]
-    graph = helper.make_graph(nodes, "net", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, SIZE, SIZE])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 2])], initializer=weights)  # fmt: skip
+    graph = helper.make_graph(
+        nodes,
+        "net",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, SIZE, SIZE])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 2])],
+        initializer=weights,
+    )
     path = tmp_path / "net.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
     model = load_model(path, input="torch")

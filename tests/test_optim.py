@@ -1,4 +1,5 @@
 """The shared optimiser step (tfvis.optim) against Adam and heavy-ball momentum written out in NumPy."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -134,9 +135,10 @@ def test_loop_runs_any_stretches_like_single_steps_with_its_schedule(monkeypatch
         monkeypatch.setattr(optim, "STRETCH_SECONDS", seconds)
         x = tf.Variable(0.0)
         loop = optim.Loop(
-            lambda seed, index, total, aux: tf.square(x - 3.0), optim.Gradient([x], 1.0, sign=-1),
+            lambda seed, index, total, aux: tf.square(x - 3.0),
+            optim.Gradient([x], 1.0, sign=-1),
             schedule=lambda index, total: tf.where(index < total - 3, 0.25, 0.025),
-        )  # fmt: skip
+        )
         values, kept = optim.optimize(loop, 8, progress=False, checkpoints=[3, 8], at_checkpoint=lambda stop, v: len(v))
         np.testing.assert_allclose(values, want, rtol=1e-5)
         np.testing.assert_allclose(float(x.numpy()), x_np, rtol=1e-5)
@@ -173,7 +175,9 @@ def test_every_method_runs_on_the_one_cached_loop(method, capsys):
     loops = optim.cached_loops(model)
     assert [key[0] for key in loops] == [method] and all(type(loop) is optim.Loop for loop in loops.values())
     assert next(iter(loops.values())).run.experimental_get_tracing_count() == 1  # the second run reused the trace
-    assert {"render": "render", "caricature": "caricature c2", "invert": "invert c2", "class_model": "class model 0"}[method] in err
+    assert {"render": "render", "caricature": "caricature c2", "invert": "invert c2", "class_model": "class model 0"}[
+        method
+    ] in err
     again = run(0)  # the cached loop starts afresh: the first run's result
     for a, b in zip(np.atleast_1d(first) if method != "invert" else first, np.atleast_1d(again) if method != "invert" else again):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -3,6 +3,7 @@
 The reference for sharding is one pass of :func:`tfvis.top_k_layers` over the same images; for
 the merge, a sort of every candidate by (value descending, image index) written out in NumPy.
 """
+
 import json
 import os
 import threading
@@ -39,7 +40,14 @@ def test_merge_of_shards_equals_one_sort_with_ties(shards):
         part = values[start:stop]
         v, i = reference_top_k(part, 3)
         i = np.where(i >= 0, i + start, -1)
-        results.append({"values0": v, "images0": i, "flat0": i * 10, "meta": {"layers": ["L"], "ids": {str(x): f"im{x}" for x in i.ravel() if x >= 0}}})
+        results.append(
+            {
+                "values0": v,
+                "images0": i,
+                "flat0": i * 10,
+                "meta": {"layers": ["L"], "ids": {str(x): f"im{x}" for x in i.ravel() if x >= 0}},
+            }
+        )
     merged_values, merged_images, flat, ids = merge_top_k(results, "L", 3)
     want_values, want_images = reference_top_k(values, 3)
     np.testing.assert_array_equal(merged_values, want_values)
@@ -67,7 +75,9 @@ def test_any_sharding_gives_the_one_pass_top_k(context, tmp_path, shard_images):
     assert len(units) == {None: 1, 8: 3, 4: 6}[shard_images]
     merged = layer_report.top_k(LocalEngine(progress=False), context, store, LAYERS, 4, 4, shard_images)
     ids, images = sample_dataset(21, size=40, seed=3)
-    one_pass = tfvis.top_k_layers(context.model, dict(zip(ids, images)), {name: None for name in LAYERS}, k=4, batch_size=4, methods=(), progress=False)
+    one_pass = tfvis.top_k_layers(
+        context.model, dict(zip(ids, images)), {name: None for name in LAYERS}, k=4, batch_size=4, methods=(), progress=False
+    )
     for name in LAYERS:
         values, image_index, flat, found = merged[name]
         expected = one_pass[name]
@@ -96,7 +106,11 @@ def test_units_resume_and_changed_settings_make_new_units(context, tmp_path, mon
     assert [store.has(u) for u in units] == [True, False, False]
     assert not list(tmp_path.rglob("*.tmp"))  # nothing half-written
     calls.clear()
-    monkeypatch.setitem(work_module.COMPUTE, "topk", lambda ctx, params, progress=False: calls.append(params["start"]) or real(ctx, params, progress))
+    monkeypatch.setitem(
+        work_module.COMPUTE,
+        "topk",
+        lambda ctx, params, progress=False: calls.append(params["start"]) or real(ctx, params, progress),
+    )
     assert LocalEngine(progress=False).run(units, context, store) == 2
     assert calls == [8, 16]  # only the two missing units ran
     assert all(store.has(u) for u in units)
@@ -135,8 +149,25 @@ def _report_arrays(out):
     return manifests, arrays
 
 
-ARGS = ["--weights", "random", "--layers", "block1_conv2,block2_conv1", "--channels", "3", "--num-images", "12",
-        "--top-k", "3", "--size", "40", "--batch-size", "4", "--quiet", "--shard-images", "4"]  # fmt: skip
+ARGS = [
+    "--weights",
+    "random",
+    "--layers",
+    "block1_conv2,block2_conv1",
+    "--channels",
+    "3",
+    "--num-images",
+    "12",
+    "--top-k",
+    "3",
+    "--size",
+    "40",
+    "--batch-size",
+    "4",
+    "--quiet",
+    "--shard-images",
+    "4",
+]
 
 
 @pytest.mark.slow
@@ -155,7 +186,9 @@ def test_ray_engine_writes_the_local_report(tmp_path):
             other = ray_run[1][name][key]
             if value.dtype == np.float16:  # reconstructions: equal to float rounding (other thread counts sum in other orders)
                 scale = np.abs(value.astype(np.float32)).max() + 1e-12
-                np.testing.assert_allclose(value.astype(np.float32), other.astype(np.float32), atol=2e-3 * scale, err_msg=f"{name}:{key}")
+                np.testing.assert_allclose(
+                    value.astype(np.float32), other.astype(np.float32), atol=2e-3 * scale, err_msg=f"{name}:{key}"
+                )
             else:  # top-k values, ids, positions, boxes and patches: bit for bit
                 np.testing.assert_array_equal(value, other, err_msg=f"{name}:{key}")
 
@@ -233,7 +266,9 @@ def test_ray_data_source_gives_the_one_pass_top_k_on_ray_workers(context, tmp_pa
     finally:
         engine.close()
     rounded = {image_id: np.rint(image) for image_id, image in zip(ids, images)}
-    one_pass = tfvis.top_k_layers(context.model, rounded, {name: None for name in LAYERS}, k=4, batch_size=4, methods=(), progress=False)
+    one_pass = tfvis.top_k_layers(
+        context.model, rounded, {name: None for name in LAYERS}, k=4, batch_size=4, methods=(), progress=False
+    )
     for name in LAYERS:
         values, image_index, _, found = merged[name]
         np.testing.assert_array_equal(values.T, one_pass[name].values)

@@ -1,4 +1,5 @@
 """tfvis.precision: CPU feature detection, precision resolution and bfloat16 copies of models."""
+
 import importlib
 import warnings
 
@@ -119,7 +120,9 @@ def _fake_cpu(monkeypatch, flags):
     monkeypatch.setattr(precision, "cpu_flags", lambda path="/proc/cpuinfo": dict(flags))
 
 
-@pytest.mark.parametrize("flags", [AMX, {**NO_BF16, "avx512f": True, "avx512_bf16": True}, NO_BF16], ids=["amx", "avx512_bf16", "avx2"])
+@pytest.mark.parametrize(
+    "flags", [AMX, {**NO_BF16, "avx512f": True, "avx512_bf16": True}, NO_BF16], ids=["amx", "avx512_bf16", "avx2"]
+)
 def test_render_auto_follows_the_cpu_and_the_default_is_float32_everywhere(monkeypatch, cpu_only, flags):
     """Both branches of "auto", on CPUs faked by their flags (bfloat16 is emulated here where this CPU lacks it)."""
     _fake_cpu(monkeypatch, flags)
@@ -130,6 +133,7 @@ def test_render_auto_follows_the_cpu_and_the_default_is_float32_everywhere(monke
     assert auto.precision == ("bfloat16" if native else "float32")
     assert fv.render(model, ["c2:0", "c2:1"], size=16, steps=2, progress=False).precision == "float32"  # the default
     from tfvis import topk
+
     assert precision.resolve_precision("auto", topk.AUTO_BFLOAT16) == ("bfloat16" if native else "float32")
 
 
@@ -147,7 +151,9 @@ def test_a_seed_renders_the_same_images_whatever_the_cpu_reports(monkeypatch, cp
     np.testing.assert_array_equal(renders[0].values, renders[1].values)
     _fake_cpu(monkeypatch, AMX)
     fast = fv.render(model, ["c2:0", "c2:1", "c2:3"], size=16, steps=6, seed=3, progress=False, precision="auto")
-    assert fast.precision == "bfloat16" and np.abs(np.asarray(fast) - np.asarray(renders[0])).max() > 0  # what "auto" would change
+    assert (
+        fast.precision == "bfloat16" and np.abs(np.asarray(fast) - np.asarray(renders[0])).max() > 0
+    )  # what "auto" would change
 
 
 def test_report_cli_defaults_to_float32():
@@ -175,7 +181,9 @@ def test_auto_on_this_machine_matches_its_flags():
 def test_bfloat16_copy_computes_in_bfloat16_and_matches_float32():
     model = _tiny()
     copy = precision.bfloat16_model(model)
-    assert copy is not model and [layer.name for layer in copy.layers[: len(model.layers)]] == [layer.name for layer in model.layers]
+    assert copy is not model and [layer.name for layer in copy.layers[: len(model.layers)]] == [
+        layer.name for layer in model.layers
+    ]
     dtypes = {layer.name: layer.compute_dtype for layer in copy.layers}
     assert dtypes["c1"] == dtypes["c2"] == dtypes["logits"] == dtypes["preprocess"] == "bfloat16"
     assert dtypes["norm1"] == dtypes["probs"] == "float32"  # kept: normalisations

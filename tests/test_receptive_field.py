@@ -10,6 +10,7 @@ pooling), so that the gradient of a unit with respect to the input is nonzero ex
 pixels the unit depends on. That support must lie inside ``box()`` and reach every edge of the
 box that lies inside the image.
 """
+
 import keras
 import numpy as np
 import pytest
@@ -290,14 +291,20 @@ def pad_crop_model(size):
 
 def anisotropic_model(size):
     x = inp = keras.Input((*size, 1))
-    x = keras.layers.DepthwiseConv2D(
-        (3, 5), strides=2, padding="same", use_bias=False, depthwise_initializer="ones", name="dw"
-    )(x)
+    x = keras.layers.DepthwiseConv2D((3, 5), strides=2, padding="same", use_bias=False, depthwise_initializer="ones", name="dw")(
+        x
+    )
     x = ones_conv((1, 3), strides=(2, 1), padding="same", name="c1")(x)
     x = keras.layers.SeparableConv2D(
-        2, 3, padding="valid", dilation_rate=(1, 2), use_bias=False,
-        depthwise_initializer="ones", pointwise_initializer="ones", name="sep",
-    )(x)  # fmt: skip
+        2,
+        3,
+        padding="valid",
+        dilation_rate=(1, 2),
+        use_bias=False,
+        depthwise_initializer="ones",
+        pointwise_initializer="ones",
+        name="sep",
+    )(x)
     x = keras.layers.AveragePooling2D((1, 3), strides=(1, 2), padding="same", name="p1")(x)
     return keras.Model(inp, x)
 
@@ -305,9 +312,7 @@ def anisotropic_model(size):
 def branch_model(size):
     """A strided stem; a 3 x 3 and a 5 x 5 branch concatenated; residual additions (a layer and an op)."""
     x = inp = keras.Input((*size, 1))
-    stem = keras.layers.Conv2D(
-        2, 3, strides=2, padding="same", use_bias=False, kernel_initializer="ones", name="stem"
-    )(x)
+    stem = keras.layers.Conv2D(2, 3, strides=2, padding="same", use_bias=False, kernel_initializer="ones", name="stem")(x)
     a = ones_conv(3, padding="same", name="branch3")(stem)
     b = ones_conv(5, padding="same", name="branch5")(stem)
     cat = keras.layers.Concatenate(name="cat")([a, b])

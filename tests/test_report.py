@@ -3,6 +3,7 @@
 The CLIs here get the session's shared models (conftest.py) for offline weights: they only read
 them, and building and tracing a VGG16 anew costs about a second in each of the thirty runs.
 """
+
 import functools
 import re
 import shutil
@@ -15,8 +16,23 @@ import tfvis
 from tfvis import cli, fileio
 from tfvis.report import safe_name
 
-ARGS = ["--weights", "random", "--layers", "block1_conv2,block2_conv1", "--channels", "2", "--num-images", "6",
-        "--top-k", "4", "--size", "48", "--batch-size", "4", "--quiet"]  # fmt: skip
+ARGS = [
+    "--weights",
+    "random",
+    "--layers",
+    "block1_conv2,block2_conv1",
+    "--channels",
+    "2",
+    "--num-images",
+    "6",
+    "--top-k",
+    "4",
+    "--size",
+    "48",
+    "--batch-size",
+    "4",
+    "--quiet",
+]
 
 
 def serving(zoo_model):
@@ -212,8 +228,20 @@ def test_image_pages_show_saliency_and_inversion(tmp_path, capsys, monkeypatch, 
 
     monkeypatch.setattr(inversion, "invert", functools.partial(inversion.invert, steps=PAGE_INVERT_STEPS))
     out = tmp_path / "pages"
-    args = ARGS + ["--out", str(out), "--methods", "all", "--page-images", "2", "--invert-size", "32",
-                   "--fv-steps", "2", "--fv-size", "32"]  # fmt: skip
+    args = ARGS + [
+        "--out",
+        str(out),
+        "--methods",
+        "all",
+        "--page-images",
+        "2",
+        "--invert-size",
+        "32",
+        "--fv-steps",
+        "2",
+        "--fv-size",
+        "32",
+    ]
     assert cli.run("vgg16", "vgg", args) == 0
     run = fileio.read_json(out / "run.json")
     assert run["settings"]["inversion"] == "block1_conv2, block2_conv1 at 32 px"  # one layer per stride
@@ -261,17 +289,38 @@ def test_image_pages_show_saliency_and_inversion(tmp_path, capsys, monkeypatch, 
 @pytest.mark.slow
 def test_saliency_cli_writes_maps_and_page(tmp_path, capsys, vgg16_random):
     out = tmp_path / "sal"
-    args = ["--model", "vgg16", "--weights", "random", "--target", "block2_conv1:3;block1_conv1:0@4,4", "--size", "32",
-            "--num-images", "2", "--samples", "3", "--steps", "8", "--methods", "all", "--out", str(out), "--quiet"]  # fmt: skip
+    args = [
+        "--model",
+        "vgg16",
+        "--weights",
+        "random",
+        "--target",
+        "block2_conv1:3;block1_conv1:0@4,4",
+        "--size",
+        "32",
+        "--num-images",
+        "2",
+        "--samples",
+        "3",
+        "--steps",
+        "8",
+        "--methods",
+        "all",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     with pytest.raises(SystemExit) as done:
         cli.saliency_main(args)
     assert done.value.code == 0
     stems = sorted(p.name for p in (out / "assets" / "saliency").glob("*_vanilla.npy"))
     # <model>_<target>_<image>: a target is no plain name ("block2_conv1:3"), so its part ends in a digest of it
-    assert stems == [f"vgg16_block1_conv1_0_4_4-{safe_name('block1_conv1:0@4,4')[-8:]}_chelsea_vanilla.npy",
-                     f"vgg16_block1_conv1_0_4_4-{safe_name('block1_conv1:0@4,4')[-8:]}_coffee_vanilla.npy",
-                     f"vgg16_block2_conv1_3-{safe_name('block2_conv1:3')[-8:]}_chelsea_vanilla.npy",
-                     f"vgg16_block2_conv1_3-{safe_name('block2_conv1:3')[-8:]}_coffee_vanilla.npy"]  # fmt: skip
+    assert stems == [
+        f"vgg16_block1_conv1_0_4_4-{safe_name('block1_conv1:0@4,4')[-8:]}_chelsea_vanilla.npy",
+        f"vgg16_block1_conv1_0_4_4-{safe_name('block1_conv1:0@4,4')[-8:]}_coffee_vanilla.npy",
+        f"vgg16_block2_conv1_3-{safe_name('block2_conv1:3')[-8:]}_chelsea_vanilla.npy",
+        f"vgg16_block2_conv1_3-{safe_name('block2_conv1:3')[-8:]}_coffee_vanilla.npy",
+    ]
     from tfvis import images, saliency
 
     photo = images.sample_images(["chelsea"], size=32)["chelsea"]
@@ -288,12 +337,35 @@ def test_saliency_cli_resumes_and_force_recomputes(tmp_path, capsys, monkeypatch
     from tfvis.pipeline import work
 
     out = tmp_path / "sal"
-    args = ["--model", "vgg16", "--weights", "random", "--target", "block2_conv1:3", "--size", "32", "--num-images", "2",
-            "--samples", "2", "--methods", "vanilla,smoothgrad,grad_cam", "--out", str(out), "--quiet"]  # fmt: skip
+    args = [
+        "--model",
+        "vgg16",
+        "--weights",
+        "random",
+        "--target",
+        "block2_conv1:3",
+        "--size",
+        "32",
+        "--num-images",
+        "2",
+        "--samples",
+        "2",
+        "--methods",
+        "vanilla,smoothgrad,grad_cam",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     calls = []
     for kind in ("saliency_scores", "saliency_maps"):
         real = work.COMPUTE[kind]
-        monkeypatch.setitem(work.COMPUTE, kind, lambda context, params, progress=False, real=real: calls.append(params["methods"] if "methods" in params else ["scores"]) or real(context, params, progress))
+        monkeypatch.setitem(
+            work.COMPUTE,
+            kind,
+            lambda context, params, progress=False, real=real: (
+                calls.append(params["methods"] if "methods" in params else ["scores"]) or real(context, params, progress)
+            ),
+        )
 
     def run(*extra):
         calls.clear()
@@ -312,7 +384,9 @@ def test_saliency_cli_resumes_and_force_recomputes(tmp_path, capsys, monkeypatch
     smooth = next(v for k, v in run("--samples", "3")[1].items() if k.endswith("coffee_smoothgrad.npy"))
     # coffee is the second image: its noise is SmoothGrad's for image 1 of the command's images
     both = np.stack([tfvis.images.sample_images(["chelsea"], size=32)["chelsea"], photo])
-    np.testing.assert_allclose(smooth, saliency.smoothgrad(vgg16_random, both, "block2_conv1:3", samples=3)[1], rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(
+        smooth, saliency.smoothgrad(vgg16_random, both, "block2_conv1:3", samples=3)[1], rtol=1e-5, atol=1e-8
+    )
 
 
 @pytest.mark.parametrize(
@@ -346,11 +420,27 @@ def test_featurevis_slots_rendered_in_batches_and_resumed(tmp_path, monkeypatch)
 
     monkeypatch.setattr(work, "render", counting)
     out = tmp_path / "fv"
-    args = ARGS + ["--out", str(out), "--methods", "deconv,featurevis", "--fv-steps", "3", "--fv-size", "32", "--fv-batch", "3",
-                   "--channels", "0-3"]  # fmt: skip
+    args = ARGS + [
+        "--out",
+        str(out),
+        "--methods",
+        "deconv,featurevis",
+        "--fv-steps",
+        "3",
+        "--fv-size",
+        "32",
+        "--fv-batch",
+        "3",
+        "--channels",
+        "0-3",
+    ]
     assert cli.run("vgg16", "vgg", args) == 0
-    assert calls == [[f"block1_conv2:{c}" for c in (0, 1, 2)], ["block1_conv2:3"],
-                     [f"block2_conv1:{c}" for c in (0, 1, 2)], ["block2_conv1:3"]]  # fmt: skip
+    assert calls == [
+        [f"block1_conv2:{c}" for c in (0, 1, 2)],
+        ["block1_conv2:3"],
+        [f"block2_conv1:{c}" for c in (0, 1, 2)],
+        ["block2_conv1:3"],
+    ]
     for channel in range(4):
         slot = fileio.read_json(out / "state" / "block2_conv1" / f"ch{channel}.json")["slots"]["featurevis"]
         assert (out / slot["src"]).is_file() and slot["title"].startswith("Feature visualization")
@@ -365,8 +455,21 @@ def test_featurevis_slots_rendered_in_batches_and_resumed(tmp_path, monkeypatch)
 @pytest.mark.slow
 def test_caricature_cli_files_page_and_resume(tmp_path, capsys):
     out = tmp_path / "car"
-    args = ["--model", "vgg16:random,vgg16:hed", "--layers", "block1_conv2,block2_conv1", "--num-images", "2", "--size", "32",
-            "--steps", "3", "--out", str(out), "--quiet"]  # fmt: skip
+    args = [
+        "--model",
+        "vgg16:random,vgg16:hed",
+        "--layers",
+        "block1_conv2,block2_conv1",
+        "--num-images",
+        "2",
+        "--size",
+        "32",
+        "--steps",
+        "3",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     with pytest.raises(SystemExit) as done:
         cli.caricature_main(args)
     assert done.value.code == 0
@@ -411,8 +514,25 @@ def test_ray_engine_writes_the_local_image_pages_and_saliency_maps(tmp_path):
     """One local Ray cluster, 2 workers: the image pages and ``python -m tfvis.saliency`` give the local engine's arrays."""
     ray = pytest.importorskip("ray")
     pages = ARGS + ["--methods", "saliency,inversion", "--page-images", "2", "--invert-size", "32", "--layers", "block1_conv2"]
-    maps = ["--model", "vgg16", "--weights", "random", "--target", "block2_conv1:3", "--size", "32", "--num-images", "2",
-            "--samples", "3", "--steps", "4", "--methods", "all", "--quiet"]  # fmt: skip
+    maps = [
+        "--model",
+        "vgg16",
+        "--weights",
+        "random",
+        "--target",
+        "block2_conv1:3",
+        "--size",
+        "32",
+        "--num-images",
+        "2",
+        "--samples",
+        "3",
+        "--steps",
+        "4",
+        "--methods",
+        "all",
+        "--quiet",
+    ]
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     try:
         for engine in ("local", "ray"):
@@ -425,7 +545,10 @@ def test_ray_engine_writes_the_local_image_pages_and_saliency_maps(tmp_path):
         ray.shutdown()
     for folder in ("pages", "maps"):
         kind = "pages" if folder == "pages" else "saliency"
-        local, remote = _arrays(tmp_path / f"{folder}_local" / "assets" / kind), _arrays(tmp_path / f"{folder}_ray" / "assets" / kind)
+        local, remote = (
+            _arrays(tmp_path / f"{folder}_local" / "assets" / kind),
+            _arrays(tmp_path / f"{folder}_ray" / "assets" / kind),
+        )
         assert local.keys() == remote.keys() and len(local) >= 8
         for name, array in local.items():  # inversions at their default steps: a patch here would not reach the workers
             np.testing.assert_array_equal(remote[name], array, err_msg=name)

@@ -1,4 +1,5 @@
 """Saliency maps, Integrated Gradients, Grad-CAM and class models on tiny models."""
+
 import keras
 import matplotlib.figure
 import numpy as np
@@ -168,7 +169,9 @@ def test_grad_cam_hand_worked():
     image = np.arange(-8, 8, dtype=np.float32).reshape(4, 4, 1)
     # A_0 = x, A_1 = 2x; dS_c/dA_k = W[k, c] / 16; class 0: (1 + 0.5 * 2) / 16 = 1/8, class 1: (-1 + 3 * 2) / 16 = 5/16
     np.testing.assert_allclose(saliency.grad_cam(model, image, 0, "conv"), np.maximum(image[..., 0] / 8, 0), rtol=1e-6)
-    np.testing.assert_allclose(saliency.grad_cam(model, image[None], 1, "conv")[0], np.maximum(5 * image[..., 0] / 16, 0), rtol=1e-6)
+    np.testing.assert_allclose(
+        saliency.grad_cam(model, image[None], 1, "conv")[0], np.maximum(5 * image[..., 0] / 16, 0), rtol=1e-6
+    )
     strided = _cam_model(stride=2)
     cam = saliency.grad_cam(strided, np.ones((2, 4, 4, 1), np.float32), 0, "conv")
     # constant map (1/4 * (1 + 0.5 * 2) = 0.5) upsampled stays constant
@@ -285,8 +288,9 @@ def test_per_image_targets_equal_separate_calls(relu_cnn):
     units = ["c1:1@4,4", "c1:2@0,11", "c1:0@7,3"]
     np.testing.assert_allclose(
         saliency.score(relu_cnn, images, units),
-        [saliency.score(relu_cnn, images[i], t) for i, t in enumerate(units)], rtol=1e-5,
-    )  # fmt: skip
+        [saliency.score(relu_cnn, images[i], t) for i, t in enumerate(units)],
+        rtol=1e-5,
+    )
     cams = saliency.grad_cam(relu_cnn, images, [1, 3, 0], "c1")
     np.testing.assert_allclose(cams[1], saliency.grad_cam(relu_cnn, images[1], 3, "c1"), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="differ in layer or kind"):
@@ -352,14 +356,16 @@ def test_default_layer_is_last_map_before_the_classifier(relu_cnn):
     assert saliency.default_layer(relu_cnn) == "c2_relu"
     assert saliency.default_layer(_relu_cnn(fused_softmax=True)) == "c2_relu"
     # back over the pooling in front of Flatten, to the finest map of the last stage
-    pooled = keras.Sequential([
-        keras.Input((8, 8, 3)),
-        keras.layers.Conv2D(4, 3, activation="tanh", name="c1"),
-        keras.layers.Conv2D(4, 3, activation="relu", name="c2"),
-        keras.layers.MaxPooling2D(name="pool"),
-        keras.layers.Flatten(),
-        keras.layers.Dense(2, name="logits"),
-    ])  # fmt: skip
+    pooled = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            keras.layers.Conv2D(4, 3, activation="tanh", name="c1"),
+            keras.layers.Conv2D(4, 3, activation="relu", name="c2"),
+            keras.layers.MaxPooling2D(name="pool"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(2, name="logits"),
+        ]
+    )
     assert saliency.default_layer(pooled) == "c2_relu"
     assert saliency.default_layer(_tiny_tanh_net()) == "conv_tanh"
     assert saliency.default_layer(_cam_model()) == "conv"

@@ -1,4 +1,5 @@
 """SmoothGrad over every gradient method, against averages over noise drawn here with the documented formula."""
+
 import keras
 import numpy as np
 import pytest
@@ -82,7 +83,9 @@ def test_smoothgrad_over_guided_backprop(net, images, magnitude):
         grads = _guided_gradients(net, noisy, 3)
         mean = np.abs(grads).mean(axis=0) if magnitude else grads.mean(axis=0)
         expected.append(np.abs(mean).max(axis=-1))
-    got = saliency.smoothgrad(net, images, 3, noise=noise, samples=samples, seed=seed, magnitude=magnitude, method="guided", batch_size=3)
+    got = saliency.smoothgrad(
+        net, images, 3, noise=noise, samples=samples, seed=seed, magnitude=magnitude, method="guided", batch_size=3
+    )
     np.testing.assert_allclose(got, np.stack(expected), rtol=1e-4, atol=1e-9)
     assert not np.allclose(got, saliency.smoothgrad(net, images, 3, noise=noise, samples=samples, seed=seed, magnitude=magnitude))
 
@@ -94,14 +97,22 @@ def test_smoothgrad_over_integrated_gradients(net, images, rule, baseline):
     expected = []
     for i, image in enumerate(images):
         noisy = image[None] + _noise(image.shape, samples, noise * 255.0, seed, i)
-        attributions = saliency.integrated_gradients(net, noisy, targets[i], baseline=baseline, steps=steps, rule=rule, reduce=None, batch_size=64)
+        attributions = saliency.integrated_gradients(
+            net, noisy, targets[i], baseline=baseline, steps=steps, rule=rule, reduce=None, batch_size=64
+        )
         expected.append(np.abs(attributions).mean(axis=0).max(axis=-1))
     options = {"steps": steps, "rule": rule, "baseline": baseline}
-    got = saliency.smoothgrad(net, images, targets, noise=noise, samples=samples, seed=seed, method="integrated", batch_size=20, **options)
+    got = saliency.smoothgrad(
+        net, images, targets, noise=noise, samples=samples, seed=seed, method="integrated", batch_size=20, **options
+    )
     np.testing.assert_allclose(got, np.stack(expected), rtol=1e-4, atol=1e-7)
     # one copy's path per call, or every copy of both images in one call: the same maps
-    small = saliency.smoothgrad(net, images, targets, noise=noise, samples=samples, seed=seed, method="integrated", batch_size=1, **options)
-    large = saliency.smoothgrad(net, images, targets, noise=noise, samples=samples, seed=seed, method="integrated", batch_size=500, **options)
+    small = saliency.smoothgrad(
+        net, images, targets, noise=noise, samples=samples, seed=seed, method="integrated", batch_size=1, **options
+    )
+    large = saliency.smoothgrad(
+        net, images, targets, noise=noise, samples=samples, seed=seed, method="integrated", batch_size=500, **options
+    )
     np.testing.assert_allclose(small, got, rtol=1e-5, atol=1e-8)
     np.testing.assert_allclose(large, got, rtol=1e-5, atol=1e-8)
 
@@ -120,7 +131,9 @@ def test_smoothgrad_value_range(net, images):
     unit = attach(_net(), ModelInfo("unit_range", value_range=(-1.0, 1.0)))
     small = saliency.smoothgrad(unit, images, 0, samples=3)  # noise 0.15 * 2
     np.testing.assert_array_equal(saliency.smoothgrad(unit, images, 0, samples=3, value_range=2.0), small)
-    np.testing.assert_allclose(saliency.smoothgrad(unit, images, 0, samples=3, noise=0.15 * 2 / 255.0, value_range=255.0), small, rtol=1e-5)
+    np.testing.assert_allclose(
+        saliency.smoothgrad(unit, images, 0, samples=3, noise=0.15 * 2 / 255.0, value_range=255.0), small, rtol=1e-5
+    )
     assert not np.allclose(small, default)
 
 
@@ -146,11 +159,15 @@ def test_smoothgrad_over_grad_cam_is_the_mean_of_grad_cam_over_the_noise(net, im
     for i, image in enumerate(images):
         noisy = image[None] + _noise(image.shape, samples, noise * 255.0, seed, i)
         expected.append(saliency.grad_cam(net, noisy, targets[i], layer, batch_size=samples).mean(axis=0))
-    got = saliency.smoothgrad(net, images, targets, noise=noise, samples=samples, seed=seed, method="grad_cam", layer=layer, batch_size=3)
+    got = saliency.smoothgrad(
+        net, images, targets, noise=noise, samples=samples, seed=seed, method="grad_cam", layer=layer, batch_size=3
+    )
     np.testing.assert_allclose(got, np.stack(expected), rtol=1e-4, atol=1e-6)
     assert not np.allclose(got, saliency.grad_cam(net, images, targets, layer), rtol=1e-3)  # the noise mattered
-    assert np.array_equal(saliency.smoothgrad(net, images, targets, noise=0, method="grad_cam", layer=layer),
-                          saliency.grad_cam(net, images, targets, layer))  # fmt: skip
+    assert np.array_equal(
+        saliency.smoothgrad(net, images, targets, noise=0, method="grad_cam", layer=layer),
+        saliency.grad_cam(net, images, targets, layer),
+    )
 
 
 def test_image_indices_place_the_noise_of_a_larger_call(net, images):

@@ -1,4 +1,5 @@
 """A quiet start-up: TensorFlow's no-GPU lines are filtered, every other line is kept."""
+
 import glob
 import os
 import subprocess

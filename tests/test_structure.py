@@ -8,6 +8,7 @@
   ``--help`` needs no TensorFlow; the lazy packages ``tfvis`` and ``tfvis.saliency``; and
   ``tfvis.compare.cka`` and ``.similarity``, whose NumPy CKA runs without TensorFlow.
 """
+
 import ast
 from pathlib import Path
 
@@ -210,3 +211,20 @@ def test_function_level_imports_listed():
     left = {module: found for module, found in DEFERRED.items() if found and module not in CLEAN}
     for module, found in sorted(left.items()):
         print(module, ", ".join(f"{target} (line {line})" for line, target in found))
+
+
+#: What ``ruff`` checks: the package, the tests, the benchmarks and the documentation scripts.
+FORMATTED = ["tfvis", "tests", "benchmarks", "docs", "setup.py"]
+
+
+@pytest.mark.parametrize("command", [["format", "--check"], ["check"]], ids=["format", "lint"])
+def test_code_is_formatted_and_lint_clean(command):
+    """``ruff format --check`` and ``ruff check`` (configured in pyproject.toml) pass on the whole tree."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("ruff", reason="ruff is in the test extra: pip install -e '.[test]'")
+    done = subprocess.run(
+        [sys.executable, "-m", "ruff", *command, *FORMATTED], cwd=PACKAGE.parent, capture_output=True, text=True
+    )
+    assert done.returncode == 0, f"ruff {' '.join(command)}:\n{done.stdout}{done.stderr}"

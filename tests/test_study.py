@@ -5,6 +5,7 @@ activations, per-minibatch Gram matrices and Song et al.'s unbiased HSIC_1 as tr
 for two models also :func:`tfvis.compare.model_cka`. Runs killed with SIGKILL and runs on Ray are
 checked against a fresh local run.
 """
+
 import os
 import signal
 import subprocess
@@ -33,7 +34,11 @@ def hsic1(k, l):
     n = len(k)
     kt, lt = k - np.diag(np.diag(k)), l - np.diag(np.diag(l))
     ones = np.ones(n)
-    value = np.trace(kt @ lt) + (ones @ kt @ ones) * (ones @ lt @ ones) / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * (ones @ kt @ lt @ ones)
+    value = (
+        np.trace(kt @ lt)
+        + (ones @ kt @ ones) * (ones @ lt @ ones) / ((n - 1) * (n - 2))
+        - 2.0 / (n - 2) * (ones @ kt @ lt @ ones)
+    )
     return value / (n * (n - 3))
 
 
@@ -47,8 +52,11 @@ def test_all_pairs_hsic_equals_the_paper_formula():
         hsic_unbiased_all_pairs(grams[:, :3, :3])
 
 
-LAYERS = {"hed": ["block1_conv2", "block2_conv1", "block3_conv1"], "r0": ["block1_conv2", "block2_conv2"],
-          "r1": ["block1_conv2", "block2_conv2"]}  # fmt: skip
+LAYERS = {
+    "hed": ["block1_conv2", "block2_conv1", "block3_conv1"],
+    "r0": ["block1_conv2", "block2_conv2"],
+    "r1": ["block1_conv2", "block2_conv2"],
+}
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +93,9 @@ def test_any_sharding_gives_the_one_pass_cka_and_model_cka(three_models, tmp_pat
         shards = gram_units(three_models, LAYERS, batch_size=4, shard_images=shard_images)
         assert len(shards) == {None: 1, 8: 3, 4: 6}[shard_images] and all(len(s) == 3 for s in shards)
         with pytest.warns(UserWarning, match="left out 2 image"):
-            results[shard_images] = study_cka(LocalEngine(progress=False), three_models, Store(tmp_path / str(shard_images)), LAYERS, 4, shard_images)
+            results[shard_images] = study_cka(
+                LocalEngine(progress=False), three_models, Store(tmp_path / str(shard_images)), LAYERS, 4, shard_images
+            )
     assert results[None].n_examples == 20 and results[None].n_batches == 5
     for shard_images in (8, 4):
         np.testing.assert_allclose(results[shard_images].sums, results[None].sums, rtol=1e-12, atol=0)
@@ -98,8 +108,15 @@ def test_any_sharding_gives_the_one_pass_cka_and_model_cka(three_models, tmp_pat
             np.testing.assert_allclose(matrix, expected, atol=2e-5)
     for a, b in (("hed", "r0"), ("r0", "r1")):
         with pytest.warns(UserWarning, match="left out the last 2"):
-            pair = model_cka(three_models.model_named(a), three_models.model_named(b), three_models.source, LAYERS[a], LAYERS[b],
-                             batch_size=4, progress=False)  # fmt: skip
+            pair = model_cka(
+                three_models.model_named(a),
+                three_models.model_named(b),
+                three_models.source,
+                LAYERS[a],
+                LAYERS[b],
+                batch_size=4,
+                progress=False,
+            )
         np.testing.assert_allclose(study.matrix(a, b), pair.matrix, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(study.same_layer("block1_conv2"), study.same_layer("block1_conv2").T, rtol=1e-12)
     np.testing.assert_allclose(np.diag(study.same_layer("block2_conv2", ["r0", "r1"])), 1.0, rtol=1e-12)
@@ -142,8 +159,13 @@ def test_reinit_in_the_spec_rebuilds_the_same_weights_in_another_process(tmp_pat
     spec = ModelSpec("vgg16", "random", seed=0, reinit="block2")
     assert spec.reinit == ("block2",) and spec.describe()["reinit"] == ["block2"] and spec.describe()["reinit_seed"] == 1
     assert spec.describe() != ModelSpec("vgg16", "random", reinit="block2", reinit_seed=5).describe()
-    done = subprocess.run([sys.executable, "-c", REINIT_SCRIPT, str(tmp_path / "w.npz")], env=_environment(tmp_path), cwd=tmp_path,
-                          capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", REINIT_SCRIPT, str(tmp_path / "w.npz")],
+        env=_environment(tmp_path),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     here = spec.load()
     with np.load(tmp_path / "w.npz") as there:
@@ -171,12 +193,60 @@ def test_reinit_matching_no_layer_is_refused(vgg16_random, monkeypatch):
 # The study command
 # ---------------------------------------------------------------------------------------------
 
-STUDY = ["--models", "vgg16:hed,vgg16:hed@reinit=block2,vgg16:random", "--layers", "block2_conv2", "--channels", "2",
-         "--cka-layers", "block1_conv1,block1_conv2,block2_conv1,block2_conv2", "--num-images", "16", "--size", "32",
-         "--steps", "4", "--fv-size", "32", "--fv-batch", "2", "--batch-size", "4", "--shard-images", "4", "--quiet"]  # fmt: skip
-PAIR = ["--a", "vgg16:hed", "--b", "vgg16:hed", "--reinit-b", "block2", "--layers", "block2_conv2", "--channels", "2",
-        "--cka-layers", "block1_conv2,block2_conv1", "--num-images", "12", "--size", "32", "--steps", "4", "--fv-size", "32",
-        "--fv-batch", "2", "--batch-size", "4", "--shard-images", "4", "--quiet"]  # fmt: skip
+STUDY = [
+    "--models",
+    "vgg16:hed,vgg16:hed@reinit=block2,vgg16:random",
+    "--layers",
+    "block2_conv2",
+    "--channels",
+    "2",
+    "--cka-layers",
+    "block1_conv1,block1_conv2,block2_conv1,block2_conv2",
+    "--num-images",
+    "16",
+    "--size",
+    "32",
+    "--steps",
+    "4",
+    "--fv-size",
+    "32",
+    "--fv-batch",
+    "2",
+    "--batch-size",
+    "4",
+    "--shard-images",
+    "4",
+    "--quiet",
+]
+PAIR = [
+    "--a",
+    "vgg16:hed",
+    "--b",
+    "vgg16:hed",
+    "--reinit-b",
+    "block2",
+    "--layers",
+    "block2_conv2",
+    "--channels",
+    "2",
+    "--cka-layers",
+    "block1_conv2,block2_conv1",
+    "--num-images",
+    "12",
+    "--size",
+    "32",
+    "--steps",
+    "4",
+    "--fv-size",
+    "32",
+    "--fv-batch",
+    "2",
+    "--batch-size",
+    "4",
+    "--shard-images",
+    "4",
+    "--quiet",
+]
 
 
 def _run(args):
@@ -219,8 +289,13 @@ def test_study_cka_shows_the_ablation(study_dir):
 @pytest.mark.slow
 def test_a_study_killed_with_sigkill_resumes_to_the_fresh_result(study_dir, tmp_path):
     out = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-m", "tfvis.compare", *STUDY, "--out", str(out)], stderr=subprocess.PIPE,
-                               text=True, env=_environment(tmp_path), cwd=tmp_path)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tfvis.compare", *STUDY, "--out", str(out)],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_environment(tmp_path),
+        cwd=tmp_path,
+    )
     deadline = time.time() + 240
     while time.time() < deadline and process.poll() is None and not list((out / "store" / "grams").glob("*.npz")):
         time.sleep(0.02)  # until the first Gram unit is stored: the run is then midway
@@ -244,7 +319,11 @@ def test_a_rerun_computes_nothing_and_force_recomputes(study_dir, monkeypatch):
     calls = []
     for kind in ("grams", "featurevis"):
         real = work.COMPUTE[kind]
-        monkeypatch.setitem(work.COMPUTE, kind, lambda ctx, params, progress=False, real=real: calls.append(params["model_name"]) or real(ctx, params, progress))
+        monkeypatch.setitem(
+            work.COMPUTE,
+            kind,
+            lambda ctx, params, progress=False, real=real: calls.append(params["model_name"]) or real(ctx, params, progress),
+        )
     assert _run(STUDY + ["--out", str(study_dir)]) == 0
     assert calls == []
     before = _matrices(study_dir)
@@ -285,7 +364,9 @@ def test_ray_engine_gives_the_local_study_and_comparison(study_dir, tmp_path):
     assert pair_local["layers_a"] == pair_ray["layers_a"] == ["block1_conv2", "block2_conv1"]
     np.testing.assert_allclose(pair_ray["matrix"], pair_local["matrix"], rtol=1e-6)
     names = sorted(p.name for p in (tmp_path / "pair_local" / "assets" / "block2_conv2").glob("*.npy"))
-    assert len(names) == 2 * 2 and names == sorted(p.name for p in (tmp_path / "pair_ray" / "assets" / "block2_conv2").glob("*.npy"))
+    assert len(names) == 2 * 2 and names == sorted(
+        p.name for p in (tmp_path / "pair_ray" / "assets" / "block2_conv2").glob("*.npy")
+    )
     for name in names:  # visualizations rendered by the workers, to uint8 rounding
         pictures = [np.load(tmp_path / run / "assets" / "block2_conv2" / name) for run in ("pair_local", "pair_ray")]
         np.testing.assert_allclose(pictures[1], pictures[0], atol=1.01 / 255, err_msg=name)
@@ -320,9 +401,31 @@ def test_study_of_model_files_with_inputs_and_reinit(tmp_path):
     x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="c1")(inputs)
     keras.Model(inputs, keras.layers.Conv2D(5, 3, padding="same", activation="relu", name="c2")(x)).save(tmp_path / "tiny.keras")
     path = str(tmp_path / "tiny.keras")
-    args = ["--models", f"{path},{path}@reinit=c2,{path}", "--inputs", "0-1;0-1;caffe", "--layers", "c2", "--channels", "2",
-            "--cka-layers", "c1,c2", "--num-images", "8", "--size", "16", "--steps", "2", "--fv-size", "16", "--batch-size", "4",
-            "--quiet", "--out", str(tmp_path / "out")]  # fmt: skip
+    args = [
+        "--models",
+        f"{path},{path}@reinit=c2,{path}",
+        "--inputs",
+        "0-1;0-1;caffe",
+        "--layers",
+        "c2",
+        "--channels",
+        "2",
+        "--cka-layers",
+        "c1,c2",
+        "--num-images",
+        "8",
+        "--size",
+        "16",
+        "--steps",
+        "2",
+        "--fv-size",
+        "16",
+        "--batch-size",
+        "4",
+        "--quiet",
+        "--out",
+        str(tmp_path / "out"),
+    ]
     assert _run(args) == 0
     saved = fileio.read_json(tmp_path / "out" / "study.json")
     assert [m["name"] for m in saved["models"]] == ["tiny", "tiny+reinit-c2", "tiny-2"]

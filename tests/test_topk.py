@@ -1,4 +1,5 @@
 """top_k: against a brute-force ranking, streaming from any source, and exact crop reconstructions."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -70,8 +71,16 @@ def test_sources_stream_alike_and_memory_stays_bounded(vgg, photos, tmp_path, mo
 
     monkeypatch.setattr(topk._RunningTopK, "merge_entries", spy)
     from_dir = tfvis.top_k(vgg, tmp_path, "block1_conv2", channels=[1, 2], k=2, batch_size=4, methods=(), progress=False)
-    from_data = tfvis.top_k(vgg, tf.data.Dataset.from_tensor_slices(array), "block1_conv2", channels=[1, 2], k=2,
-                            batch_size=4, methods=(), progress=False)  # fmt: skip
+    from_data = tfvis.top_k(
+        vgg,
+        tf.data.Dataset.from_tensor_slices(array),
+        "block1_conv2",
+        channels=[1, 2],
+        k=2,
+        batch_size=4,
+        methods=(),
+        progress=False,
+    )
     np.testing.assert_allclose(from_dir.values, from_data.values, rtol=1e-5)
     assert max(kept_sizes) <= 2 * 2  # never more images than k x channels
 

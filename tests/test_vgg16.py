@@ -4,6 +4,7 @@ Each loader reads a full-size file of its published layout once (the Keras h5 wi
 Frossard's npz); the other tests of the Keras h5 loader use conv-only files of the published
 no-top layout, written once per module.
 """
+
 import numpy as np
 import pytest
 from helpers import conv2d_nhwc, levels_arrays, max_pool_nhwc, random_arrays, relu, write_legacy_keras_h5
@@ -260,4 +261,3 @@ def test_weights_label_lives_in_the_model_info(tmp_path):
     model.save(path)
     assert weights_label(tfvis.load_model(str(path))) is None  # a model file holds its own weights
     assert weights_label(tfvis.load_model(str(path)), "as saved") == "as saved"
-

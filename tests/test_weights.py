@@ -1,4 +1,5 @@
 """Downloads: pinned hash, atomic placement, clear errors. Served from a loopback HTTP server."""
+
 import hashlib
 import http.server
 import threading
@@ -91,4 +92,3 @@ def test_weight_table_lists_the_files_without_published_hashes():
     """Files read by their format but not pinned yet (Frossard's VGG16, BVLC AlexNet, Lucid's InceptionV1) are in the table, empty."""
     for name in ("vgg16_weights.npz", "bvlc_alexnet.npy", "InceptionV1.pb"):
         assert weights.PINNED_HASHES[name] == {}
-

@@ -18,6 +18,7 @@ tfvis submodule, by ``import keras`` or by the user's own ``import tensorflow`` 
 :func:`tfvis.startup.import_tensorflow`'s filter; ``TF_CPP_MIN_LOG_LEVEL`` defaults to 2 as before.
 Where TensorFlow came first (``import keras, tfvis``), ``import tfvis`` lists its devices quietly.
 """
+
 import importlib
 import importlib.util
 import os
@@ -32,20 +33,45 @@ from .startup import import_tensorflow  # noqa: E402, F401
 startup.install_import_hook()  # the first TensorFlow import, whoever makes it, without the no-GPU lines (tfvis.startup)
 
 #: Submodules and the module each re-exported name comes from; each is imported on first access (PEP 562).
-_SUBMODULES = ("compare", "deconv", "display", "featurevis", "graph", "images", "inversion", "models", "optim", "rules",
-               "saliency", "targets")  # fmt: skip
+_SUBMODULES = (
+    "compare",
+    "deconv",
+    "display",
+    "featurevis",
+    "graph",
+    "images",
+    "inversion",
+    "models",
+    "optim",
+    "rules",
+    "saliency",
+    "targets",
+)
 _NAMES = {
-    "activations": "activations", "stream_activations": "activations",
-    "reconstruct": "deconv", "reconstruct_units": "deconv",
+    "activations": "activations",
+    "stream_activations": "activations",
+    "reconstruct": "deconv",
+    "reconstruct_units": "deconv",
     "to_image": "display",
-    "prepared": "graph", "set_class_output": "graph", "set_image_input": "graph",
-    "feature_model": "layers", "layer_info": "layers",
-    "ModelInfo": "models", "load_model": "models", "model_info": "models",
-    "set_weights": "models.surgery", "split_activations": "graph",
-    "receptive_field": "receptive_field", "receptive_fields": "receptive_field",
-    "Target": "targets", "parse_target": "targets", "resolve_target": "targets",
-    "LayerTopK": "topk", "top_k": "topk", "top_k_layers": "topk",
-}  # fmt: skip
+    "prepared": "graph",
+    "set_class_output": "graph",
+    "set_image_input": "graph",
+    "feature_model": "layers",
+    "layer_info": "layers",
+    "ModelInfo": "models",
+    "load_model": "models",
+    "model_info": "models",
+    "set_weights": "models.surgery",
+    "split_activations": "graph",
+    "receptive_field": "receptive_field",
+    "receptive_fields": "receptive_field",
+    "Target": "targets",
+    "parse_target": "targets",
+    "resolve_target": "targets",
+    "LayerTopK": "topk",
+    "top_k": "topk",
+    "top_k_layers": "topk",
+}
 
 
 def __getattr__(name: str) -> object:

@@ -4,6 +4,7 @@ Images are RGB pixels in [0, 255] (declare a model's input convention to feed it
 values); arrays follow :func:`tfvis.images.pixel_values`, the rule :func:`tfvis.top_k` and every
 other method read them by, so the same array gives the same activations everywhere.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
@@ -64,7 +65,9 @@ def stream_activations(
         yield batch.ids, {name: out.numpy() for name, out in zip(layers, outputs)}
 
 
-def activations(model: keras.Model, layers: str | Sequence[str], images: np.ndarray, batch_size: int = 32) -> dict[str, np.ndarray]:
+def activations(
+    model: keras.Model, layers: str | Sequence[str], images: np.ndarray, batch_size: int = 32
+) -> dict[str, np.ndarray]:
     """Activations of ``layers`` for in-memory ``images``, computed in batches.
 
     Parameters

@@ -37,6 +37,7 @@ gives them. Overlapping windows (AlexNet's 3 x 3 / 2 pools) that share a switch 
 signals, as the gradient does. ``position="max"`` resolves ties the same way (``tf.argmax``:
 first unit in row-major order).
 """
+
 from __future__ import annotations
 
 import numbers
@@ -225,8 +226,7 @@ def _chain(net, calls):
         _, layer, inbound = calls[id(tensor)]
         if isinstance(layer, keras.Model):
             raise NotImplementedError(
-                f"reconstruct_explicit: layer {layer.name!r} is a nested model; only chains of plain layers "
-                f"are supported: {hint}"
+                f"reconstruct_explicit: layer {layer.name!r} is a nested model; only chains of plain layers are supported: {hint}"
             )
         if len(inbound) != 1:
             raise NotImplementedError(
@@ -300,8 +300,13 @@ def _explicit_backward(kind, layer, method, g, x, switches):
         return tf.tensordot(g, kernel, [[g.shape.rank - 1], [1]])
     if kind == "maxpool":  # unpool: each value goes to its switch (TF's kernel for exactly that)
         return tf.raw_ops.MaxPoolGradWithArgmax(
-            input=x, grad=g, argmax=switches, ksize=(1, *layer.pool_size, 1), strides=(1, *layer.strides, 1),
-            padding=_padding(layer), include_batch_in_index=True,
+            input=x,
+            grad=g,
+            argmax=switches,
+            ksize=(1, *layer.pool_size, 1),
+            strides=(1, *layer.strides, 1),
+            padding=_padding(layer),
+            include_batch_in_index=True,
         )
     if kind == "reshape":
         return tf.reshape(g, tf.shape(x))
@@ -598,7 +603,11 @@ def reconstruct_units(
         for method in methods:
             results[method] = reconstruct_generic(model, images[image_index], targets, method, positions, batch_size, signal)
         return results
-    run = cached(net_model, ("shared", layer_name, tuple(methods), signal), lambda: _shared_explicit_function(net, calls, tuple(methods), signal))
+    run = cached(
+        net_model,
+        ("shared", layer_name, tuple(methods), signal),
+        lambda: _shared_explicit_function(net, calls, tuple(methods), signal),
+    )
     spatial = _target_shape(net, images.shape[1:])[:-1]
     channels = np.array([t.index for t in parsed], dtype=np.int32)
     codes = _encode_positions(positions, spatial, [layer_name] * len(parsed))
@@ -606,7 +615,12 @@ def reconstruct_units(
     for start in range(0, len(order), int(batch_size)):
         chunk = order[start : start + int(batch_size)]
         distinct, local = np.unique(image_index[chunk], return_inverse=True)
-        out = run(tf.constant(images[distinct]), tf.constant(local.astype(np.int32)), tf.constant(channels[chunk]), tf.constant(codes[chunk]))
+        out = run(
+            tf.constant(images[distinct]),
+            tf.constant(local.astype(np.int32)),
+            tf.constant(channels[chunk]),
+            tf.constant(codes[chunk]),
+        )
         for method, maps in zip(methods, out.numpy()):
             results[method][chunk] = maps
     return results

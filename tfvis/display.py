@@ -5,6 +5,7 @@ reconstructions around mid grey), :func:`to_uint8`, :func:`overlay` and :func:`f
 and :func:`html_images`, which gives tfvis' results their inline display in Jupyter
 (``_repr_html_``), as Lucid's ``show`` does.
 """
+
 import base64
 import io
 from html import escape

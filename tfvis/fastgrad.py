@@ -9,6 +9,7 @@ The rewritten model computes the same outputs with the same weight variables; on
 of eligible convolutions with respect to their input changes how it is computed (to float32
 rounding). Gradients with respect to the weights are *not* computed through those layers.
 """
+
 from .graph import feature_net, rewritten
 from .rules import conv2d_fast_input_gradient, fast_conv
 from .rules import fast_conv_eligible as eligible

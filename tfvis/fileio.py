@@ -1,4 +1,5 @@
 """Atomic file writing: every file appears complete or not at all (temp file, then rename)."""
+
 import io
 import json
 import os

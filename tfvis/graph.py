@@ -24,6 +24,7 @@ Three ideas live here, each once:
 
 :func:`feature_net` combines them: a model from the input to some layers' outputs, with rules.
 """
+
 from __future__ import annotations
 
 import weakref
@@ -512,7 +513,9 @@ def _flatten(model):
     for original, copy in copies.values():
         if copy is original:
             continue
-        if len(original.weights) != len(copy.weights) or any(tuple(a.shape) != tuple(b.shape) for a, b in zip(original.weights, copy.weights)):
+        if len(original.weights) != len(copy.weights) or any(
+            tuple(a.shape) != tuple(b.shape) for a, b in zip(original.weights, copy.weights)
+        ):
             raise ValueError(f"the prepared copy of layer {original.name!r} does not hold the same weights as the layer")
         pairs.extend(zip(original.weights, copy.weights))
     flat.tfvis_layout = chosen

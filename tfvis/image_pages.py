@@ -9,6 +9,7 @@ strongest channel among the channels of the report (or, for a model with a class
 its top classes), and the image inverted from that layer's representation with the normalised
 representation error. An interrupted run resumes unit by unit (the store keeps finished units).
 """
+
 import numpy as np
 
 from .display import overlay
@@ -50,7 +51,10 @@ def _save_maps(report, key, ids, images, maps, targets):
     per_image = []
     for i, image_id in enumerate(ids):
         stem = array_stem(report.model_name, key, image_id)
-        srcs = {method: report.save_picture("pages", f"{stem}_{method}", overlay(images[i], values[i]), values[i]) for method, values in maps.items()}
+        srcs = {
+            method: report.save_picture("pages", f"{stem}_{method}", overlay(images[i], values[i]), values[i])
+            for method, values in maps.items()
+        }
         per_image.append({"image": image_id, "target": str(targets[i]), "maps": srcs})
     return per_image
 
@@ -65,8 +69,14 @@ def saliency_records(report, store, units, ids, images):
         entries = _save_maps(report, layer, ids, images, maps, targets)
         for entry, value in zip(entries, _joined(results, "values")):
             entry["note"] = f"mean activation {value:.3g}"
-        records.append({"layer": layer, "cam_layer": results[0]["meta"]["cam_layer"], "smoothgrad": dict(first[layer].params["smoothgrad"]),
-                        "entries": entries})  # fmt: skip
+        records.append(
+            {
+                "layer": layer,
+                "cam_layer": results[0]["meta"]["cam_layer"],
+                "smoothgrad": dict(first[layer].params["smoothgrad"]),
+                "entries": entries,
+            }
+        )
     return records
 
 
@@ -153,7 +163,14 @@ def image_tables(ids, index, image_src, saliency_records=(), class_record=None, 
     ``class_names`` (``--labels``); without it they are shown by index.
     """
     image_id = ids[index]
-    tables = [{"id": "image", "title": "Image", "columns": [image_id], "rows": [{"label": "", "cells": [{"src": image_src, "alt": image_id}]}]}]
+    tables = [
+        {
+            "id": "image",
+            "title": "Image",
+            "columns": [image_id],
+            "rows": [{"label": "", "cells": [{"src": image_src, "alt": image_id}]}],
+        }
+    ]
     titles = page_titles()
     if class_record:
         rows = []
@@ -162,29 +179,43 @@ def image_tables(ids, index, image_src, saliency_records=(), class_record=None, 
             shown, note = _class_entry_text(entry, info)
             cells = [{"src": entry["maps"][m], "alt": f"{titles[m]}, {shown}"} for m in titles]
             rows.append({"label": f"top {rank + 1}", "note": note, "cells": cells})
-        tables.append({
-            "id": "classes", "title": "Saliency of the top classes", "columns": list(titles.values()), "rows": rows,
-            "lede": f"Maps of the unnormalised class scores; Grad-CAM at {class_record['cam_layer']}.",
-        })  # fmt: skip
+        tables.append(
+            {
+                "id": "classes",
+                "title": "Saliency of the top classes",
+                "columns": list(titles.values()),
+                "rows": rows,
+                "lede": f"Maps of the unnormalised class scores; Grad-CAM at {class_record['cam_layer']}.",
+            }
+        )
     if saliency_records:
-        tables.append({
-            "id": "saliency", "title": "Saliency of the strongest channel per layer", "columns": list(titles.values()),
-            "rows": _saliency_table(saliency_records, index, titles),
-            "lede": "For each layer, the report channel with the largest mean activation on this image; the maps are "
-            "gradients of that mean (Grad-CAM at the layer itself is the channel's own map, upsampled). "
-            + _smoothgrad_text(saliency_records),
-        })  # fmt: skip
+        tables.append(
+            {
+                "id": "saliency",
+                "title": "Saliency of the strongest channel per layer",
+                "columns": list(titles.values()),
+                "rows": _saliency_table(saliency_records, index, titles),
+                "lede": "For each layer, the report channel with the largest mean activation on this image; the maps are "
+                "gradients of that mean (Grad-CAM at the layer itself is the channel's own map, upsampled). "
+                + _smoothgrad_text(saliency_records),
+            }
+        )
     if inversion_records:
         rows = []
         for record in inversion_records:
             entry = record["entries"][index]
             cell = {"src": entry["src"], "alt": f"inversion at {record['layer']}", "caption": f"error {entry['error']:.3f}"}
             rows.append({"label": record["layer"], "note": f"{record['size']} px", "cells": [cell]})
-        tables.append({
-            "id": "inversion", "title": "Inversion (Mahendran & Vedaldi 2015)", "columns": ["reconstruction"], "rows": rows,
-            "lede": "The image reconstructed from each layer's representation alone, with the normalised "
-            "representation error ||Phi(x*) - Phi(x)||^2 / ||Phi(x)||^2.",
-        })  # fmt: skip
+        tables.append(
+            {
+                "id": "inversion",
+                "title": "Inversion (Mahendran & Vedaldi 2015)",
+                "columns": ["reconstruction"],
+                "rows": rows,
+                "lede": "The image reconstructed from each layer's representation alone, with the normalised "
+                "representation error ||Phi(x*) - Phi(x)||^2 / ||Phi(x)||^2.",
+            }
+        )
     return tables
 
 
@@ -217,5 +248,6 @@ def write_image_pages(report, store, units, ids, images, info=None):
         report.write_grid_page(_page_name(image_id), image_id, tables, lede=f"What {report.model_name} sees in {image_id}.")
         links.append({"href": _page_name(image_id), "title": image_id})
     return links
+
 
 _resized = resized  # the former name

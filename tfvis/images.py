@@ -5,6 +5,7 @@ zoo models and of every model loaded with its input convention. Images given as 
 one rule, :func:`pixel_values`: pixels as given, never rescaled by their range nor clipped, with a
 warning for float arrays that look like [0, 1] images.
 """
+
 import contextlib
 import fnmatch
 import hashlib
@@ -24,9 +25,21 @@ from . import graph
 
 #: scikit-image's bundled photos, colour first, then greyscale scenes and textures (as RGB).
 SAMPLE_NAMES = (
-    "chelsea", "coffee", "astronaut", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
-    "camera", "coins", "clock", "moon", "brick", "grass", "gravel",
-)  # fmt: skip
+    "chelsea",
+    "coffee",
+    "astronaut",
+    "rocket",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "retina",
+    "camera",
+    "coins",
+    "clock",
+    "moon",
+    "brick",
+    "grass",
+    "gravel",
+)
 
 
 #: Most pixels (width x height) an image file may declare; larger files are skipped unread, whatever
@@ -71,8 +84,10 @@ class PixelRangeWarning(UserWarning):
 
 
 #: What :func:`pixel_values` warns of when a float array's largest value is at most 1.
-LOOKS_LIKE_UNIT_RANGE = ("{what} looks like [0, 1] images (largest value {peak:.3g}); tfvis takes RGB in [0, 255] "
-                         "(multiply by 255, or declare the model's input: input='0-1')")  # fmt: skip
+LOOKS_LIKE_UNIT_RANGE = (
+    "{what} looks like [0, 1] images (largest value {peak:.3g}); tfvis takes RGB in [0, 255] "
+    "(multiply by 255, or declare the model's input: input='0-1')"
+)
 
 
 def pixel_values(array, what="the image array", warn=True):
@@ -292,8 +307,19 @@ def _too_large_for_float_resize(declared, target):
 
 
 #: Modes Pillow resamples as they are; others are converted first, as :func:`_pil_to_array` would.
-_RESAMPLED_MODES = {"L": "L", "RGB": "RGB", "I": "I", "F": "F", "1": "L", "LA": "L", "La": "L",
-                    "I;16": "I", "I;16B": "I", "I;16L": "I", "I;16N": "I"}  # fmt: skip
+_RESAMPLED_MODES = {
+    "L": "L",
+    "RGB": "RGB",
+    "I": "I",
+    "F": "F",
+    "1": "L",
+    "LA": "L",
+    "La": "L",
+    "I;16": "I",
+    "I;16B": "I",
+    "I;16L": "I",
+    "I;16N": "I",
+}
 
 
 def _read_fitted(image, target):
@@ -783,7 +809,13 @@ class FileSource(ImageSource):
     def __init__(self, pattern, size, limit=None, max_pixels=MAX_PIXELS):
         self.pattern, self.size, self.max_pixels = str(pattern), int(size), max_pixels
         self.files = image_files(pattern)[:limit]
-        base = Path(pattern) if Path(pattern).is_dir() else Path(os.path.commonpath([str(p.parent) for p in self.files])) if self.files else Path(".")
+        base = (
+            Path(pattern)
+            if Path(pattern).is_dir()
+            else Path(os.path.commonpath([str(p.parent) for p in self.files]))
+            if self.files
+            else Path(".")
+        )
         self.ids = [p.relative_to(base).as_posix() for p in self.files]
         self._warned = set()
 
@@ -815,7 +847,9 @@ class ArraySource(ImageSource):
         self.ids = [str(i) for i, _ in pairs]
         if pairs:
             check_pixel_range(max((im for _, im in pairs), key=_peak), "the image array")
-        self.images = [to_rgb_array(im, warn=False) if size is None else fit_image(to_rgb_array(im, warn=False), size) for _, im in pairs]
+        self.images = [
+            to_rgb_array(im, warn=False) if size is None else fit_image(to_rgb_array(im, warn=False), size) for _, im in pairs
+        ]
         self.size = size or (self.images[0].shape[0] if self.images else None)
 
     def __len__(self):

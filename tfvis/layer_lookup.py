@@ -5,6 +5,7 @@ A leaf of the package: it imports no other tfvis module, so that the graph code
 weight surgery (:mod:`tfvis.models.surgery`) can all stand on it without importing each other
 in a circle.
 """
+
 from __future__ import annotations
 
 import keras

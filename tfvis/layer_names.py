@@ -11,6 +11,7 @@ and in every traced method of tfvis. :func:`allow_any_layer_name` makes the back
 scope under a cleaned name instead; the layer keeps its name (the one users type and pages show),
 only the names of graph operations change, and only for names TensorFlow would have refused.
 """
+
 import re
 
 #: A scope name whose operations TensorFlow runs: its Python check (``tf.name_scope``) also takes

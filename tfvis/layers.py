@@ -1,4 +1,5 @@
 """What a model offers to visualize: its layers, their channel counts, and sub-models that expose them."""
+
 from __future__ import annotations
 
 import keras

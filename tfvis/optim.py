@@ -47,6 +47,7 @@ from . import graph
 >>> x.numpy()
 array([ 0.8, -1.6], dtype=float32)
 """
+
 import collections
 import threading
 import time
@@ -89,45 +90,47 @@ def _move(var, delta, project):
 class Adam:
     """Adam on ``variables``: one call, one step.
 
-    Parameters
-    ----------
-    variables : list of tf.Variable
-        What the optimiser moves.
-    learning_rate : float
-        Step size (a call may override it, e.g. for a schedule).
-    sign : {1, -1}
-        ``+1`` for ascent (maximise), ``-1`` for descent (minimise).
-    beta1, beta2 : float
-        Decay rates of the first and second moment estimates.
-    epsilon : float
-        Keeps the step finite where the gradient vanishes.
-    epsilon_hat : bool
-        True: ``epsilon`` is added to ``sqrt(v)`` (Kingma & Ba's "epsilon hat", as in TensorFlow);
-        False: to ``sqrt(v_hat)``, the bias-corrected second moment (their Algorithm 1).
-    project : callable, optional
-        Applied to each variable's new value before it is stored (e.g. a clip onto valid pixels):
-        one write per step instead of a step and a separate projection.
+        Parameters
+        ----------
+        variables : list of tf.Variable
+            What the optimiser moves.
+        learning_rate : float
+            Step size (a call may override it, e.g. for a schedule).
+        sign : {1, -1}
+            ``+1`` for ascent (maximise), ``-1`` for descent (minimise).
+        beta1, beta2 : float
+            Decay rates of the first and second moment estimates.
+        epsilon : float
+            Keeps the step finite where the gradient vanishes.
+        epsilon_hat : bool
+            True: ``epsilon`` is added to ``sqrt(v)`` (Kingma & Ba's "epsilon hat", as in TensorFlow);
+            False: to ``sqrt(v_hat)``, the bias-corrected second moment (their Algorithm 1).
+        project : callable, optional
+            Applied to each variable's new value before it is stored (e.g. a clip onto valid pixels):
+            one write per step instead of a step and a separate projection.
 
-    Attributes
-    ----------
-    m, v : list of tf.Variable
-        First and second moment estimates, one per variable.
-    t : tf.Variable
-        Steps taken.
+        Attributes
+        ----------
+        m, v : list of tf.Variable
+            First and second moment estimates, one per variable.
+        t : tf.Variable
+            Steps taken.
 
-    Examples
-    --------
-    >>> import tensorflow as tf
+        Examples
+        --------
+        >>> import tensorflow as tf
 
-from . import graph
-    >>> x = tf.Variable([3.0])
-    >>> step = Adam([x], learning_rate=0.5, sign=-1)
-    >>> step([tf.constant([10.0])])  # the first step moves by lr whatever the gradient's size
-    >>> x.numpy()
-    array([2.5], dtype=float32)
+    from . import graph
+        >>> x = tf.Variable([3.0])
+        >>> step = Adam([x], learning_rate=0.5, sign=-1)
+        >>> step([tf.constant([10.0])])  # the first step moves by lr whatever the gradient's size
+        >>> x.numpy()
+        array([2.5], dtype=float32)
     """
 
-    def __init__(self, variables, learning_rate=0.001, sign=1, beta1=0.9, beta2=0.999, epsilon=1e-8, epsilon_hat=True, project=None):
+    def __init__(
+        self, variables, learning_rate=0.001, sign=1, beta1=0.9, beta2=0.999, epsilon=1e-8, epsilon_hat=True, project=None
+    ):
         self.variables = list(variables)
         self.project = project
         self.learning_rate = learning_rate
@@ -160,35 +163,35 @@ from . import graph
 class Momentum:
     """Heavy-ball momentum on ``variables``: one call, one step.
 
-    Parameters
-    ----------
-    variables : list of tf.Variable
-        What the optimiser moves.
-    learning_rate : float
-        Step size (a call may override it).
-    sign : {1, -1}
-        ``+1`` for ascent (maximise), ``-1`` for descent (minimise).
-    momentum : float
-        The share ``mu`` of the last step kept in the next.
-    project : callable, optional
-        As in :class:`Adam`.
+        Parameters
+        ----------
+        variables : list of tf.Variable
+            What the optimiser moves.
+        learning_rate : float
+            Step size (a call may override it).
+        sign : {1, -1}
+            ``+1`` for ascent (maximise), ``-1`` for descent (minimise).
+        momentum : float
+            The share ``mu`` of the last step kept in the next.
+        project : callable, optional
+            As in :class:`Adam`.
 
-    Attributes
-    ----------
-    velocity : list of tf.Variable
-        The last step, one per variable.
+        Attributes
+        ----------
+        velocity : list of tf.Variable
+            The last step, one per variable.
 
-    Examples
-    --------
-    >>> import tensorflow as tf
+        Examples
+        --------
+        >>> import tensorflow as tf
 
-from . import graph
-    >>> x = tf.Variable([0.0])
-    >>> step = Momentum([x], learning_rate=1.0, sign=1, momentum=0.5)
-    >>> for _ in range(2):
-    ...     step([tf.constant([1.0])])
-    >>> x.numpy()  # 1, then 1 + (0.5 + 1)
-    array([2.5], dtype=float32)
+    from . import graph
+        >>> x = tf.Variable([0.0])
+        >>> step = Momentum([x], learning_rate=1.0, sign=1, momentum=0.5)
+        >>> for _ in range(2):
+        ...     step([tf.constant([1.0])])
+        >>> x.numpy()  # 1, then 1 + (0.5 + 1)
+        array([2.5], dtype=float32)
     """
 
     def __init__(self, variables, learning_rate=0.01, sign=1, momentum=0.9, project=None):
@@ -215,26 +218,26 @@ from . import graph
 class Gradient:
     """Plain gradient steps on ``variables``, ``x <- x + sign lr g``: one call, one step.
 
-    With ``shape_gradient`` of :class:`Loop` normalising ``g`` (e.g. to unit root mean square, as
-    Simonyan et al.'s class model does), ``learning_rate`` is the step's size in the variables' units.
+        With ``shape_gradient`` of :class:`Loop` normalising ``g`` (e.g. to unit root mean square, as
+        Simonyan et al.'s class model does), ``learning_rate`` is the step's size in the variables' units.
 
-    Parameters
-    ----------
-    variables : list of tf.Variable
-    learning_rate : float
-    sign : {1, -1}
-    project : callable, optional
-        As in :class:`Adam`.
+        Parameters
+        ----------
+        variables : list of tf.Variable
+        learning_rate : float
+        sign : {1, -1}
+        project : callable, optional
+            As in :class:`Adam`.
 
-    Examples
-    --------
-    >>> import tensorflow as tf
+        Examples
+        --------
+        >>> import tensorflow as tf
 
-from . import graph
-    >>> x = tf.Variable([1.0])
-    >>> Gradient([x], learning_rate=0.5, sign=-1)([tf.constant([2.0])])
-    >>> x.numpy()
-    array([0.], dtype=float32)
+    from . import graph
+        >>> x = tf.Variable([1.0])
+        >>> Gradient([x], learning_rate=0.5, sign=-1)([tf.constant([2.0])])
+        >>> x.numpy()
+        array([0.], dtype=float32)
     """
 
     def __init__(self, variables, learning_rate=0.01, sign=1, project=None):
@@ -256,44 +259,44 @@ from . import graph
 class Loop:
     """A compiled optimisation loop: ``run(seed, start, count, total, aux) -> objective values, (count,)``.
 
-    Parameters
-    ----------
-    objective : callable
-        ``(seed, index, total, aux) -> scalar tensor``, graph code reading the variables that
-        ``optimizer`` moves: the value optimised at step ``index`` of ``total`` (int32 scalars),
-        ``seed`` (int32) keying its randomness, ``aux`` an int32 vector of per-run inputs (e.g. a
-        batch's channel indices; empty when unused).
-    optimizer : Adam, Momentum or Gradient
-        The step (its ``sign`` says whether the objective is maximised or minimised).
-    shape_gradient : callable, optional
-        ``g -> g'`` applied to each variable's gradient before the step (a preconditioner, a
-        normalisation).
-    schedule : callable, optional
-        ``(index, total) -> learning rate`` (graph code); default the optimiser's own rate.
-    jit_compile : bool
-        Compile each step with XLA.
+        Parameters
+        ----------
+        objective : callable
+            ``(seed, index, total, aux) -> scalar tensor``, graph code reading the variables that
+            ``optimizer`` moves: the value optimised at step ``index`` of ``total`` (int32 scalars),
+            ``seed`` (int32) keying its randomness, ``aux`` an int32 vector of per-run inputs (e.g. a
+            batch's channel indices; empty when unused).
+        optimizer : Adam, Momentum or Gradient
+            The step (its ``sign`` says whether the objective is maximised or minimised).
+        shape_gradient : callable, optional
+            ``g -> g'`` applied to each variable's gradient before the step (a preconditioner, a
+            normalisation).
+        schedule : callable, optional
+            ``(index, total) -> learning rate`` (graph code); default the optimiser's own rate.
+        jit_compile : bool
+            Compile each step with XLA.
 
-    Attributes
-    ----------
-    run : tf.function
-        ``run(seed, start, count, total, aux)``: steps ``start .. start + count - 1``.
-    lock : threading.Lock
-        Held by whoever runs the loop (:func:`cached_loop` hands it out locked).
+        Attributes
+        ----------
+        run : tf.function
+            ``run(seed, start, count, total, aux)``: steps ``start .. start + count - 1``.
+        lock : threading.Lock
+            Held by whoever runs the loop (:func:`cached_loop` hands it out locked).
 
-    A loop holds its variables and optimiser state: :meth:`start` resets the optimiser (and calls
-    ``reset(seed)`` when given), so that one trace serves any number of runs. Attributes a method
-    needs later (its parameterization, its feature net) may be set on the instance.
+        A loop holds its variables and optimiser state: :meth:`start` resets the optimiser (and calls
+        ``reset(seed)`` when given), so that one trace serves any number of runs. Attributes a method
+        needs later (its parameterization, its feature net) may be set on the instance.
 
-    Examples
-    --------
-    >>> import tensorflow as tf
+        Examples
+        --------
+        >>> import tensorflow as tf
 
-from . import graph
-    >>> x = tf.Variable([3.0])
-    >>> loop = Loop(lambda seed, index, total, aux: tf.reduce_sum(x * x), Gradient([x], 0.25, sign=-1))
-    >>> values, _ = optimize(loop, steps=2, progress=False)
-    >>> values.tolist(), x.numpy().tolist()
-    ([9.0, 2.25], [0.75])
+    from . import graph
+        >>> x = tf.Variable([3.0])
+        >>> loop = Loop(lambda seed, index, total, aux: tf.reduce_sum(x * x), Gradient([x], 0.25, sign=-1))
+        >>> values, _ = optimize(loop, steps=2, progress=False)
+        >>> values.tolist(), x.numpy().tolist()
+        ([9.0, 2.25], [0.75])
     """
 
     def __init__(self, objective, optimizer, shape_gradient=None, schedule=None, jit_compile=False, reset=None):

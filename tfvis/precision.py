@@ -32,6 +32,7 @@ Examples
 >>> resolve_precision("float32")
 'float32'
 """
+
 import functools
 import warnings
 

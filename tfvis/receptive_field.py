@@ -39,6 +39,7 @@ Examples
 >>> receptive_field(model, "pool1")  # doctest: +SKIP
 ReceptiveField(size=(19, 19), stride=(8, 8), offset=(9.0, 9.0), input_size=(227, 227), output_size=(27, 27))
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -195,7 +196,7 @@ class ReceptiveField:
         if image.ndim < self.ndim:
             raise ValueError(f"image of shape {image.shape} has fewer than {self.ndim} spatial axes")
         spans = self._spans((y,) if x is None else (y, x))
-        patch = np.full(tuple(self.size) + image.shape[self.ndim:], fill, dtype=image.dtype)
+        patch = np.full(tuple(self.size) + image.shape[self.ndim :], fill, dtype=image.dtype)
         src, dst = [], []
         for (first, stop), side in zip(spans, image.shape):
             lo, hi = _clip(first, stop, side)
@@ -343,9 +344,7 @@ def _pairs(value, count):
 
 def _check_channels_last(op):
     if getattr(op, "data_format", "channels_last") == "channels_first":
-        raise NotImplementedError(
-            f"{_describe(op)} is channels_first; receptive_field supports channels_last maps only"
-        )
+        raise NotImplementedError(f"{_describe(op)} is channels_first; receptive_field supports channels_last maps only")
 
 
 def _window(axis, kernel, stride, dilation, padding, op):
@@ -407,9 +406,7 @@ def _graph_of(model):
     if functional is not None:
         return functional
     if isinstance(model, keras.Sequential):
-        raise ValueError(
-            f"Sequential model {model.name!r} is not built: give it an Input (or call it once) first"
-        )
+        raise ValueError(f"Sequential model {model.name!r} is not built: give it an Input (or call it once) first")
     try:
         model.inputs  # noqa: B018  (a subclassed model has no graph)
     except AttributeError:
@@ -470,8 +467,7 @@ class _Walker:
         op = history.operation if history is not None else None
         if op is None or isinstance(op, keras.layers.InputLayer) or not op._inbound_nodes:
             raise _NotConnected(
-                f"tensor {getattr(tensor, 'name', tensor)!r} does not come from the inputs of model "
-                f"{self.graph.name!r}"
+                f"tensor {getattr(tensor, 'name', tensor)!r} does not come from the inputs of model {self.graph.name!r}"
             )
         return op._inbound_nodes[history.node_index]
 
@@ -536,8 +532,7 @@ class _Walker:
             ours = tuple(a.n for a in f)
             if all(s is not None for s in static) and static != ours:
                 raise RuntimeError(
-                    f"{_describe(node.operation)}: computed a {ours} map but Keras says {static}; "
-                    "please report this model"
+                    f"{_describe(node.operation)}: computed a {ours} map but Keras says {static}; please report this model"
                 )
         return outs
 
@@ -626,9 +621,7 @@ def _input_fields(graph, input_size):
         if input_size is None:
             sizes = tuple(DEFAULT_INPUT_SIZE if s is None else int(s) for s in static)
         else:
-            sizes = _ntuple(input_size, ndim) if isinstance(input_size, (int, np.integer)) else tuple(
-                int(s) for s in input_size
-            )
+            sizes = _ntuple(input_size, ndim) if isinstance(input_size, (int, np.integer)) else tuple(int(s) for s in input_size)
             if len(sizes) != ndim:
                 raise ValueError(f"input_size {input_size!r} has {len(sizes)} sides; the input has {ndim} spatial axes")
         if any(s < 1 for s in sizes):
@@ -774,4 +767,6 @@ def receptive_field(model: keras.Model, layer, input_size: int | tuple[int, int]
     layer = _resolve_layer(model, layer)
     size = tuple(np.atleast_1d(input_size).tolist()) if input_size is not None else None
     # One walk per (layer, size) and model: every unit of a report asks for its layer's field.
-    return cached(model, ("receptive_field", layer.name, size), lambda: receptive_fields(model, [layer], input_size=input_size)[layer.name])
+    return cached(
+        model, ("receptive_field", layer.name, size), lambda: receptive_fields(model, [layer], input_size=input_size)[layer.name]
+    )

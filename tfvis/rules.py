@@ -22,6 +22,7 @@ forward convolution, which oneDNN runs 1.2x to 2.3x faster than ``Conv2DBackprop
 :data:`BACKWARD_METHODS` names the rule sets of the gradient methods; :func:`for_input_gradients` gives
 the rules of a net whose gradient with respect to its input is taken.
 """
+
 import keras
 import tensorflow as tf
 

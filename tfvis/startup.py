@@ -15,6 +15,7 @@ failed ``cuInit`` is a real error. ``TFVIS_TF_STARTUP=verbose`` shows everything
 :func:`install_import_hook`, so that the process' first ``import tensorflow`` -- by a tfvis
 module, by ``import keras`` or by the user -- runs through the same filter.
 """
+
 import contextlib
 import glob
 import importlib.util

@@ -28,6 +28,7 @@ True
 >>> [str(t) for t in parse_list("281; block5_conv3:12@3,5")]
 ['logits:281', 'block5_conv3:12@3,5']
 """
+
 from __future__ import annotations
 
 import numbers
@@ -462,4 +463,20 @@ def resolve_many(model: keras.Model, targets, count: int, require_index: bool = 
 parse_target = parse
 resolve_target = resolve
 
-__all__ = ["LOGITS", "Logits", "Resolved", "Target", "apply_head", "check_position", "find_layer", "logits_layer", "parse", "parse_list", "parse_target", "per_image", "resolve", "resolve_many", "resolve_target"]
+__all__ = [
+    "LOGITS",
+    "Logits",
+    "Resolved",
+    "Target",
+    "apply_head",
+    "check_position",
+    "find_layer",
+    "logits_layer",
+    "parse",
+    "parse_list",
+    "parse_target",
+    "per_image",
+    "resolve",
+    "resolve_many",
+    "resolve_target",
+]

@@ -10,6 +10,7 @@ on a CPU with native bfloat16 (:data:`AUTO_BFLOAT16`), is asked for (:mod:`tfvis
 bfloat16 keeps about three significant digits, so channels whose k-th and (k+1)-th values are
 close can swap places, and top-k results are no longer equal across precisions and machines.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -71,7 +72,13 @@ class LayerTopK:
             labels = [f"{self.image_ids[row, r]} ({self.values[row, r]:.3g})" for r in filled]
             parts.append(html_images([self.patches[row, r] for r in filled], labels, width=64, title=f"{self.layer}:{channel}"))
             for method, maps in sorted(self.reconstructions.items()):
-                parts.append(html_images([to_image(maps[row, r], percentile=RECONSTRUCTION_PERCENTILE) for r in filled], [method] * len(filled), width=64))
+                parts.append(
+                    html_images(
+                        [to_image(maps[row, r], percentile=RECONSTRUCTION_PERCENTILE) for r in filled],
+                        [method] * len(filled),
+                        width=64,
+                    )
+                )
         more = len(self.channels) - max_channels
         if more > 0:
             parts.append(f"<div>... and {more} more channels</div>")
@@ -161,9 +168,17 @@ def _resolve_channels(net_model, layer, channels):
 
 
 def top_k_layers(
-    model: keras.Model, images, layers: dict[str, Sequence[int] | None], k: int = 9, batch_size: int = 32, size: int | None = None,
-    limit: int | None = None, methods: Sequence[str] = ("deconvnet", "guided"), progress: bool = True, precision: str = "float32",
-) -> dict[str, LayerTopK]:  # fmt: skip
+    model: keras.Model,
+    images,
+    layers: dict[str, Sequence[int] | None],
+    k: int = 9,
+    batch_size: int = 32,
+    size: int | None = None,
+    limit: int | None = None,
+    methods: Sequence[str] = ("deconvnet", "guided"),
+    progress: bool = True,
+    precision: str = "float32",
+) -> dict[str, LayerTopK]:
     """Stream ``images`` once and keep the top-k activations of many layers' channels.
 
     Parameters
@@ -202,7 +217,7 @@ def top_k_layers(
     batches = (
         IndexedBatch(np.arange(seen, seen + len(b.ids)), b.ids, b.images)
         for seen, b in _numbered(iter_batches(images, batch_size=batch_size, size=size, limit=limit))
-    )  # fmt: skip
+    )
     running, kept, ids = scan(model, batches, channels, k, keep_images=True, progress=progress, precision=precision)
     if not ids and not any((state.images >= 0).any() for state in running.values()):
         raise NoImagesError(f"the image source ({type(images).__name__}) yielded no images")
@@ -212,7 +227,7 @@ def top_k_layers(
     return {
         name: assemble(model, name, state, kept, ids, methods=methods, batch_size=batch_size, progress=progress)
         for name, state in running.items()
-    }  # fmt: skip
+    }
 
 
 def check_k(k):
@@ -413,10 +428,12 @@ def _reconstruct(model, result, kept, batch_size, methods, progress):
             distinct, image_index = np.unique(sources, return_inverse=True)
             crops = np.stack([kept[i] for i in distinct]).astype(np.float32)
         else:
-            crops = np.stack([
-                kept[result.image_index[row, rank]][top : top + side_y, left : left + side_x]
-                for (row, rank), (top, left) in zip(chunk, offsets)
-            ]).astype(np.float32)  # fmt: skip
+            crops = np.stack(
+                [
+                    kept[result.image_index[row, rank]][top : top + side_y, left : left + side_x]
+                    for (row, rank), (top, left) in zip(chunk, offsets)
+                ]
+            ).astype(np.float32)
             image_index = np.arange(len(chunk))
         targets = [f"{result.layer}:{result.channels[row]}" for row, _ in chunk]
         units = [tuple(int(v) for v in pos) for pos in positions[begin : begin + batch_size] - offsets // stride]
@@ -433,9 +450,17 @@ def _reconstruct(model, result, kept, batch_size, methods, progress):
 
 
 def top_k(
-    model: keras.Model, images, layer: str, channels: Sequence[int] | None = None, k: int = 9, batch_size: int = 32,
-    size: int | None = None, methods: Sequence[str] = ("deconvnet", "guided"), progress: bool = True, precision: str = "float32",
-) -> LayerTopK:  # fmt: skip
+    model: keras.Model,
+    images,
+    layer: str,
+    channels: Sequence[int] | None = None,
+    k: int = 9,
+    batch_size: int = 32,
+    size: int | None = None,
+    methods: Sequence[str] = ("deconvnet", "guided"),
+    progress: bool = True,
+    precision: str = "float32",
+) -> LayerTopK:
     """The k strongest activations of a layer's channels over a dataset, with patches and reconstructions.
 
     For every channel, the k images whose maximum over positions is largest (so the k come from k
@@ -475,6 +500,13 @@ def top_k(
     ((8, 9, 24, 24, 3), ['deconvnet', 'guided'])
     """
     return top_k_layers(
-        model, images, {layer: channels}, k=k, batch_size=batch_size, size=size, methods=methods, progress=progress,
+        model,
+        images,
+        {layer: channels},
+        k=k,
+        batch_size=batch_size,
+        size=size,
+        methods=methods,
+        progress=progress,
         precision=precision,
-    )[layer]  # fmt: skip
+    )[layer]

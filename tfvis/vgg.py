@@ -1,4 +1,5 @@
 """``python -m tfvis.vgg``: the VGG16 report (see ``python -m tfvis.vgg --help``)."""
+
 from .cli.report import main
 
 if __name__ == "__main__":

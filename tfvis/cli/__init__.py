@@ -10,10 +10,22 @@ command                                         module
 ``python -m tfvis.compare``                     :mod:`tfvis.cli.compare`
 ==============================================  =====================================
 """
+
 from .caricature import caricature_main
 from .common import UsageError, load_model_spec, parse_channels
 from .compare import compare_main, reinitialise
 from .report import main, report_main, run
 from .saliency import saliency_main
 
-__all__ = ["UsageError", "caricature_main", "compare_main", "load_model_spec", "main", "parse_channels", "reinitialise", "report_main", "run", "saliency_main"]
+__all__ = [
+    "UsageError",
+    "caricature_main",
+    "compare_main",
+    "load_model_spec",
+    "main",
+    "parse_channels",
+    "reinitialise",
+    "report_main",
+    "run",
+    "saliency_main",
+]

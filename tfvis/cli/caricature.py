@@ -7,6 +7,7 @@ images, ``--size``, ``--steps``, ``--power``, ``--seed``, the caricature method)
 interruption as after kill -9, computes only the units not stored yet; ``--force`` recomputes them
 all. The page and the ``<model>_<layer>_<image>.png`` / ``.npy`` files are written from the store.
 """
+
 import argparse
 import sys
 import time
@@ -34,19 +35,29 @@ def build_caricature_parser():
         description="Caricatures (Lucid): render what a layer sees in an image, for every model x layer x image; "
         "writes <model>_<layer>_<image>.png and .npy and an HTML grid per model (rows: layers, columns: images).",
     )
-    parser.add_argument("--model", default="vgg16", help="comma-separated models: zoo names, 'name:weights', saved Keras "
-                        "model files (.keras, .h5) or ONNX files (.onnx) (default: vgg16)")  # fmt: skip
+    parser.add_argument(
+        "--model",
+        default="vgg16",
+        help="comma-separated models: zoo names, 'name:weights', saved Keras "
+        "model files (.keras, .h5) or ONNX files (.onnx) (default: vgg16)",
+    )
     parser.add_argument("--input", metavar="CONVENTION", help=f"{INPUT_HELP}; applies to every model file of --model")
     parser.add_argument("--layers", required=True, help="comma-separated layer names, e.g. block3_conv1,block4_conv3")
     parser.add_argument("--images", help="a folder of images (default: scikit-image's sample photos)")
     parser.add_argument("--num-images", type=int, default=4, help="use at most this many images (default: 4)")
-    parser.add_argument("--max-pixels", type=int, metavar="N", help="skip image files that declare more than N pixels (default: 8192 x 8192)")
+    parser.add_argument(
+        "--max-pixels", type=int, metavar="N", help="skip image files that declare more than N pixels (default: 8192 x 8192)"
+    )
     parser.add_argument("--size", type=int, default=128, help="side of the images and caricatures (default: 128)")
     parser.add_argument("--steps", type=int, default=512, help="optimisation steps (default: 512)")
     parser.add_argument("--power", type=float, default=4.0, help="exponent of the cosine similarity (default: 4)")
-    parser.add_argument("--out", default=str(Path("html_out") / "caricature"), help="output folder (default: html_out/caricature)")
+    parser.add_argument(
+        "--out", default=str(Path("html_out") / "caricature"), help="output folder (default: html_out/caricature)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the renders and of random weights (default: 0)")
-    parser.add_argument("--force", action="store_true", help="recompute caricatures already in the output folder with the same settings")
+    parser.add_argument(
+        "--force", action="store_true", help="recompute caricatures already in the output folder with the same settings"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     add_engine_options(parser)
     return parser
@@ -118,23 +129,27 @@ def _write_page(args, out, labels, models, layers, ids, images):
             cells = [{"src": f"{array_stem(label, layer, i)}.png", "alt": f"{label} {layer} caricature of {i}"} for i in ids]
             rows.append({"label": layer, "cells": cells})
         tables.append({"id": safe_name(label), "title": label, "columns": ids, "rows": rows})
-    objective = (f"dot(act, A) / |A|^2 x cossim(act, A)^{args.power:g} at each layer's output after its activation (ReLU), "
-                 f"minus a blur penalty; {args.steps} steps at {args.size} px, Fourier + decorrelated colours, "
-                 "the photos in the same batch under the same transforms (pad 8, jitter 8, scale, rotate 5 degrees, jitter 2)")
+    objective = (
+        f"dot(act, A) / |A|^2 x cossim(act, A)^{args.power:g} at each layer's output after its activation (ReLU), "
+        f"minus a blur penalty; {args.steps} steps at {args.size} px, Fourier + decorrelated colours, "
+        "the photos in the same batch under the same transforms (pad 8, jitter 8, scale, rotate 5 degrees, jitter 2)"
+    )
     facts = [("Models", ", ".join(labels)), ("Images", settings["images"]), ("Objective", objective)]
     return report.write_grid_page(
-        "index.html", "Caricatures", tables, facts=facts,
+        "index.html",
+        "Caricatures",
+        tables,
+        facts=facts,
         lede="What each layer sees in each image: an image optimised from noise to reproduce the image's activations at "
         "the layer (their direction more than their size), the photo going through the same random jitter, scale and "
         "rotation as the render at every step.",
-    )  # fmt: skip
+    )
 
 
 def _run_caricature(args):
     from tfvis.graph import prepared
     from tfvis.layer_names import allow_any_layer_name, split_layer_names
     from tfvis.pipeline import Store, caricature_units
-
 
     check_positive(args, ("num_images", "size", "steps", "workers"))
     allow_any_layer_name()  # a saved model's layers may be named "it's"
@@ -153,7 +168,9 @@ def _run_caricature(args):
     started = time.perf_counter()
     engine = make_run_engine(args)
     try:
-        engine.run(units, context, store, desc="caricatures", on_result=lambda unit, result: write(unit, result, unit.key not in stored))
+        engine.run(
+            units, context, store, desc="caricatures", on_result=lambda unit, result: write(unit, result, unit.key not in stored)
+        )
     finally:
         engine.close()
     page = _write_page(args, out, labels, models, layers, ids, images)

@@ -4,6 +4,7 @@ Each command is a module of this package (``report``: ``python -m tfvis.report -
 its zoo presets ``python -m tfvis.vgg|alex|inception``; ``saliency``, ``caricature``, ``compare``); a bad option value raises :class:`UsageError`, which the
 command prints on one line before exiting with status 2.
 """
+
 import argparse
 import contextlib
 import errno
@@ -43,7 +44,9 @@ def parse_channels(spec, count, layer):
     try:
         if spec.isdigit():
             if int(spec) == 0:
-                raise UsageError("--channels 0: names no channel; give a count of at least 1, 'all', 'a-b' or a list like '3,7,12'")
+                raise UsageError(
+                    "--channels 0: names no channel; give a count of at least 1, 'all', 'a-b' or a list like '3,7,12'"
+                )
             return list(range(min(int(spec), count)))
         channels = []
         for part in filter(None, spec.split(",")):
@@ -55,7 +58,9 @@ def parse_channels(spec, count, layer):
     except ValueError:
         raise UsageError(f"--channels {spec!r}: use 'all', a count N (the first N), 'a-b' or a list like '3,7,12'") from None
     if not channels:
-        raise UsageError(f"--channels {spec!r}: names no channel; use 'all', a count N (the first N), 'a-b' or a list like '3,7,12'")
+        raise UsageError(
+            f"--channels {spec!r}: names no channel; use 'all', a count N (the first N), 'a-b' or a list like '3,7,12'"
+        )
     bad = [c for c in channels if not 0 <= c < count]
     if bad:
         raise UsageError(f"--channels {spec!r}: layer {layer} has channels 0-{count - 1}; got {bad}")
@@ -67,23 +72,37 @@ def dataset_options(images_help, count_help):
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument("--images", help=images_help)
     parent.add_argument("--num-images", type=int, help=count_help)
-    parent.add_argument("--max-pixels", type=int, metavar="N",
-                        help=f"skip image files that declare more than N pixels, checked before decoding (default: {DEFAULT_MAX_PIXELS:,}, 8192 x 8192)")  # fmt: skip
+    parent.add_argument(
+        "--max-pixels",
+        type=int,
+        metavar="N",
+        help=f"skip image files that declare more than N pixels, checked before decoding (default: {DEFAULT_MAX_PIXELS:,}, 8192 x 8192)",
+    )
     return parent
 
 
 def featurevis_options(steps_flags=("--fv-steps",)):
     """Parent parser: the feature visualizations of channels (``--fv-steps``, ``--fv-size``, ``--fv-batch``)."""
     parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument(*steps_flags, dest="fv_steps", type=int, default=DEFAULT_FV_STEPS,
-                        help=f"feature visualization steps (default: {DEFAULT_FV_STEPS})")  # fmt: skip
-    parent.add_argument("--fv-size", type=int, default=DEFAULT_FV_SIZE, help=f"feature visualization side in pixels (default: {DEFAULT_FV_SIZE})")
-    parent.add_argument("--fv-batch", type=int, default=DEFAULT_FV_BATCH, help=f"channels rendered together (default: {DEFAULT_FV_BATCH})")
+    parent.add_argument(
+        *steps_flags,
+        dest="fv_steps",
+        type=int,
+        default=DEFAULT_FV_STEPS,
+        help=f"feature visualization steps (default: {DEFAULT_FV_STEPS})",
+    )
+    parent.add_argument(
+        "--fv-size", type=int, default=DEFAULT_FV_SIZE, help=f"feature visualization side in pixels (default: {DEFAULT_FV_SIZE})"
+    )
+    parent.add_argument(
+        "--fv-batch", type=int, default=DEFAULT_FV_BATCH, help=f"channels rendered together (default: {DEFAULT_FV_BATCH})"
+    )
     return parent
 
 
-def run_options(out_default, batch_default, batch_help, seed_help, force_help="recompute what is already in the output folder",
-                out_help=None):
+def run_options(
+    out_default, batch_default, batch_help, seed_help, force_help="recompute what is already in the output folder", out_help=None
+):
     """Parent parser: ``--out``, ``--batch-size``, ``--seed``, ``--force`` (if ``force_help``) and ``--quiet``."""
     parent = argparse.ArgumentParser(add_help=False)
     out_help = out_help or f"output folder (default: {out_default})"
@@ -103,14 +122,22 @@ def add_engine_options(parser, shard_units=None):
     command shards nothing and has no ``--shard-images``.
     """
     group = parser.add_argument_group("engine (where the work runs)")
-    group.add_argument("--engine", choices=("local", "ray"), default="local",
-                       help="local: in this process (default); ray: Ray workers, one model each (pip install 'tfvis[ray]')")
+    group.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: in this process (default); ray: Ray workers, one model each (pip install 'tfvis[ray]')",
+    )
     group.add_argument("--address", help="with --engine ray: HOST:PORT of a running Ray cluster (default: start a local one)")
     group.add_argument("--workers", type=int, help="with --engine ray: workers to start (default: one per GPU, else per CPU)")
     if shard_units:
-        group.add_argument("--shard-images", type=int, default=512,
-                           help=f"images per {shard_units} unit, rounded up to whole batches (default: 512); any sharding gives "
-                           "the same results")  # fmt: skip
+        group.add_argument(
+            "--shard-images",
+            type=int,
+            default=512,
+            help=f"images per {shard_units} unit, rounded up to whole batches (default: 512); any sharding gives "
+            "the same results",
+        )
     return parser
 
 
@@ -134,9 +161,19 @@ def check_positive(args, names):
 
 
 #: What a file system answers when a file cannot be written there: one line naming the path, not a traceback.
-WRITE_ERRORS = frozenset({
-    errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM, errno.EFBIG, errno.ENAMETOOLONG,
-})  # fmt: skip
+WRITE_ERRORS = frozenset(
+    {
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EROFS,
+        errno.ENOTDIR,
+        errno.EISDIR,
+        errno.EACCES,
+        errno.EPERM,
+        errno.EFBIG,
+        errno.ENAMETOOLONG,
+    }
+)
 
 
 def run_command(parser, runner, argv):
@@ -161,7 +198,9 @@ def run_command(parser, runner, argv):
         print(f"{parser.prog}: error: {write_error_text(err, getattr(args, 'out', None))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted; every file written is complete: run the same command again to resume", file=sys.stderr)
+        print(
+            f"{parser.prog}: interrupted; every file written is complete: run the same command again to resume", file=sys.stderr
+        )
         return 130
 
 
@@ -274,8 +313,10 @@ def check_memory(model, layers, size, batch_size, images=None):
     allowed, what = memory_allowed()
     if needed > allowed:
         batch_text = f"--batch-size {batch}" if batch == batch_size else f"batches of {batch} images"
-        raise UsageError(f"--size {size} with {batch_text} needs about {_gib(needed)} of memory; {what} {_gib(allowed)}: "
-                         "lower --size or --batch-size")  # fmt: skip
+        raise UsageError(
+            f"--size {size} with {batch_text} needs about {_gib(needed)} of memory; {what} {_gib(allowed)}: "
+            "lower --size or --batch-size"
+        )
 
 
 def _gib(count):
@@ -283,24 +324,32 @@ def _gib(count):
 
 
 #: Help of ``--input``: the input conventions a model file may declare.
-INPUT_HELP = ("the input convention a model file was trained for, applied as its first layer: caffe (BGR minus the "
-              "ImageNet mean), tf (x/127.5 - 1), torch (x/255, ImageNet mean and std), 0-1 (x/255), 0-255 (as is), or "
-              "values such as 'scale=1/255 mean=0.5 std=0.5' or 'range=-1,1' (default: RGB in [0, 255], with a notice)")
+INPUT_HELP = (
+    "the input convention a model file was trained for, applied as its first layer: caffe (BGR minus the "
+    "ImageNet mean), tf (x/127.5 - 1), torch (x/255, ImageNet mean and std), 0-1 (x/255), 0-255 (as is), or "
+    "values such as 'scale=1/255 mean=0.5 std=0.5' or 'range=-1,1' (default: RGB in [0, 255], with a notice)"
+)
 #: Help of ``--labels``.
-LABELS_HELP = ("class names: a JSON list, a JSON object of names to indices (Keras' class_indices.json) or of indices to "
-               "names, or a text file with one name a line")
+LABELS_HELP = (
+    "class names: a JSON list, a JSON object of names to indices (Keras' class_indices.json) or of indices to "
+    "names, or a text file with one name a line"
+)
 
 
 def add_model_options(parser, spec_flags=("--model",), spec_help=None, input_flags=("--input",), labels=True, **spec_kwargs):
     """``--model`` (if ``spec_flags``), ``--input`` (if ``input_flags``) and ``--labels``: the model a command runs on."""
     if spec_flags:
-        spec_help = spec_help or (f"a zoo model ({', '.join(ZOO_NAMES)}, optionally with ':weights'), a saved Keras model file "
-                                  "(.keras, .h5) or an ONNX file (.onnx)")  # fmt: skip
+        spec_help = spec_help or (
+            f"a zoo model ({', '.join(ZOO_NAMES)}, optionally with ':weights'), a saved Keras model file "
+            "(.keras, .h5) or an ONNX file (.onnx)"
+        )
         if spec_kwargs.get("default"):
             spec_help += f" (default: {spec_kwargs['default']})"
         parser.add_argument(*spec_flags, help=spec_help, **spec_kwargs)
     if input_flags:
-        parser.add_argument(*input_flags, dest=input_flags[0].lstrip("-").replace("-", "_"), metavar="CONVENTION", help=INPUT_HELP)
+        parser.add_argument(
+            *input_flags, dest=input_flags[0].lstrip("-").replace("-", "_"), metavar="CONVENTION", help=INPUT_HELP
+        )
     if labels:
         parser.add_argument("--labels", metavar="FILE", help=LABELS_HELP)
     return parser
@@ -329,11 +378,15 @@ def model_spec_of(spec, seed=0, include_top=False, option="--model", weights="au
     name, colon, named = str(spec).partition(":")
     zoo = name in ZOO and not Path(spec).is_file()
     if not zoo and not Path(spec).is_file():
-        raise UsageError(f"{option} {spec}: not a zoo model ({', '.join(sorted(ZOO))}, optionally with ':weights') nor a model file "
-                         "(.keras, .h5, .onnx)")  # fmt: skip
+        raise UsageError(
+            f"{option} {spec}: not a zoo model ({', '.join(sorted(ZOO))}, optionally with ':weights') nor a model file "
+            "(.keras, .h5, .onnx)"
+        )
     if zoo and input is not None:
-        raise UsageError(f"{input_option} {input}: {name} is a zoo model, which takes RGB in [0, 255] and preprocesses "
-                         "inside; --input is for model files")  # fmt: skip
+        raise UsageError(
+            f"{input_option} {input}: {name} is a zoo model, which takes RGB in [0, 255] and preprocesses "
+            "inside; --input is for model files"
+        )
     if not zoo and weights not in ("auto", None):
         raise UsageError(f"--weights {weights}: {option} {spec} is a model file and holds its own weights")
     try:
@@ -423,7 +476,9 @@ def check_layers(model, label, names, option="--layers"):
     bad = [n for n in names if n not in known]
     if bad:
         shown = [n for n, _ in layer_info(net_model)]
-        raise UsageError(f"{option}: {label} has no layer {', '.join(bad)}; choose from: {', '.join(shown)} (or any other layer by its Keras name)")
+        raise UsageError(
+            f"{option}: {label} has no layer {', '.join(bad)}; choose from: {', '.join(shown)} (or any other layer by its Keras name)"
+        )
     return names
 
 
@@ -446,7 +501,9 @@ def image_source(args, size):
             raise UsageError(f"--images {args.images}: no files match")
         # No readable image fails here, before any output: a folder raises NoImagesError itself.
         if next(images.iter_images(folder if folder.is_dir() else source, size=size, max_pixels=max_pixels), None) is None:
-            raise images.NoImagesError(f"{args.images}: no readable images: all {len(source)} matching file(s) skipped (see the warnings above)")
+            raise images.NoImagesError(
+                f"{args.images}: no readable images: all {len(source)} matching file(s) skipped (see the warnings above)"
+            )
         return source, f"{args.images} (centre-cropped to {size} px)", None
     count = args.num_images or DEFAULT_SAMPLE_IMAGES
     label = f"{count} scikit-image sample photos and crops ({size} px)"

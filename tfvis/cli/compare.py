@@ -5,6 +5,7 @@ work units (:mod:`tfvis.pipeline.study_units`) on the local engine or Ray: each 
 matrices for CKA, shard by shard, and each model's feature visualizations; results live in
 ``<out>/store``, so a run killed midway resumes where it stopped, and ``--force`` recomputes.
 """
+
 import argparse
 import dataclasses
 import io
@@ -43,33 +44,52 @@ MODELS_HELP = (
 def build_compare_parser():
     """The argument parser of ``python -m tfvis.compare``."""
     parents = [
-        dataset_options("a folder of images for CKA, or a glob pattern (default: scikit-image's sample photos plus crops)",
-                        "use at most this many images (default: 64 samples, or the whole folder)"),
+        dataset_options(
+            "a folder of images for CKA, or a glob pattern (default: scikit-image's sample photos plus crops)",
+            "use at most this many images (default: 64 samples, or the whole folder)",
+        ),
         featurevis_options(steps_flags=("--steps", "--fv-steps")),
-        run_options(str(Path("html_out") / "compare"), 32, "images per CKA minibatch", "seed of random weights, sample crops and renders"),
-    ]  # fmt: skip
+        run_options(
+            str(Path("html_out") / "compare"), 32, "images per CKA minibatch", "seed of random weights, sample crops and renders"
+        ),
+    ]
     parser = argparse.ArgumentParser(
         prog="python -m tfvis.compare",
         parents=parents,
         description="Compare networks (e.g. a base model and fine-tuned ones): CKA between their layers, each channel's "
         "feature visualization in every model with how much it changed, and dead channels. Two models with --a and --b, "
         "or a study of N with --models (and --base). --shard-images sets the images per CKA unit.",
-    )  # fmt: skip
-    parser.add_argument("--a", help="model A: 'name:weights' (e.g. vgg16:hed), a saved Keras model file (.keras, .h5) or an "
-                        "ONNX file (.onnx)")  # fmt: skip
+    )
+    parser.add_argument(
+        "--a", help="model A: 'name:weights' (e.g. vgg16:hed), a saved Keras model file (.keras, .h5) or an ONNX file (.onnx)"
+    )
     parser.add_argument("--b", help="model B, as --a (e.g. vgg16:random)")
     parser.add_argument("--input-a", metavar="CONVENTION", help=f"model A's input convention: {INPUT_HELP}")
     parser.add_argument("--input-b", metavar="CONVENTION", help="model B's input convention, as --input-a")
-    parser.add_argument("--reinit-b", help="re-initialise B's layers whose names start with these comma-separated prefixes "
-                        "(e.g. block5): an ablation to compare against")  # fmt: skip
+    parser.add_argument(
+        "--reinit-b",
+        help="re-initialise B's layers whose names start with these comma-separated prefixes "
+        "(e.g. block5): an ablation to compare against",
+    )
     parser.add_argument("--models", metavar="SPEC,SPEC,...", help=MODELS_HELP)
-    parser.add_argument("--base", metavar="SPEC", help="with --models: the model the others are compared with, as written in "
-                        "--models or its position (1, 2, ...) (default: the first)")  # fmt: skip
-    parser.add_argument("--inputs", metavar="CONV;CONV;...", help="with --models: each model's input convention, "
-                        "semicolon-separated in the order of --models, empty for zoo models (e.g. ';torch;0-1')")  # fmt: skip
+    parser.add_argument(
+        "--base",
+        metavar="SPEC",
+        help="with --models: the model the others are compared with, as written in "
+        "--models or its position (1, 2, ...) (default: the first)",
+    )
+    parser.add_argument(
+        "--inputs",
+        metavar="CONV;CONV;...",
+        help="with --models: each model's input convention, "
+        "semicolon-separated in the order of --models, empty for zoo models (e.g. ';torch;0-1')",
+    )
     parser.add_argument("--layers", required=True, help="comma-separated layers whose channels are visualized")
-    parser.add_argument("--cka-layers", help="comma-separated layers of the CKA matrices (default: the model's report layers, "
-                        "or every conv layer; with --models, those of the base model)")  # fmt: skip
+    parser.add_argument(
+        "--cka-layers",
+        help="comma-separated layers of the CKA matrices (default: the model's report layers, "
+        "or every conv layer; with --models, those of the base model)",
+    )
     parser.add_argument("--channels", default="8", help="'all', N (the first N), 'a-b' or '3,7,12' (default: 8)")
     parser.add_argument("--size", type=int, default=128, help="image side for CKA (default: 128)")
     add_engine_options(parser, shard_units="CKA")
@@ -106,8 +126,13 @@ def _prefixes(text):
 def _entries(args):
     """``[(spec text, reinit prefixes, input, option, reinit option)]`` of --a/--b or --models, checked."""
     if args.models is not None:
-        for flag, value in (("--a", args.a), ("--b", args.b), ("--input-a", args.input_a), ("--input-b", args.input_b),
-                            ("--reinit-b", args.reinit_b)):  # fmt: skip
+        for flag, value in (
+            ("--a", args.a),
+            ("--b", args.b),
+            ("--input-a", args.input_a),
+            ("--input-b", args.input_b),
+            ("--reinit-b", args.reinit_b),
+        ):
             if value is not None:
                 raise UsageError(f"{flag} {value}: give either --models or --a and --b, not both")
         texts = [t.strip() for t in args.models.split(",")]
@@ -117,8 +142,10 @@ def _entries(args):
         if args.inputs is not None:
             given = [t.strip() or None for t in args.inputs.split(";")]
             if len(given) != len(texts):
-                raise UsageError(f"--inputs {args.inputs}: {len(given)} convention(s) for {len(texts)} models; give one per model, "
-                                 "separated by ';' (empty for zoo models)")  # fmt: skip
+                raise UsageError(
+                    f"--inputs {args.inputs}: {len(given)} convention(s) for {len(texts)} models; give one per model, "
+                    "separated by ';' (empty for zoo models)"
+                )
             inputs = given
         entries = []
         for text, input in zip(texts, inputs):
@@ -144,8 +171,13 @@ def _study_models(args):
     """The :class:`StudyModel` s of the command line, with unique names."""
     models, names = [], set()
     for text, reinit, input, option, reinit_option in _entries(args):
-        spec, label = model_spec_of(text, args.seed, option=option, input=input,
-                                    input_option="--inputs" if option == "--models" else f"--input-{option[-1]}")  # fmt: skip
+        spec, label = model_spec_of(
+            text,
+            args.seed,
+            option=option,
+            input=input,
+            input_option="--inputs" if option == "--models" else f"--input-{option[-1]}",
+        )
         spec = dataclasses.replace(spec, reinit=tuple(reinit))
         name = label + (f"+reinit-{'-'.join(reinit)}" if reinit else "")
         unique, count = name, 1
@@ -181,7 +213,9 @@ def _base_index(args, models):
     for i, model in enumerate(models):
         if args.base in (model.text, model.name) or args.base == str(i + 1):
             return i
-    raise UsageError(f"--base {args.base}: not one of --models; choose from {', '.join(m.text for m in models)} or 1-{len(models)}")
+    raise UsageError(
+        f"--base {args.base}: not one of --models; choose from {', '.join(m.text for m in models)} or 1-{len(models)}"
+    )
 
 
 def _default_cka_layers(model):
@@ -189,8 +223,6 @@ def _default_cka_layers(model):
     from tfvis.models import model_info
 
     return list(model_info(model).report_layers)
-
-
 
 
 def _plain(text):
@@ -214,9 +246,13 @@ def _visualization_units(context, models, layers, channels, args):
     """``{(model name, layer): [featurevis units]}``: every model's feature visualizations of the chosen channels."""
     from tfvis.pipeline.study_units import featurevis_units_of
 
-    return {(m.name, layer): featurevis_units_of(context, m.name, layer, channels[layer], args.fv_steps, args.fv_size,
-                                                 args.fv_batch, args.seed)
-            for m in models for layer in layers}  # fmt: skip
+    return {
+        (m.name, layer): featurevis_units_of(
+            context, m.name, layer, channels[layer], args.fv_steps, args.fv_size, args.fv_batch, args.seed
+        )
+        for m in models
+        for layer in layers
+    }
 
 
 def _visualizations(store, units):
@@ -233,10 +269,12 @@ def _changes(base_model, base, models, visualizations, layer):
 
     reference = visualizations[base.name][layer]
     return {
-        m.name: (visualization_similarity(base_model, layer, reference, visualizations[m.name][layer]),
-                 gram_distance(base_model, layer, reference, visualizations[m.name][layer]))
+        m.name: (
+            visualization_similarity(base_model, layer, reference, visualizations[m.name][layer]),
+            gram_distance(base_model, layer, reference, visualizations[m.name][layer]),
+        )
         for m in models
-    }  # fmt: skip
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -264,16 +302,30 @@ def _pair_layer_page(report, models, layer, channels, vis, changes):
         note = f"similarity {similarity[i]:.3f}, Gram distance {distance[i]:.3f}" + (f" ({', '.join(flags)})" if flags else "")
         rows.append({"label": f"channel {channel}", "note": note, "cells": cells})
     page = f"{safe_name(layer)}.html"
-    report.write_grid_page(page, layer, [{"id": "channels", "title": f"{layer}: channels from most to least changed",
-                                          "columns": [f"A: {a.label}", f"B: {b.label}"], "rows": rows}],  # fmt: skip
-                           lede="Similarity: cosine of the two visualizations' activations in model A at this layer "
-                           "(1: the same feature). Gram distance: of their style (Gram) matrices.")  # fmt: skip
+    report.write_grid_page(
+        page,
+        layer,
+        [
+            {
+                "id": "channels",
+                "title": f"{layer}: channels from most to least changed",
+                "columns": [f"A: {a.label}", f"B: {b.label}"],
+                "rows": rows,
+            }
+        ],
+        lede="Similarity: cosine of the two visualizations' activations in model A at this layer "
+        "(1: the same feature). Gram distance: of their style (Gram) matrices.",
+    )
     names = [f"{layer}:{c}" for c in channels]
     row = {
-        "name": layer, "page": page, "channels": len(channels), "mean": f"{float(np.mean(similarity)):.3f}",
+        "name": layer,
+        "page": page,
+        "channels": len(channels),
+        "mean": f"{float(np.mean(similarity)):.3f}",
         "most_changed": ", ".join(str(channels[i]) for i in np.argsort(similarity, kind="stable")[:3]),
-        "dead_a": int(dead_a.flags.sum()), "dead_b": int(dead_b.flags.sum()),
-    }  # fmt: skip
+        "dead_a": int(dead_a.flags.sum()),
+        "dead_b": int(dead_b.flags.sum()),
+    }
     csv_rows = [(f"A {n}", s, f) for n, s, f in zip(names, dead_a.scores, dead_a.flags)]
     csv_rows += [(f"B {n}", s, f) for n, s, f in zip(names, dead_b.scores, dead_b.flags)]
     return row, csv_rows
@@ -288,8 +340,12 @@ def _write_pair(report, models, loaded, study, cka_layers, layers, channels, vis
     a, b = models
     layers_a, layers_b = cka_layers[a.name], cka_layers[b.name]
     matrix = study.matrix(a.name, b.name)
-    fig = plot_cka(matrix, [_plain(n) for n in layers_a], [_plain(n) for n in layers_b],
-                   title=_plain(f"CKA: {a.label} (rows) vs {b.label} (columns)"))  # fmt: skip
+    fig = plot_cka(
+        matrix,
+        [_plain(n) for n in layers_a],
+        [_plain(n) for n in layers_b],
+        title=_plain(f"CKA: {a.label} (rows) vs {b.label} (columns)"),
+    )
     heatmap = _save_figure(report, fig, "assets/cka.png")
     rows, csv_rows = [], []
     for layer in layers:
@@ -298,14 +354,20 @@ def _write_pair(report, models, loaded, study, cka_layers, layers, channels, vis
         csv_rows += dead
     write_dead_csv(report.out / "dead_channels.csv", *zip(*csv_rows))
     diagonal = [{"name": n, "value": f"{matrix[i, layers_b.index(n)]:.3f}"} for i, n in enumerate(layers_a) if n in layers_b]
-    facts = [("A", f"{a.label} ({weights_label(loaded[a.name], 'saved model')})"),
-             ("B", f"{b.label} ({weights_label(loaded[b.name], 'saved model')})"),
-             ("CKA images", f"{images_label}, minibatches of {args.batch_size} ({study.n_examples} images)"),
-             ("Visualizations", describe(steps=args.fv_steps, size=args.fv_size))]  # fmt: skip
+    facts = [
+        ("A", f"{a.label} ({weights_label(loaded[a.name], 'saved model')})"),
+        ("B", f"{b.label} ({weights_label(loaded[b.name], 'saved model')})"),
+        ("CKA images", f"{images_label}, minibatches of {args.batch_size} ({study.n_examples} images)"),
+        ("Visualizations", describe(steps=args.fv_steps, size=args.fv_size)),
+    ]
     dead = [name for name, _, flag in csv_rows if flag]
-    report._render("compare.html", "index.html", title="Comparison", facts=facts, heatmap=heatmap, diagonal=diagonal, layers=rows, dead=dead)
-    fileio.write_json(report.out / "cka.json", {"layers_a": layers_a, "layers_b": layers_b, "matrix": np.asarray(matrix).tolist(),
-                                                "images": study.n_examples})  # fmt: skip
+    report._render(
+        "compare.html", "index.html", title="Comparison", facts=facts, heatmap=heatmap, diagonal=diagonal, layers=rows, dead=dead
+    )
+    fileio.write_json(
+        report.out / "cka.json",
+        {"layers_a": layers_a, "layers_b": layers_b, "matrix": np.asarray(matrix).tolist(), "images": study.n_examples},
+    )
     return f"{a.label} vs {b.label}: CKA {len(layers_a)} x {len(layers_b)} layers"
 
 
@@ -347,18 +409,43 @@ def _study_layer_page(report, models, base, layer, channels, vis, changes):
             image = vis[m.name][layer][i]
             src = report.save_picture(layer, f"{safe_name(m.name)}_{safe_name(layer)}_ch{channel}", image, image)
             caption = "base" if m is base else f"sim {changes[m.name][0][i]:.2f}, Gram {changes[m.name][1][i]:.2f}"
-            cells.append({"src": src, "alt": f"{m.label} {layer}:{channel}", "caption": caption + (" (dead)" if dead[m.name].flags[i] else "")})
-        rows.append({"label": f"channel {channel}", "note": f"mean similarity to the base {mean_similarity[i]:.3f}", "cells": cells})
+            cells.append(
+                {
+                    "src": src,
+                    "alt": f"{m.label} {layer}:{channel}",
+                    "caption": caption + (" (dead)" if dead[m.name].flags[i] else ""),
+                }
+            )
+        rows.append(
+            {"label": f"channel {channel}", "note": f"mean similarity to the base {mean_similarity[i]:.3f}", "cells": cells}
+        )
     page = f"{safe_name(layer)}.html"
-    report.write_grid_page(page, layer, [{"id": "channels", "title": f"{layer}: channels from most to least changed",
-                                          "columns": [("base: " if m is base else "") + m.label for m in models], "rows": rows}],  # fmt: skip
-                           lede=f"Each channel's feature visualization in every model. sim: cosine similarity of the "
-                           f"visualization's activations and the base's in the base model ({base.label}) at this layer (1: "
-                           "the same feature); Gram: distance of their style (Gram) matrices (0: the same style).")  # fmt: skip
-    row = {"name": layer, "page": page, "channels": len(channels), "mean": f"{float(np.nanmean(mean_similarity)):.3f}",
-           "most_changed": ", ".join(str(channels[i]) for i in order[:3]),
-           "dead": [int(dead[m.name].flags.sum()) for m in models]}  # fmt: skip
-    csv_rows = [(f"{m.name} {layer}:{c}", s, f) for m in models for c, s, f in zip(channels, dead[m.name].scores, dead[m.name].flags)]
+    report.write_grid_page(
+        page,
+        layer,
+        [
+            {
+                "id": "channels",
+                "title": f"{layer}: channels from most to least changed",
+                "columns": [("base: " if m is base else "") + m.label for m in models],
+                "rows": rows,
+            }
+        ],
+        lede=f"Each channel's feature visualization in every model. sim: cosine similarity of the "
+        f"visualization's activations and the base's in the base model ({base.label}) at this layer (1: "
+        "the same feature); Gram: distance of their style (Gram) matrices (0: the same style).",
+    )
+    row = {
+        "name": layer,
+        "page": page,
+        "channels": len(channels),
+        "mean": f"{float(np.nanmean(mean_similarity)):.3f}",
+        "most_changed": ", ".join(str(channels[i]) for i in order[:3]),
+        "dead": [int(dead[m.name].flags.sum()) for m in models],
+    }
+    csv_rows = [
+        (f"{m.name} {layer}:{c}", s, f) for m in models for c, s, f in zip(channels, dead[m.name].scores, dead[m.name].flags)
+    ]
     return row, csv_rows
 
 
@@ -389,18 +476,47 @@ def _write_study(report, models, base, loaded, study, cka_layers, layers, channe
         csv_rows += dead
     write_dead_csv(report.out / "dead_channels.csv", *zip(*csv_rows))
     table = [{"layer": layer, "values": [f"{against[m.name][i]:.3f}" for m in models]} for i, layer in enumerate(shared)]
-    model_rows = [{"number": i + 1, "label": m.label, "spec": m.text, "weights": weights_label(loaded[m.name]) or "as saved",
-                   "reinit": ", ".join(m.spec.reinit) or "-", "base": m is base} for i, m in enumerate(models)]  # fmt: skip
-    facts = [("Base", base.label), ("CKA images", f"{images_label}, minibatches of {args.batch_size} ({study.n_examples} images)"),
-             ("Visualizations", describe(steps=args.fv_steps, size=args.fv_size))]  # fmt: skip
+    model_rows = [
+        {
+            "number": i + 1,
+            "label": m.label,
+            "spec": m.text,
+            "weights": weights_label(loaded[m.name]) or "as saved",
+            "reinit": ", ".join(m.spec.reinit) or "-",
+            "base": m is base,
+        }
+        for i, m in enumerate(models)
+    ]
+    facts = [
+        ("Base", base.label),
+        ("CKA images", f"{images_label}, minibatches of {args.batch_size} ({study.n_examples} images)"),
+        ("Visualizations", describe(steps=args.fv_steps, size=args.fv_size)),
+    ]
     dead = [name for name, _, flag in csv_rows if flag]
-    report._render("study.html", "index.html", title=f"Study of {len(models)} models", facts=facts, models=model_rows,
-                   heatmaps=heatmaps, line_plot=line_plot, table=table, layers=rows,
-                   model_labels=[m.label + (" (base)" if m is base else "") for m in models], dead=dead)  # fmt: skip
-    fileio.write_json(report.out / "study.json", {
-        "models": [{"name": m.name, "spec": m.text, "reinit": list(m.spec.reinit)} for m in models], "base": base.name,
-        "cka_layers": shared, "same_layer": same_layer, "against_base": against, "images": study.n_examples,
-    })  # fmt: skip
+    report._render(
+        "study.html",
+        "index.html",
+        title=f"Study of {len(models)} models",
+        facts=facts,
+        models=model_rows,
+        heatmaps=heatmaps,
+        line_plot=line_plot,
+        table=table,
+        layers=rows,
+        model_labels=[m.label + (" (base)" if m is base else "") for m in models],
+        dead=dead,
+    )
+    fileio.write_json(
+        report.out / "study.json",
+        {
+            "models": [{"name": m.name, "spec": m.text, "reinit": list(m.spec.reinit)} for m in models],
+            "base": base.name,
+            "cka_layers": shared,
+            "same_layer": same_layer,
+            "against_base": against,
+            "images": study.n_examples,
+        },
+    )
     return f"study of {len(models)} models: CKA at {len(shared)} layers"
 
 
@@ -439,8 +555,10 @@ def _run_compare(args):
         cka_layers = {m.name: _default_cka_layers(loaded[m.name]) for m in models}
     else:
         chosen = _default_cka_layers(loaded[base.name])
-        cka_layers = {m.name: check_layers(loaded[m.name], m.label, chosen, "--cka-layers (default: the base's report layers)")
-                      for m in models}  # fmt: skip
+        cka_layers = {
+            m.name: check_layers(loaded[m.name], m.label, chosen, "--cka-layers (default: the base's report layers)")
+            for m in models
+        }
     counts = {name: resolve(prepared(loaded[base.name]), name).channels for name in layers}
     channels = {name: parse_channels(args.channels, counts[name], name) for name in layers}
     args.weights = None  # image_source reads only images, num_images, seed
@@ -452,8 +570,9 @@ def _run_compare(args):
     else:
         settings = {"models": args.models, "base": base.text}
         title = f"study of {len(models)} models"
-    settings.update({"images": images_label, "channels": args.channels, "steps": args.fv_steps, "fv-size": args.fv_size,
-                     "seed": args.seed})  # fmt: skip
+    settings.update(
+        {"images": images_label, "channels": args.channels, "steps": args.fv_steps, "fv-size": args.fv_size, "seed": args.seed}
+    )
     report = Report(args.out, title, "", settings, force=args.force)
     store = Store(report.out / "store")
     if args.force:
@@ -463,9 +582,19 @@ def _run_compare(args):
     started = time.perf_counter()
     try:
         units = _visualization_units(context, models, layers, channels, args)
-        after = {m.name: [u for layer in layers for u in units[m.name, layer]] for m in models}  # each model's renders after its Grams
-        study = study_cka(engine, context, store, {m.name: cka_layers[m.name] for m in models}, args.batch_size, args.shard_images,
-                          desc="CKA Gram matrices and feature visualizations", after=after)  # fmt: skip
+        after = {
+            m.name: [u for layer in layers for u in units[m.name, layer]] for m in models
+        }  # each model's renders after its Grams
+        study = study_cka(
+            engine,
+            context,
+            store,
+            {m.name: cka_layers[m.name] for m in models},
+            args.batch_size,
+            args.shard_images,
+            desc="CKA Gram matrices and feature visualizations",
+            after=after,
+        )
     finally:
         engine.close()
     vis = _visualizations(store, units)
@@ -473,8 +602,10 @@ def _run_compare(args):
         summary = _write_pair(report, models, loaded, study, cka_layers, layers, channels, vis, images_label, args)
     else:
         summary = _write_study(report, models, base, loaded, study, cka_layers, layers, channels, vis, images_label, args)
-    print(f"{summary}, {sum(len(c) for c in channels.values())} channels x {len(models)} models, "
-          f"{time.perf_counter() - started:.0f} s ({engine.name} engine)")  # fmt: skip
+    print(
+        f"{summary}, {sum(len(c) for c in channels.values())} channels x {len(models)} models, "
+        f"{time.perf_counter() - started:.0f} s ({engine.name} engine)"
+    )
     print((report.out / "index.html").resolve())
     return 0
 

@@ -3,6 +3,7 @@
 ``pip install`` puts them on the PATH (setup.py's ``console_scripts``); each one runs the same
 function as its ``python -m`` form, with the same options.
 """
+
 import sys
 
 from .caricature import caricature_main

@@ -5,6 +5,7 @@ It loads the model (a zoo model, a saved Keras model or an ONNX file, see
 top-k activations, reconstructs them with the deconvnet, and writes the HTML report. Runs resume:
 channels already in the output folder are skipped unless ``--force``.
 """
+
 import argparse
 import shutil
 import sys
@@ -43,7 +44,19 @@ METHODS = REPORT_PARTS
 DEFAULT_PAGE_IMAGES = 4
 DEFAULT_INVERT_SIZE = 128
 DEFAULT_TOP_K = 9
-_POSITIVE = ("num_images", "top_k", "batch_size", "size", "page_images", "invert_size", "fv_steps", "fv_size", "fv_batch", "workers", "shard_images")
+_POSITIVE = (
+    "num_images",
+    "top_k",
+    "batch_size",
+    "size",
+    "page_images",
+    "invert_size",
+    "fv_steps",
+    "fv_size",
+    "fv_batch",
+    "workers",
+    "shard_images",
+)
 
 
 def build_parser(prog, model_name=None):
@@ -55,9 +68,15 @@ def build_parser(prog, model_name=None):
             f"use at most this many images (default: {DEFAULT_SAMPLE_IMAGES} samples, or the whole folder)",
         ),
         featurevis_options(),
-        run_options(None, 16, "images per batch", "seed of random weights and sample crops",
-                    force_help="recompute channels already in the output folder", out_help=f"output folder (default: html_out/{label})"),
-    ]  # fmt: skip
+        run_options(
+            None,
+            16,
+            "images per batch",
+            "seed of random weights and sample crops",
+            force_help="recompute channels already in the output folder",
+            out_help=f"output folder (default: html_out/{label})",
+        ),
+    ]
     parser = argparse.ArgumentParser(
         prog=f"python -m tfvis.{prog}",
         parents=parents,
@@ -70,26 +89,53 @@ def build_parser(prog, model_name=None):
         add_model_options(parser, required=True)
     else:
         add_model_options(parser, spec_flags=(), input_flags=())
-    parser.add_argument("--weights", default="auto", help="auto, imagenet, random, hed (VGG16), or a weight file (default: auto; "
-                        "a model file holds its own)")  # fmt: skip
+    parser.add_argument(
+        "--weights",
+        default="auto",
+        help="auto, imagenet, random, hed (VGG16), or a weight file (default: auto; a model file holds its own)",
+    )
     parser.add_argument("--layers", help="comma-separated layer names (default: every conv layer)")
     parser.add_argument("--channels", default=DEFAULT_CHANNELS, help="'all', N (the first N), 'a-b' or '3,7,12' (default: 8)")
     parser.add_argument("--size", type=int, help="image side in pixels (default: the model's input size, else 224)")
-    parser.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help=f"patches per channel, at most the number of images (default: {DEFAULT_TOP_K})")
-    parser.add_argument("--methods", default="deconv", help=f"comma-separated, from: {', '.join(REPORT_PARTS)}, all (default: deconv)")
-    parser.add_argument("--page-images", type=int, default=DEFAULT_PAGE_IMAGES,
-                        help=f"saliency and inversion pages for the first N images (default: {DEFAULT_PAGE_IMAGES})")
-    parser.add_argument("--invert-layers", help="layers inverted on the image pages (default: the last selected layer before each downsampling)")
-    parser.add_argument("--invert-size", type=int,
-                        help=f"image side for inversions, at most --size (default: {DEFAULT_INVERT_SIZE}, or the input size of "
-                        "a model that takes only one)")
-    parser.add_argument("--raw", choices=("compact", "npy"), default="compact",
-                        help="raw arrays beside the PNGs: one compressed float16 .npz per channel (compact, default) "
-                        "or a float32 .npy per image and method (npy)")
-    parser.add_argument("--precision", choices=("float32", "bfloat16", "auto"), default="float32",
-                        help="what the top-k forward passes and feature visualizations compute in: float32 (the same "
-                        "results on every machine), bfloat16 (faster on CPUs with AVX512_BF16 or AMX, emulated and slower "
-                        "elsewhere) or auto (bfloat16 where the CPU has it) (default: float32)")
+    parser.add_argument(
+        "--top-k",
+        type=int,
+        default=DEFAULT_TOP_K,
+        help=f"patches per channel, at most the number of images (default: {DEFAULT_TOP_K})",
+    )
+    parser.add_argument(
+        "--methods", default="deconv", help=f"comma-separated, from: {', '.join(REPORT_PARTS)}, all (default: deconv)"
+    )
+    parser.add_argument(
+        "--page-images",
+        type=int,
+        default=DEFAULT_PAGE_IMAGES,
+        help=f"saliency and inversion pages for the first N images (default: {DEFAULT_PAGE_IMAGES})",
+    )
+    parser.add_argument(
+        "--invert-layers", help="layers inverted on the image pages (default: the last selected layer before each downsampling)"
+    )
+    parser.add_argument(
+        "--invert-size",
+        type=int,
+        help=f"image side for inversions, at most --size (default: {DEFAULT_INVERT_SIZE}, or the input size of "
+        "a model that takes only one)",
+    )
+    parser.add_argument(
+        "--raw",
+        choices=("compact", "npy"),
+        default="compact",
+        help="raw arrays beside the PNGs: one compressed float16 .npz per channel (compact, default) "
+        "or a float32 .npy per image and method (npy)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=("float32", "bfloat16", "auto"),
+        default="float32",
+        help="what the top-k forward passes and feature visualizations compute in: float32 (the same "
+        "results on every machine), bfloat16 (faster on CPUs with AVX512_BF16 or AMX, emulated and slower "
+        "elsewhere) or auto (bfloat16 where the CPU has it) (default: float32)",
+    )
     add_engine_options(parser, shard_units="top-k")
     return parser
 
@@ -120,7 +166,9 @@ def _channel_counts(model, layers):
     for name in layers:
         count = resolve(net_model, name).channels
         if not count:
-            raise UsageError(f"--layers: layer {name} has no channel axis (output shape {net_model.get_layer(name).output.shape})")
+            raise UsageError(
+                f"--layers: layer {name} has no channel axis (output shape {net_model.get_layer(name).output.shape})"
+            )
         counts[name] = count
     return counts
 
@@ -145,7 +193,9 @@ def _zoo_plan(name, weights, args):
     info = module.INFO
     size = args.size or info.default_size
     if include_top and size != info.default_size:
-        raise UsageError(f"--size {size}: layers {', '.join(requested)} need the classifier, whose input is {info.default_size} px")
+        raise UsageError(
+            f"--size {size}: layers {', '.join(requested)} need the classifier, whose input is {info.default_size} px"
+        )
     return ModelSpec(name, weights, include_top, args.seed), info, size
 
 
@@ -170,7 +220,9 @@ def _input_text(size, spec, model):
     if spec.is_zoo:
         return text
     declared = model_info(model).input
-    return f"{text}; first layer: {declared.describe()}" if declared else f"{text}, fed as they are (no input convention declared)"
+    return (
+        f"{text}; first layer: {declared.describe()}" if declared else f"{text}, fed as they are (no input convention declared)"
+    )
 
 
 @dataclass
@@ -218,8 +270,10 @@ def _model_of(model_name, args):
     model = None
     if zoo_name in ZOO and not Path(spec_text).is_file():
         if getattr(args, "input", None) is not None:
-            raise UsageError(f"--input {args.input}: {zoo_name} is a zoo model, which takes RGB in [0, 255] and preprocesses inside; "
-                             "--input is for model files")  # fmt: skip
+            raise UsageError(
+                f"--input {args.input}: {zoo_name} is a zoo model, which takes RGB in [0, 255] and preprocesses inside; "
+                "--input is for model files"
+            )
         spec, info, size = _zoo_plan(zoo_name, named or args.weights, args)
         label = zoo_name
     else:
@@ -245,7 +299,10 @@ def plan(model_name, args):
     source, images_label, _ = image_source(args, size)  # before loading the model: bad images fail at once
     if args.top_k > len(source):  # every image already holds a place: more ranks would stay empty
         if args.top_k != DEFAULT_TOP_K:
-            print(f"tfvis: --top-k {args.top_k} is more than the {len(source)} images; keeping all {len(source)} per channel", file=sys.stderr)
+            print(
+                f"tfvis: --top-k {args.top_k} is more than the {len(source)} images; keeping all {len(source)} per channel",
+                file=sys.stderr,
+            )
         args.top_k = len(source)
     model = model if model is not None else load_spec(spec, option=None, retry="try the whole pipeline now with --weights random")
     apply_labels(model, args.labels)
@@ -263,7 +320,9 @@ def plan(model_name, args):
     run = ReportPlan(spec, model, label, weights_text, size, out, source, layers, counts, channels, fields, parts, settings)
     run.per_image = [m for m in parts if m in ("saliency", "inversion")]
     if run.per_image:
-        run.invert_layers = _layers(args.invert_layers, model, "--invert-layers") if args.invert_layers else stage_layers(fields, layers)
+        run.invert_layers = (
+            _layers(args.invert_layers, model, "--invert-layers") if args.invert_layers else stage_layers(fields, layers)
+        )
         run.invert_size = min(args.invert_size or max(DEFAULT_INVERT_SIZE, info.min_size), size)
         if "inversion" in run.per_image and run.invert_size < info.min_size:
             raise UsageError(f"--invert-size {run.invert_size}: {info.name} needs at least {info.min_size} px")
@@ -297,24 +356,43 @@ def compute(args, run):
     try:
         merged = layer_report.top_k(
             engine, context, store, run.layers, args.top_k, args.batch_size, args.shard_images, precision=args.precision
-        )  # fmt: skip
+        )
         recon = ("deconvnet", "guided") if "deconv" in run.parts else ()
         computed, done = layer_report.channels(
             engine, context, store, report, merged, run.channels, args.top_k, recon, args.batch_size, force=args.force
-        )  # fmt: skip
+        )
         work = ReportWork(report, store, computed, done, engine.name)
         if "featurevis" in run.parts:
             layer_report.feature_visualizations(
-                engine, context, store, report, run.channels, args.fv_steps, args.fv_size, args.fv_batch, args.seed,
-                force=args.force, precision=args.precision,
-            )  # fmt: skip
+                engine,
+                context,
+                store,
+                report,
+                run.channels,
+                args.fv_steps,
+                args.fv_size,
+                args.fv_batch,
+                args.seed,
+                force=args.force,
+                precision=args.precision,
+            )
         if run.per_image:
             indices, work.page_ids, work.page_images = page_images(run.source, args.page_images)
             if not work.page_ids:
                 raise UsageError(f"--page-images {args.page_images}: none of the first {args.page_images} images could be read")
             classes = "saliency" in run.per_image and has_class_output(run.model)
-            work.page_units = page_units(context, indices, run.layers, run.channels, run.per_image, run.invert_layers,
-                                         run.invert_size, args.batch_size, args.seed, classes=classes)  # fmt: skip
+            work.page_units = page_units(
+                context,
+                indices,
+                run.layers,
+                run.channels,
+                run.per_image,
+                run.invert_layers,
+                run.invert_size,
+                args.batch_size,
+                args.seed,
+                classes=classes,
+            )
             engine.run(work.page_units, context, store, desc="image pages")
     finally:
         engine.close()
@@ -330,7 +408,9 @@ def render(args, run, work):
     report = work.report
     pages = []
     if run.per_image:
-        pages = write_image_pages(report, work.store, work.page_units, work.page_ids, work.page_images, info=model_info(run.model))
+        pages = write_image_pages(
+            report, work.store, work.page_units, work.page_ids, work.page_images, info=model_info(run.model)
+        )
     input_desc = _input_text(run.size, run.spec, run.model)
     rows = []
     for name in run.layers:
@@ -345,8 +425,10 @@ def _run(model_name, args):
     run = plan(model_name, args)
     work = compute(args, run)
     index = render(args, run, work)
-    print(f"{run.label} ({run.weights_text}): {len(run.layers)} layers, {work.computed} channels computed, {work.done} already done, "
-          f"{time.perf_counter() - started:.0f} s ({work.engine_name} engine)")  # fmt: skip
+    print(
+        f"{run.label} ({run.weights_text}): {len(run.layers)} layers, {work.computed} channels computed, {work.done} already done, "
+        f"{time.perf_counter() - started:.0f} s ({work.engine_name} engine)"
+    )
     print(index.resolve())
     return 0
 

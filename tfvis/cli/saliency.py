@@ -6,6 +6,7 @@ into ``<out>/store``, and rendered from the store: a rerun skips finished units,
 run resumes, and ``--force`` recomputes. The methods and their titles are those of
 :data:`tfvis.saliency.methods.METHODS`.
 """
+
 import argparse
 import shutil
 import sys
@@ -38,11 +39,18 @@ DEFAULT_SALIENCY_METHODS = "vanilla,smoothgrad,guided,grad_cam"
 def build_saliency_parser():
     """The argument parser of ``python -m tfvis.saliency``."""
     parents = [
-        dataset_options("a folder of images or a glob pattern (default: scikit-image's sample photos)",
-                        "use at most this many images (default: all)"),
-        run_options(str(Path("html_out") / "saliency"), 16, "images per work unit and rows per compiled call",
-                    "seed of the SmoothGrad noise and of random weights", force_help="recompute the maps already in the output folder"),
-    ]  # fmt: skip
+        dataset_options(
+            "a folder of images or a glob pattern (default: scikit-image's sample photos)",
+            "use at most this many images (default: all)",
+        ),
+        run_options(
+            str(Path("html_out") / "saliency"),
+            16,
+            "images per work unit and rows per compiled call",
+            "seed of the SmoothGrad noise and of random weights",
+            force_help="recompute the maps already in the output folder",
+        ),
+    ]
     parser = argparse.ArgumentParser(
         prog="python -m tfvis.saliency",
         parents=parents,
@@ -51,15 +59,26 @@ def build_saliency_parser():
     )
     add_model_options(parser, default="vgg16")
     parser.add_argument("--weights", default="auto", help="weights of a zoo model (default: auto)")
-    parser.add_argument("--target", action="append", help="targets separated by ';' or spaces (or repeat the option): class "
-                        "indices, 'layer:channel' or 'layer:channel@y,x' (default: each image's top class)")  # fmt: skip
-    parser.add_argument("--methods", default=DEFAULT_SALIENCY_METHODS, help=f"comma-separated, from: {', '.join(SALIENCY_METHODS)}, all "
-                        f"(default: {DEFAULT_SALIENCY_METHODS})")  # fmt: skip
+    parser.add_argument(
+        "--target",
+        action="append",
+        help="targets separated by ';' or spaces (or repeat the option): class "
+        "indices, 'layer:channel' or 'layer:channel@y,x' (default: each image's top class)",
+    )
+    parser.add_argument(
+        "--methods",
+        default=DEFAULT_SALIENCY_METHODS,
+        help=f"comma-separated, from: {', '.join(SALIENCY_METHODS)}, all (default: {DEFAULT_SALIENCY_METHODS})",
+    )
     parser.add_argument("--cam-layer", help="Grad-CAM's layer (default: the target's layer, or the last rectified spatial map)")
     parser.add_argument("--samples", type=int, default=25, help="SmoothGrad copies per image (default: 25)")
     parser.add_argument("--noise", type=float, default=0.15, help="SmoothGrad noise, fraction of the input range (default: 0.15)")
-    parser.add_argument("--smooth-method", default="vanilla", choices=SMOOTHABLE,
-                        help="the method SmoothGrad averages over its noisy copies (default: vanilla)")
+    parser.add_argument(
+        "--smooth-method",
+        default="vanilla",
+        choices=SMOOTHABLE,
+        help="the method SmoothGrad averages over its noisy copies (default: vanilla)",
+    )
     parser.add_argument("--steps", type=int, default=64, help="integrated-gradient steps (default: 64)")
     parser.add_argument("--size", type=int, help="image side in pixels (default: the model's input size)")
     add_engine_options(parser)
@@ -170,18 +189,28 @@ def plan(args):
     units = {}
     for number, (target, cam_layer) in enumerate(zip(targets, cam_layers)):
         layer = {"layer": cam_layer} if cam_layer else {}
-        planned = saliency_units(context, [int(i) for i in indices], [target], methods, {**options, **layer}, args.batch_size, args.seed)
+        planned = saliency_units(
+            context, [int(i) for i in indices], [target], methods, {**options, **layer}, args.batch_size, args.seed
+        )
         units.update({(number, part): batch for (_, part), batch in planned.items()})
     settings = {"images": f"{len(ids)} images at {size} px", "methods": ", ".join(methods), "seed": args.seed}
-    run = {"model": model, "label": label, "context": context, "ids": list(ids), "images": images, "targets": targets,
-           "methods": methods, "cam_layers": cam_layers, "settings": settings}  # fmt: skip
+    run = {
+        "model": model,
+        "label": label,
+        "context": context,
+        "ids": list(ids),
+        "images": images,
+        "targets": targets,
+        "methods": methods,
+        "cam_layers": cam_layers,
+        "settings": settings,
+    }
     return run, units
 
 
 def compute(args, run, units):
     """Run the units not in ``<out>/store`` on the engine of ``--engine``; returns the store."""
     from tfvis.pipeline import Store
-
 
     store = Store(Path(args.out) / "store")
     if args.force:
@@ -224,14 +253,30 @@ def render(args, run, units, store):
                 cells.append({"src": src, "alt": f"{SALIENCY_METHODS[m]} of {shown[i]} on {image_id}"})
             rows.append({"label": image_id, "note": f"{shown[i]}: score {scores[i]:.3g}", "cells": cells})
         lede = f"Grad-CAM at {cam_layer}." if cam_layer else ""
-        tables.append({"id": safe_name(title), "title": title, "columns": ["image"] + [SALIENCY_METHODS[m] for m in methods],
-                       "rows": rows, "lede": lede})  # fmt: skip
+        tables.append(
+            {
+                "id": safe_name(title),
+                "title": title,
+                "columns": ["image"] + [SALIENCY_METHODS[m] for m in methods],
+                "rows": rows,
+                "lede": lede,
+            }
+        )
     smoothed = "" if args.smooth_method == "vanilla" else f" of {saliency_method(args.smooth_method).title}"
-    facts = [("Model", label), ("Weights", weights_label(model, "as saved")), ("Images", run["settings"]["images"]),
-             (SALIENCY_METHODS["smoothgrad"], f"{args.samples} copies{smoothed}, noise {args.noise:g} of the range")]  # fmt: skip
-    return report.write_grid_page("index.html", "Saliency", tables, facts=facts,
-                                  lede="Each map is the gradient of the target's score (the unnormalised class score, or the "
-                                  "mean of a channel) with respect to the image, max over colours, over the image.")  # fmt: skip
+    facts = [
+        ("Model", label),
+        ("Weights", weights_label(model, "as saved")),
+        ("Images", run["settings"]["images"]),
+        (SALIENCY_METHODS["smoothgrad"], f"{args.samples} copies{smoothed}, noise {args.noise:g} of the range"),
+    ]
+    return report.write_grid_page(
+        "index.html",
+        "Saliency",
+        tables,
+        facts=facts,
+        lede="Each map is the gradient of the target's score (the unnormalised class score, or the "
+        "mean of a channel) with respect to the image, max over colours, over the image.",
+    )
 
 
 def _run_saliency(args):
@@ -239,8 +284,10 @@ def _run_saliency(args):
     run, units = plan(args)
     store = compute(args, run, units)
     page = render(args, run, units, store)
-    print(f"{run['label']}: {len(run['ids'])} images x {len(run['targets'])} targets x {len(run['methods'])} methods, "
-          f"{time.perf_counter() - started:.0f} s")  # fmt: skip
+    print(
+        f"{run['label']}: {len(run['ids'])} images x {len(run['targets'])} targets x {len(run['methods'])} methods, "
+        f"{time.perf_counter() - started:.0f} s"
+    )
     print(page.resolve())
     return 0
 

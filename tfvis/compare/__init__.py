@@ -14,6 +14,7 @@ Examples
 >>> result = compare.model_cka(vgg, ablated, "photos/", ["block4_conv3", "block5_conv3"], size=128)  # doctest: +SKIP
 >>> compare.plot_cka(result.matrix, result.layers_a, result.layers_b).savefig("cka.png")            # doctest: +SKIP
 """
+
 from .cka import (
     KERNELS,
     CKAResult,

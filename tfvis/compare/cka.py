@@ -25,6 +25,7 @@ TensorFlow forms in float32 from per-batch-centred activations (HSIC_1 of a line
 not change when the features are shifted by a constant vector, so centring is exact) and which
 are then promoted to float64.
 """
+
 import math
 import sys
 import warnings
@@ -60,8 +61,10 @@ def _check_finite(x, name):
     """Raise ValueError when ``x`` holds NaN or inf: one such value makes every CKA involving it NaN, silently."""
     bad = x.size - np.count_nonzero(np.isfinite(x))
     if bad:
-        raise ValueError(f"{name} holds {bad} NaN or inf value(s) (of {x.size}); CKA needs finite activations "
-                         "(a diverged model, or images with NaN)")  # fmt: skip
+        raise ValueError(
+            f"{name} holds {bad} NaN or inf value(s) (of {x.size}); CKA needs finite activations "
+            "(a diverged model, or images with NaN)"
+        )
 
 
 def _check_kernel(kernel, sigma):
@@ -507,7 +510,12 @@ class LayerPairsCKA:
         grams_a, grams_b = np.asarray(grams_a, dtype=np.float64), np.asarray(grams_b, dtype=np.float64)
         _check_finite(grams_a, "grams_a")
         _check_finite(grams_b, "grams_b")
-        if grams_a.ndim != 3 or grams_b.ndim != 3 or grams_a.shape[1:] != grams_b.shape[1:] or grams_a.shape[1] != grams_a.shape[2]:
+        if (
+            grams_a.ndim != 3
+            or grams_b.ndim != 3
+            or grams_a.shape[1:] != grams_b.shape[1:]
+            or grams_a.shape[1] != grams_a.shape[2]
+        ):
             raise ValueError(f"expected Gram stacks (A, n, n) and (B, n, n); got {grams_a.shape} and {grams_b.shape}")
         if self.cross is not None and self.cross.shape != (len(grams_a), len(grams_b)):
             raise ValueError(f"this accumulator holds {self.cross.shape} layers; got {len(grams_a)} x {len(grams_b)}")
@@ -663,7 +671,17 @@ def gram_function(model_a, layers_a, model_b=None, layers_b=None):
 
 
 def model_cka(
-    model_a, model_b, images, layers_a, layers_b=None, batch_size=32, size=None, limit=None, kernel="linear", sigma=0.8, progress=True
+    model_a,
+    model_b,
+    images,
+    layers_a,
+    layers_b=None,
+    batch_size=32,
+    size=None,
+    limit=None,
+    kernel="linear",
+    sigma=0.8,
+    progress=True,
 ):
     """Minibatch CKA between layers of two models, in one streaming pass over the images.
 

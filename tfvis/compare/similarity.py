@@ -15,6 +15,7 @@ in the same places (a caricature keeping its photo's layout, say)?
 visualization that optimisation could not move from its grey start), and :func:`write_dead_csv`
 writes the verdicts for a command-line report.
 """
+
 import csv
 import io
 from typing import NamedTuple

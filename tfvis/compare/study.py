@@ -13,6 +13,7 @@ with ``s_K = 1^T K~ 1``, so one minibatch's estimates for all M = sum of the mod
 Gram matrices are two (M, n^2) and (M, n) matrix products. Memory is that of one minibatch's
 Gram matrices and the (M, M) sums, whatever the number of images.
 """
+
 import numpy as np
 
 from .cka import _check_finite, _ratio

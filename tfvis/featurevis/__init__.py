@@ -12,6 +12,7 @@ Examples
 >>> model = load_model("vgg16", weights="hed", include_top=False)  # doctest: +SKIP
 >>> images = featurevis.render(model, [f"block4_conv3:{c}" for c in range(8)])  # doctest: +SKIP
 """
+
 from . import caricatures, objectives, param, transforms
 from .caricatures import caricature, reference_activations
 from .objectives import Objective, alignment, channel, class_logit, deepdream, direction, diversity, layer, neuron

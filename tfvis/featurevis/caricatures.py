@@ -7,6 +7,7 @@ scale and rotation. :func:`reference_activations` gives a photo's activations on
 canvas without any transform (what the fixed-target objective
 :func:`tfvis.featurevis.objectives.caricature` with explicit activations matches).
 """
+
 import warnings
 
 import numpy as np
@@ -23,10 +24,26 @@ from .render import AUTO_BFLOAT16, FeatureNet, _as_result, _transforms_key, flat
 #: Default weight of the blur penalty (see :func:`blur_penalty`), against a caricature objective of 1 at the photo.
 BLUR = 100.0
 #: Keyword arguments of :func:`caricature` besides its own (the render's settings).
-RENDER_KEYWORDS = ("param", "decorrelate", "learning_rate", "value_range", "jit_compile", "flat_tolerance", "redirect_relu", "precision")
+RENDER_KEYWORDS = (
+    "param",
+    "decorrelate",
+    "learning_rate",
+    "value_range",
+    "jit_compile",
+    "flat_tolerance",
+    "redirect_relu",
+    "precision",
+)
 # The render settings' defaults (those of render(), for a caricature).
-_DEFAULTS = {"param": "fft", "decorrelate": True, "learning_rate": 0.05, "jit_compile": False, "flat_tolerance": 0.01,
-             "redirect_relu": False, "precision": "float32"}  # fmt: skip
+_DEFAULTS = {
+    "param": "fft",
+    "decorrelate": True,
+    "learning_rate": 0.05,
+    "jit_compile": False,
+    "flat_tolerance": 0.01,
+    "redirect_relu": False,
+    "precision": "float32",
+}
 
 
 def _canvas(images, hw, fill):
@@ -273,7 +290,9 @@ def caricature(
     """
     unknown = sorted(set(kwargs) - set(RENDER_KEYWORDS))
     if unknown:
-        raise TypeError(f"caricature() got unexpected keyword(s) {', '.join(unknown)}; render settings: {', '.join(RENDER_KEYWORDS)}")
+        raise TypeError(
+            f"caricature() got unexpected keyword(s) {', '.join(unknown)}; render settings: {', '.join(RENDER_KEYWORDS)}"
+        )
     images = np.asarray(image, np.float32)
     if images.ndim == 3:
         images = images[None]
@@ -294,7 +313,9 @@ def caricature(
 
     def build():
         hw = transforms_.output_size(transform, size)
-        features = FeatureNet(model, [name], redirect_relu=settings["redirect_relu"], input_hw=hw, precision=settings["precision"])
+        features = FeatureNet(
+            model, [name], redirect_relu=settings["redirect_relu"], input_hw=hw, precision=settings["precision"]
+        )
         image_param = param_.image(size, n, param=settings["param"], decorrelate=settings["decorrelate"], seed=seed)
         stacked = _Stacked(image_param, n, size)
         matched = objectives.caricature(name, None, power=power, normalize=True)
@@ -303,13 +324,30 @@ def caricature(
         def penalty(batch):  # on the renders only, untransformed
             return -blur * tf.reduce_mean(blur_penalty(batch[:n]))
 
-        loop = render_loop(features, lambda acts, aux: matched(acts), stacked, transform, (low, high), settings["learning_rate"],
-                           settings["jit_compile"], extra=penalty if blur else None)  # fmt: skip
+        loop = render_loop(
+            features,
+            lambda acts, aux: matched(acts),
+            stacked,
+            transform,
+            (low, high),
+            settings["learning_rate"],
+            settings["jit_compile"],
+            extra=penalty if blur else None,
+        )
         loop.stacked = stacked
         return loop
 
-    key = ("caricature", name, n, size, float(power), blur, _transforms_key(transforms), (low, high),
-           *(settings[k] if k != "learning_rate" else float(settings[k]) for k in _DEFAULTS))  # fmt: skip
+    key = (
+        "caricature",
+        name,
+        n,
+        size,
+        float(power),
+        blur,
+        _transforms_key(transforms),
+        (low, high),
+        *(settings[k] if k != "learning_rate" else float(settings[k]) for k in _DEFAULTS),
+    )
     loop = optim.cached_loop(model, key, build)
     try:
         loop.features.sync(model)
@@ -323,5 +361,7 @@ def caricature(
     result = _as_result(images, failed, [f"caricature({name}, power={power:g})"] * n, values, int(steps), loop.features.precision)
     if result.failed:
         which = ", ".join(map(str, result.failed))
-        warnings.warn(f"caricature: image(s) {which} came out flat grey or NaN after {steps} steps at {name}", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"caricature: image(s) {which} came out flat grey or NaN after {steps} steps at {name}", RuntimeWarning, stacklevel=2
+        )
     return result

@@ -16,6 +16,7 @@ its own (the zoo) or fused into the convolution.
 The pseudo layer :data:`LOGITS` stands for the model's class scores, found by
 :func:`tfvis.targets.logits_layer` (see :func:`class_logit`).
 """
+
 import numbers
 
 import numpy as np
@@ -87,7 +88,9 @@ class Objective:
     def __add__(self, other):
         if isinstance(other, numbers.Number):
             value = float(other)
-            return Objective(lambda acts: self(acts) + value, self.layers, f"({self.name} + {value})", self.checks, self.batch_indices)
+            return Objective(
+                lambda acts: self(acts) + value, self.layers, f"({self.name} + {value})", self.checks, self.batch_indices
+            )
         return self._combine(other, lambda a, b: a + b, f"({self.name} + {_name(other)})")
 
     def __radd__(self, other):

@@ -13,6 +13,7 @@ then, with ``decorrelate=True``, the three channels are mixed by the square root
 colour covariance (:data:`COLOR_CORRELATION`, normalised by its largest column norm), and a
 sigmoid maps the result to [0, 1].
 """
+
 import numpy as np
 import tensorflow as tf
 

@@ -20,6 +20,7 @@ Layers are named on the prepared model (:func:`tfvis.graph.prepared`): for a lay
 fused activation, ``"c:0"`` is the pre-activation value and ``"c_relu:0"`` (``"c_tanh:0"``, ...)
 the post-activation one. :func:`describe` words the settings of a render for reports.
 """
+
 import sys
 import warnings
 
@@ -252,12 +253,16 @@ class FeatureNet:
             where = ", ".join(self.sources)
             if free is not None:
                 self.model = free
-                self.notice = (f"model {model.name!r} takes {fixed[0]} x {fixed[1]} images; rendering {input_hw[0]} x {input_hw[1]} "
-                               f"through a copy with a free input size (its layers up to {where} are fully convolutional)")  # fmt: skip
+                self.notice = (
+                    f"model {model.name!r} takes {fixed[0]} x {fixed[1]} images; rendering {input_hw[0]} x {input_hw[1]} "
+                    f"through a copy with a free input size (its layers up to {where} are fully convolutional)"
+                )
             else:
                 self.resize_to = fixed
-                self.notice = (f"model {model.name!r} takes {fixed[0]} x {fixed[1]} images and its layers up to {where} need that size; "
-                               f"rendering at {fixed[0]} x {fixed[1]} (the transformed images resized to it)")  # fmt: skip
+                self.notice = (
+                    f"model {model.name!r} takes {fixed[0]} x {fixed[1]} images and its layers up to {where} need that size; "
+                    f"rendering at {fixed[0]} x {fixed[1]} (the transformed images resized to it)"
+                )
 
     def __call__(self, x):
         if self.resize_to is not None:
@@ -312,8 +317,9 @@ CACHE_SIZE = optim.CACHE_SIZE
 _PRUNE = True
 
 
-def render_loop(features, objective_fn, image_param, transform, value_range, learning_rate=0.05, jit_compile=False, shapes=None,
-                extra=None):  # fmt: skip
+def render_loop(
+    features, objective_fn, image_param, transform, value_range, learning_rate=0.05, jit_compile=False, shapes=None, extra=None
+):
     """The :class:`tfvis.optim.Loop` of a render: Adam ascent on ``objective_fn`` of the transformed images' features.
 
     Each step: the images of ``image_param`` (in [0, 1]), the random ``transform`` keyed by the seed
@@ -588,8 +594,20 @@ def render(
         return render_loop(features, fn, image_param, transform, value_range, learning_rate, jit_compile, shapes)
 
     what = ("channels", channels[0], _PRUNE) if channels else ("objective", given)  # objectives by identity, targets by value
-    key = ("render", what, int(batch), _size_key(size), param, bool(decorrelate), _transforms_key(transforms), value_range,
-           float(learning_rate), bool(jit_compile), bool(redirect_relu), resolved)  # fmt: skip
+    key = (
+        "render",
+        what,
+        int(batch),
+        _size_key(size),
+        param,
+        bool(decorrelate),
+        _transforms_key(transforms),
+        value_range,
+        float(learning_rate),
+        bool(jit_compile),
+        bool(redirect_relu),
+        resolved,
+    )
     loop = optim.cached_loop(model, key, build)
     try:
         loop.features.sync(model)
@@ -597,7 +615,9 @@ def render(
             print(f"tfvis: {loop.features.notice}", file=sys.stderr)
         objective.check(loop.shapes, batch)
         loop.start(seed)
-        return _optimise(loop, seed, channels[1] if channels else None, checkpoints, thresholds is not None, names, progress, flat_tolerance)
+        return _optimise(
+            loop, seed, channels[1] if channels else None, checkpoints, thresholds is not None, names, progress, flat_tolerance
+        )
     finally:
         loop.lock.release()
 

@@ -11,6 +11,7 @@ it by ``d`` (a random crop, as in Lucid), and :func:`scale` and :func:`rotate` r
 image about its centre on the same canvas (where Lucid's random scale resizes the canvas), with
 exact bilinear gradients, filling what comes from outside with mid-grey 0.5.
 """
+
 import math
 
 import tensorflow as tf

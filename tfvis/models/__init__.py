@@ -9,6 +9,7 @@ with its input convention (:mod:`tfvis.models.inputs`) applied as its first laye
 Each zoo module declares what it offers in one :class:`~tfvis.models.zoo.ZooEntry`, its
 ``ZOO_ENTRY``; :data:`ZOO_ENTRIES` is built from those declarations.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -190,7 +191,11 @@ def load_model(
 
 
 def load_zoo_model(
-    name: str, weights: str | os.PathLike | None = "auto", include_top: bool = True, seed: int = 0, input_shape: tuple | None = None
+    name: str,
+    weights: str | os.PathLike | None = "auto",
+    include_top: bool = True,
+    seed: int = 0,
+    input_shape: tuple | None = None,
 ) -> keras.Model:
     """Build zoo model ``name`` and load its weights (see :func:`load_model`)."""
     entry = zoo_entry(name)

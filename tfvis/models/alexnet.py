@@ -10,6 +10,7 @@ Weight source: Guerzhoy's ``bvlc_alexnet.npy``, a TensorFlow port of the BVLC Ca
 keys ``conv1`` ... ``fc8`` are this model's layer names; and any Keras weight file of this
 architecture.
 """
+
 from pathlib import Path
 
 import keras
@@ -161,9 +162,7 @@ def read_bvlc_npy(path):
             if kernel.dtype == object or bias.dtype == object:
                 raise ValueError("entries are not numeric arrays")
         except (TypeError, ValueError) as err:
-            raise WeightsFormatError(
-                f"{path}: entry {name!r} should be [weights, biases], two numeric arrays ({err})"
-            ) from err
+            raise WeightsFormatError(f"{path}: entry {name!r} should be [weights, biases], two numeric arrays ({err})") from err
         arrays[name] = [kernel, bias]
     if not arrays:
         raise WeightsFormatError(

@@ -4,6 +4,7 @@ Every zoo model takes float32 RGB images in [0, 255]; :class:`ImagePreprocess` m
 network's own input space inside the model, so that every method optimises and attributes in
 one input space. :class:`LocalResponseNorm` is TensorFlow's LRN as a serializable layer.
 """
+
 import keras
 import tensorflow as tf
 
@@ -91,9 +92,7 @@ def conv_relu(x, filters, kernel_size, name, strides=1, padding="same", groups=1
     Keeping the ReLU separate makes pre-activation values reachable (Lucid's objectives optimise them)
     and gives the deconvnet one place per layer to override the ReLU's gradient.
     """
-    x = keras.layers.Conv2D(
-        filters, kernel_size, strides=strides, padding=padding, groups=groups, name=name
-    )(x)
+    x = keras.layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, groups=groups, name=name)(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
 

@@ -37,6 +37,7 @@ size). These are :data:`DEFAULT_LRN`; the loader reads the values from the file'
 Weight sources: Lucid's ``InceptionV1.pb`` (:data:`LUCID_PB`) and any Keras weight file of this
 architecture.
 """
+
 from pathlib import Path
 
 import keras
@@ -70,9 +71,7 @@ BRANCHES = {
 }
 MIXED_LAYERS = tuple(BRANCHES)
 BRANCH_SUFFIXES = ("1x1", "3x3_bottleneck", "3x3", "5x5_bottleneck", "5x5", "pool_reduce")
-CONV_LAYERS = ("conv2d0", "conv2d1", "conv2d2") + tuple(
-    f"{m}_{suffix}" for m in MIXED_LAYERS for suffix in BRANCH_SUFFIXES
-)
+CONV_LAYERS = ("conv2d0", "conv2d1", "conv2d2") + tuple(f"{m}_{suffix}" for m in MIXED_LAYERS for suffix in BRANCH_SUFFIXES)
 REPORT_LAYERS = ("conv2d0", "conv2d1", "conv2d2") + MIXED_LAYERS  # what the CLI reports by default
 WEIGHTED_LAYERS = CONV_LAYERS + TOP_LAYERS  # every layer that holds a kernel and a bias
 LRN_LAYERS = ("localresponsenorm0", "localresponsenorm1")

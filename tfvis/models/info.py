@@ -11,6 +11,7 @@ the pixel image the network sees as zero. Every method reads them here: SmoothGr
 the class model's and inversion's mean image, feature visualization's value range, the command
 lines' default sizes and layers.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -184,7 +185,9 @@ def attach_class_names(model: keras.Model, names) -> keras.Model:
     Pages that show a class (saliency of the top classes) name it with them.
     """
     info = model_info(model)
-    model.tfvis_info = dataclasses.replace(info, class_names=None if names is None else tuple(str(n) if n is not None else "" for n in names))
+    model.tfvis_info = dataclasses.replace(
+        info, class_names=None if names is None else tuple(str(n) if n is not None else "" for n in names)
+    )
     return model
 
 

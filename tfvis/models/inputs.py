@@ -11,6 +11,7 @@ A convention is written as a preset (:data:`PRESETS`: ``caffe``, ``tf``, ``torch
 ``"range=-1,1"``, ``"bgr mean=103.939,116.779,123.68"``), as a dict of the same keys, or as an
 :class:`InputConvention`.
 """
+
 import re
 from dataclasses import dataclass
 
@@ -66,7 +67,9 @@ class InputConvention:
         if any(s == 0 for s in self.std):
             raise ValueError(f"input convention: std must not be 0, got {self.std}")
         if self.name is None:  # a convention written out that equals a preset is shown by the preset's name
-            match = next((n for n, p in PRESETS.items() if p._values() == self._values()), None) if "PRESETS" in globals() else None
+            match = (
+                next((n for n, p in PRESETS.items() if p._values() == self._values()), None) if "PRESETS" in globals() else None
+            )
             object.__setattr__(self, "name", match)
 
     def _values(self):
@@ -172,8 +175,10 @@ PRESETS = {
 }
 
 _KEYS = ("scale", "mean", "std", "bgr", "range")
-_SYNTAX = ("a preset (caffe, tf, torch, 0-1, 0-255) or values such as 'scale=1/255 mean=0.485,0.456,0.406 "
-           "std=0.229,0.224,0.225', 'range=-1,1' or 'bgr mean=103.939,116.779,123.68'")  # fmt: skip
+_SYNTAX = (
+    "a preset (caffe, tf, torch, 0-1, 0-255) or values such as 'scale=1/255 mean=0.485,0.456,0.406 "
+    "std=0.229,0.224,0.225', 'range=-1,1' or 'bgr mean=103.939,116.779,123.68'"
+)
 
 
 def _number_text(text, key):
@@ -249,7 +254,9 @@ def input_convention(value):
             raise ValueError(f"input convention {value!r}: unknown {', '.join(map(str, unknown))}; keys: {', '.join(_KEYS)}")
         values = dict(value)
     else:
-        raise TypeError(f"input convention: expected a preset name, a string, a dict or an InputConvention, got {type(value).__name__}")
+        raise TypeError(
+            f"input convention: expected a preset name, a string, a dict or an InputConvention, got {type(value).__name__}"
+        )
     if "range" in values:
         if "scale" in values or "mean" in values:
             raise ValueError(f"input convention {value!r}: give range=lo,hi or scale/mean, not both")
@@ -259,7 +266,10 @@ def input_convention(value):
         values["scale"] = (high - low) / 255.0
         values["mean"] = (-low,)
     return InputConvention(
-        scale=float(values.get("scale", 1.0)), mean=values.get("mean", (0.0,)), std=values.get("std", (1.0,)), bgr=values.get("bgr", False)
+        scale=float(values.get("scale", 1.0)),
+        mean=values.get("mean", (0.0,)),
+        std=values.get("std", (1.0,)),
+        bgr=values.get("bgr", False),
     )
 
 

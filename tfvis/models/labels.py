@@ -1,4 +1,5 @@
 """Class names of a model's output, read from a labels file (``--labels FILE``)."""
+
 import json
 from pathlib import Path
 
@@ -44,7 +45,9 @@ def read_labels(path):
             raise ValueError(f"{path}: {path.stat().st_size:,} bytes is too large for a labels file")
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: cannot read it as a labels file ({err.strerror if isinstance(err, OSError) else err})") from None
+        raise ValueError(
+            f"{path}: cannot read it as a labels file ({err.strerror if isinstance(err, OSError) else err})"
+        ) from None
     stripped = text.strip()
     if not stripped:
         raise ValueError(f"{path}: the labels file is empty")

@@ -32,6 +32,7 @@ Taken from the ONNX node names:
   names its separate activations.
 * Nodes without names get ``<optype>_<n>``; names that collide get ``_1``, ``_2``, ...
 """
+
 import math
 import re
 from pathlib import Path
@@ -48,14 +49,50 @@ CHANNELS_LAST = (0, 2, 3, 1)
 
 # Operators computed ahead of time when every input is a constant (shape arithmetic).
 _FOLDABLE = {
-    "Constant", "Identity", "Shape", "Size", "Gather", "Unsqueeze", "Squeeze", "Concat", "Cast",
-    "Slice", "Add", "Sub", "Mul", "Div", "Reshape", "ConstantOfShape", "Floor", "Ceil", "Neg",
-    "ReduceProd", "Transpose", "Range", "Equal", "Where", "Min", "Max", "Expand", "Flatten",
+    "Constant",
+    "Identity",
+    "Shape",
+    "Size",
+    "Gather",
+    "Unsqueeze",
+    "Squeeze",
+    "Concat",
+    "Cast",
+    "Slice",
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Reshape",
+    "ConstantOfShape",
+    "Floor",
+    "Ceil",
+    "Neg",
+    "ReduceProd",
+    "Transpose",
+    "Range",
+    "Equal",
+    "Where",
+    "Min",
+    "Max",
+    "Expand",
+    "Flatten",
 }
 _WEIGHTED = {"Conv", "Gemm", "MatMul", "BatchNormalization"}
 _PASS_THROUGH = {"Identity", "Dropout"}
-_ONNX_DTYPES = {1: np.float32, 2: np.uint8, 3: np.int8, 5: np.int16, 6: np.int32, 7: np.int64, 9: np.bool_,
-                10: np.float16, 11: np.float64, 12: np.uint32, 13: np.uint64}
+_ONNX_DTYPES = {
+    1: np.float32,
+    2: np.uint8,
+    3: np.int8,
+    5: np.int16,
+    6: np.int32,
+    7: np.int64,
+    9: np.bool_,
+    10: np.float16,
+    11: np.float64,
+    12: np.uint32,
+    13: np.uint64,
+}
 
 
 def _custom(cls):
@@ -63,6 +100,7 @@ def _custom(cls):
 
 
 # --- Layers Keras lacks -------------------------------------------------------------------------
+
 
 @_custom
 class PadND(keras.layers.Layer):
@@ -98,13 +136,10 @@ class PadND(keras.layers.Layer):
         return keras.ops.pad(inputs, widths, constant_values=self.value)
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0],) + tuple(
-            None if n is None else n + b + a for n, (b, a) in zip(input_shape[1:], self.paddings)
-        )
+        return (input_shape[0],) + tuple(None if n is None else n + b + a for n, (b, a) in zip(input_shape[1:], self.paddings))
 
     def get_config(self):
-        return {**super().get_config(), "paddings": [list(p) for p in self.paddings], "mode": self.mode,
-                "value": self.value}
+        return {**super().get_config(), "paddings": [list(p) for p in self.paddings], "mode": self.mode, "value": self.value}
 
 
 @_custom
@@ -154,9 +189,14 @@ class AveragePool2DWithPads(keras.layers.Layer):
         return (input_shape[0], *sizes, input_shape[3])
 
     def get_config(self):
-        return {**super().get_config(), "pool_size": list(self.pool_size), "strides": list(self.strides),
-                "paddings": [list(p) for p in self.paddings], "overhang": list(self.overhang),
-                "count_include_pad": self.count_include_pad}
+        return {
+            **super().get_config(),
+            "pool_size": list(self.pool_size),
+            "strides": list(self.strides),
+            "paddings": [list(p) for p in self.paddings],
+            "overhang": list(self.overhang),
+            "count_include_pad": self.count_include_pad,
+        }
 
 
 @_custom
@@ -203,7 +243,9 @@ class HardSigmoid(keras.layers.Layer):
 
 
 _ARITHMETIC = {
-    "add": keras.ops.add, "subtract": keras.ops.subtract, "multiply": keras.ops.multiply,
+    "add": keras.ops.add,
+    "subtract": keras.ops.subtract,
+    "multiply": keras.ops.multiply,
     "divide": keras.ops.divide,
 }
 
@@ -225,8 +267,7 @@ class ConstantArithmetic(keras.layers.Layer):
         self.constant_first = bool(constant_first)
 
     def build(self, input_shape):
-        self.constant = self.add_weight(name="constant", shape=self.constant_shape, initializer="zeros",
-                                        trainable=False)
+        self.constant = self.add_weight(name="constant", shape=self.constant_shape, initializer="zeros", trainable=False)
 
     def call(self, inputs):
         operands = (self.constant, inputs) if self.constant_first else (inputs, self.constant)
@@ -239,8 +280,12 @@ class ConstantArithmetic(keras.layers.Layer):
         return (input_shape[0],) + tuple(c if d == 1 else d for d, c in zip(dims, const))
 
     def get_config(self):
-        return {**super().get_config(), "operation": self.operation, "constant_shape": list(self.constant_shape),
-                "constant_first": self.constant_first}
+        return {
+            **super().get_config(),
+            "operation": self.operation,
+            "constant_shape": list(self.constant_shape),
+            "constant_first": self.constant_first,
+        }
 
 
 @_custom
@@ -265,6 +310,7 @@ class BroadcastArithmetic(keras.layers.Layer):
 
 
 # --- Reading the file ---------------------------------------------------------------------------
+
 
 def _attributes(node):
     import onnx
@@ -291,12 +337,13 @@ def _check_declared_sizes(model, path, limit):
             if attribute.type == onnx.AttributeProto.TENSOR:
                 tensors.append(attribute.t)
             elif attribute.type == onnx.AttributeProto.GRAPH:
-                raise ValueError(f"{path}: node {node.name!r} ({node.op_type}) holds a subgraph; "
-                                 "control flow is not supported")
+                raise ValueError(f"{path}: node {node.name!r} ({node.op_type}) holds a subgraph; control flow is not supported")
     for tensor in tensors:
         if tensor.data_location == onnx.TensorProto.EXTERNAL:
-            raise WeightsFormatError(f"{path}: tensor {tensor.name!r} is stored in an external file; "
-                                     "export the model as one file (weights under 2 GiB)")
+            raise WeightsFormatError(
+                f"{path}: tensor {tensor.name!r} is stored in an external file; "
+                "export the model as one file (weights under 2 GiB)"
+            )
     total = sum(_tensor_bytes(t) for t in tensors)
     if total > limit:
         largest = max(tensors, key=_tensor_bytes)
@@ -307,6 +354,7 @@ def _check_declared_sizes(model, path, limit):
 
 
 # --- Names --------------------------------------------------------------------------------------
+
 
 def _sanitize(text):
     text = re.sub(r"[^0-9A-Za-z_]+", "_", text).strip("_")
@@ -417,6 +465,7 @@ class _Names:
 
 # --- The converter ------------------------------------------------------------------------------
 
+
 class _Converter:
     def __init__(self, model, source):
         from onnx import numpy_helper
@@ -445,9 +494,11 @@ class _Converter:
         self.permuted = {}
         self.consumed = set()  # nodes fused into an earlier layer
         self.values = {}
-        skipped = {i for i, n in enumerate(self.nodes)
-                   if n.output and all(o in self.constants for o in n.output) or n.op_type in _PASS_THROUGH
-                   or n.op_type == "Transpose"}
+        skipped = {
+            i
+            for i, n in enumerate(self.nodes)
+            if n.output and all(o in self.constants for o in n.output) or n.op_type in _PASS_THROUGH or n.op_type == "Transpose"
+        }
         self.base_names = _base_names(self.nodes, skipped)
         self.unique = _Names(self.base_names)
 
@@ -499,7 +550,7 @@ class _Converter:
                 raise self.fail(node, f"shape {shape} is not static; give the model fixed image sizes")
             if op == "Size":
                 return [np.array(math.prod(shape), np.int64)]
-            shape = shape[attrs.get("start", 0): attrs.get("end", len(shape))]
+            shape = shape[attrs.get("start", 0) : attrs.get("end", len(shape))]
             return [np.array(shape, np.int64)]
         x = inputs[0]
         if op in ("Identity",):
@@ -531,8 +582,7 @@ class _Converter:
             for s, e, a, st in zip(starts, ends, axes, steps):
                 index[int(a)] = slice(int(s), int(e), int(st))
             return [x[tuple(index)]]
-        binary = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Equal": np.equal,
-                  "Min": np.minimum, "Max": np.maximum}
+        binary = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Equal": np.equal, "Min": np.minimum, "Max": np.maximum}
         if op in binary:
             return [binary[op](x, inputs[1])]
         if op == "Div":
@@ -625,8 +675,9 @@ class _Converter:
             dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
             perm = tuple(range(len(dims)))
             users = self.consumers.get(graph_input.name, [])
-            if len(dims) == 4 and not (users and all(
-                    u.op_type == "Transpose" and list(_attributes(u).get("perm", [])) == [0, 3, 1, 2] for u in users)):
+            if len(dims) == 4 and not (
+                users and all(u.op_type == "Transpose" and list(_attributes(u).get("perm", [])) == [0, 3, 1, 2] for u in users)
+            ):
                 perm = CHANNELS_LAST
             shape = [dims[axis] for axis in perm[1:]]
             keras_input = keras.Input(shape=shape, name=_sanitize(graph_input.name), dtype="float32")
@@ -643,8 +694,7 @@ class _Converter:
             tensor, perm = self.tensors[graph_output.name]
             wanted = CHANNELS_LAST if len(perm) == 4 else tuple(range(len(perm)))
             outputs.append(self.tensor(graph_output.name, wanted, _sanitize(graph_output.name))[0])
-        return keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs if len(outputs) > 1 else outputs[0],
-                           name=model_name)
+        return keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs if len(outputs) > 1 else outputs[0], name=model_name)
 
     def convert_node(self, node):
         op = node.op_type
@@ -752,8 +802,9 @@ class _Converter:
         if len(kernel) != 2 or max(dilations) > 1:
             raise self.fail(node, "only 2-D pooling without dilations is supported")
         sizes = tuple(x.shape[1:3])
-        pads, overhang = self._spatial_pads(node, attrs, kernel, strides, dilations, sizes,
-                                            ceil_mode=bool(attrs.get("ceil_mode", 0)))
+        pads, overhang = self._spatial_pads(
+            node, attrs, kernel, strides, dilations, sizes, ceil_mode=bool(attrs.get("ceil_mode", 0))
+        )
         name = self.layer_name(node)
         padded = any(p for pair in pads for p in pair) or any(overhang)
         same = not any(overhang) and self._is_tf_same(pads, kernel, strides, dilations, sizes)
@@ -805,11 +856,16 @@ class _Converter:
 
     # normalisation
     def op_BatchNormalization(self, node, attrs):
-        x, perm = self.tensor(node.input[0], CHANNELS_LAST if len(self.tensors[node.input[0]][1]) == 4 else None,
-                              self.layer_name(node))
+        x, perm = self.tensor(
+            node.input[0], CHANNELS_LAST if len(self.tensors[node.input[0]][1]) == 4 else None, self.layer_name(node)
+        )
         scale, offset, mean, var = (self.value(name) for name in node.input[1:5])
-        layer = keras.layers.BatchNormalization(axis=perm.index(1), epsilon=float(attrs.get("epsilon", 1e-5)),
-                                                momentum=float(attrs.get("momentum", 0.9)), name=self.layer_name(node))
+        layer = keras.layers.BatchNormalization(
+            axis=perm.index(1),
+            epsilon=float(attrs.get("epsilon", 1e-5)),
+            momentum=float(attrs.get("momentum", 0.9)),
+            name=self.layer_name(node),
+        )
         self.apply(layer, node, x, perm, [scale, offset, mean, var])
 
     def op_LRN(self, node, attrs):
@@ -817,8 +873,13 @@ class _Converter:
         if size % 2 == 0:
             raise self.fail(node, f"LRN size {size} is even; TensorFlow's window is symmetric")
         x = self.spatial_input(node)
-        layer = LocalResponseNorm.from_caffe(size, float(attrs.get("alpha", 1e-4)), float(attrs.get("beta", 0.75)),
-                                             float(attrs.get("bias", 1.0)), name=self.layer_name(node))
+        layer = LocalResponseNorm.from_caffe(
+            size,
+            float(attrs.get("alpha", 1e-4)),
+            float(attrs.get("beta", 0.75)),
+            float(attrs.get("bias", 1.0)),
+            name=self.layer_name(node),
+        )
         self.apply(layer, node, x, CHANNELS_LAST)
 
     # activations
@@ -830,8 +891,7 @@ class _Converter:
         self._unary(node, keras.layers.ReLU(name=self.layer_name(node)))
 
     def op_LeakyRelu(self, node, attrs):
-        self._unary(node, keras.layers.LeakyReLU(negative_slope=float(attrs.get("alpha", 0.01)),
-                                                 name=self.layer_name(node)))
+        self._unary(node, keras.layers.LeakyReLU(negative_slope=float(attrs.get("alpha", 0.01)), name=self.layer_name(node)))
 
     def op_Elu(self, node, attrs):
         self._unary(node, keras.layers.ELU(alpha=float(attrs.get("alpha", 1.0)), name=self.layer_name(node)))
@@ -846,8 +906,7 @@ class _Converter:
         self._unary(node, keras.layers.Activation("hard_silu", name=self.layer_name(node)))
 
     def op_HardSigmoid(self, node, attrs):
-        self._unary(node, HardSigmoid(float(attrs.get("alpha", 0.2)), float(attrs.get("beta", 0.5)),
-                                      name=self.layer_name(node)))
+        self._unary(node, HardSigmoid(float(attrs.get("alpha", 0.2)), float(attrs.get("beta", 0.5)), name=self.layer_name(node)))
 
     def op_Clip(self, node, attrs):
         low, high = attrs.get("min"), attrs.get("max")
@@ -902,8 +961,9 @@ class _Converter:
         if len(x.shape) != len(y.shape):
             raise self.fail(node, "operands of different ranks are not supported")
         if tuple(x.shape[1:]) == tuple(y.shape[1:]) and operation != "divide":
-            layer = {"add": keras.layers.Add, "subtract": keras.layers.Subtract,
-                     "multiply": keras.layers.Multiply}[operation](name=name)
+            layer = {"add": keras.layers.Add, "subtract": keras.layers.Subtract, "multiply": keras.layers.Multiply}[operation](
+                name=name
+            )
         else:
             layer = BroadcastArithmetic(operation, name=name)
         self.set_output(node, layer([x, y]), perm)
@@ -964,8 +1024,11 @@ class _Converter:
         if fused_add is not None:
             other = fused_add.input[1] if fused_add.input[0] == node.output[0] else fused_add.input[0]
             candidate = self.value(other) if other in self.constants else None
-            if candidate is not None and candidate.size in (1, kernel.shape[1]) and (
-                    candidate.ndim <= 1 or all(n == 1 for n in candidate.shape[:-1])):
+            if (
+                candidate is not None
+                and candidate.size in (1, kernel.shape[1])
+                and (candidate.ndim <= 1 or all(n == 1 for n in candidate.shape[:-1]))
+            ):
                 bias = np.broadcast_to(candidate.reshape(-1), (kernel.shape[1],))
                 self.consumed.add(fused_add.output[0])
             else:
@@ -1171,7 +1234,8 @@ def load_onnx(path, name=None):
     _check_declared_sizes(model, path, limit)
     for node in model.graph.node:
         if node.domain not in ("", "ai.onnx") or (
-                not hasattr(_Converter, f"op_{node.op_type}") and node.op_type not in _FOLDABLE):
+            not hasattr(_Converter, f"op_{node.op_type}") and node.op_type not in _FOLDABLE
+        ):
             raise _unsupported(node, path.name)
     converter = _Converter(model, path.name)
     try:

@@ -16,6 +16,7 @@ Two guarantees, for every weight file a zoo model reads and every Keras model fi
 The limits are module constants, overridable through the environment variables
 ``TFVIS_MAX_WEIGHT_BYTES`` and ``TFVIS_MAX_COMPRESSION_RATIO``.
 """
+
 import _compat_pickle
 import io
 import math
@@ -446,7 +447,9 @@ class _ArrayUnpickler(pickle.Unpickler):
         order = "F" if fortran else "C"
         if dtype.kind == "O":
             if not (isinstance(data, list) and len(data) == count):
-                raise _BadState(f"object array of {count} elements from {type(data).__name__} of {len(data) if isinstance(data, list) else '?'}")
+                raise _BadState(
+                    f"object array of {count} elements from {type(data).__name__} of {len(data) if isinstance(data, list) else '?'}"
+                )
             array = np.empty(count, dtype=object)
             for i, item in enumerate(data):
                 array[i] = _resolve(item)
@@ -454,7 +457,9 @@ class _ArrayUnpickler(pickle.Unpickler):
         if isinstance(data, str):
             data = data.encode("latin1")
         if not (isinstance(data, bytes) and len(data) == count * dtype.itemsize):
-            raise _BadState(f"array of {count} {dtype} from {len(data) if isinstance(data, bytes) else type(data).__name__} bytes")
+            raise _BadState(
+                f"array of {count} {dtype} from {len(data) if isinstance(data, bytes) else type(data).__name__} bytes"
+            )
         return np.frombuffer(data, dtype=dtype).reshape(shape, order=order).copy(order=order)
 
 

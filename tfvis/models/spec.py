@@ -6,6 +6,7 @@ input convention the model was trained for (:mod:`tfvis.models.inputs`). :class:
 one loader: :func:`tfvis.load_model`, every command and every Ray worker build the model from it,
 so workers rebuild exactly the driver's model, declared input included.
 """
+
 import dataclasses
 import sys
 from dataclasses import dataclass, field
@@ -160,7 +161,9 @@ class ModelSpec:
         import tfvis
 
         # Through tfvis.load_model, as the commands always called it: wrapping it (tests serve shared models so) reaches every loader.
-        return tfvis.load_model(self.name, weights=self.weights, include_top=self.include_top, seed=self.seed, input_shape=self.input_shape)
+        return tfvis.load_model(
+            self.name, weights=self.weights, include_top=self.include_top, seed=self.seed, input_shape=self.input_shape
+        )
 
     def _read_file(self, path):
         check_weight_file(path, max_weight_bytes())  # declared sizes and bombs, before any reader sees the file
@@ -252,8 +255,11 @@ def notice_undeclared_input(name, key=None, option="--input"):
     if key in _NOTICED:
         return
     _NOTICED.add(key)
-    print(f"tfvis: model {name!r} has no declared input convention; assuming RGB in [0, 255] "
-          f"(give {option} caffe|tf|torch|0-1|0-255)", file=sys.stderr)  # fmt: skip
+    print(
+        f"tfvis: model {name!r} has no declared input convention; assuming RGB in [0, 255] "
+        f"(give {option} caffe|tf|torch|0-1|0-255)",
+        file=sys.stderr,
+    )
 
 
 __all__ = ["ModelSpec", "ReinitError", "notice_undeclared_input", "reinitialise_layers"]

@@ -4,6 +4,7 @@ It works on any Keras functional or Sequential model, not only the zoo. :func:`s
 (separating fused activations) lives in :mod:`tfvis.graph`, beside the prepared model's split
 rule; it is importable from here as before.
 """
+
 from __future__ import annotations
 
 import numbers

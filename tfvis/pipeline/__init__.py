@@ -11,6 +11,7 @@
   default) or :class:`RayEngine` (Ray tasks on a local or remote cluster, ``pip install tfvis[ray]``).
 - :mod:`~tfvis.pipeline.raydata`: :class:`RayDataSource`, a Ray Data dataset as the images.
 """
+
 from .engines import ENGINES, LocalEngine, RayEngine, make_engine
 from .raydata import RayDataSource
 from .store import Store

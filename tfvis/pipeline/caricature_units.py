@@ -7,6 +7,7 @@ description (sample photos by index and seed; files by path with their size and 
 time), so any worker reads exactly the driver's images. Its result: the caricatures in [0, 1],
 which came out flat or NaN, and the objective at each step.
 """
+
 import numpy as np
 
 from ..featurevis import caricature
@@ -64,9 +65,17 @@ def plan(context, model_names, layers, indices, size, steps, power, seed, batch_
             for start in range(0, len(indices), int(batch_images)):
                 chunk = indices[start : start + int(batch_images)]
                 params = {
-                    "model_name": name, "model": model, "images": images, "indices": chunk, "layer": layer,
-                    "size": int(size), "steps": int(steps), "power": float(power), "seed": int(seed), "method": METHOD_VERSION,
-                }  # fmt: skip
+                    "model_name": name,
+                    "model": model,
+                    "images": images,
+                    "indices": chunk,
+                    "layer": layer,
+                    "size": int(size),
+                    "steps": int(steps),
+                    "power": float(power),
+                    "seed": int(seed),
+                    "method": METHOD_VERSION,
+                }
                 units.append(Unit(KIND, params, label=f"{name} {layer} images {chunk[0]}-{chunk[-1]}"))
     return units
 
@@ -90,13 +99,23 @@ def caricatures(context, params, progress=False):
         missing = sorted(set(params["indices"]) - set(int(i) for i in read))
         raise RuntimeError(f"images {missing} of the image source could not be read again (changed since the run was planned?)")
     result = caricature(
-        context.model_for(params), images, params["layer"], steps=params["steps"], size=params["size"], power=params["power"],
-        seed=params["seed"], progress=progress,
-    )  # fmt: skip
+        context.model_for(params),
+        images,
+        params["layer"],
+        steps=params["steps"],
+        size=params["size"],
+        power=params["power"],
+        seed=params["seed"],
+        progress=progress,
+    )
     failed = np.zeros(len(ids), bool)
     failed[list(result.failed)] = True
-    return {"images": np.asarray(result, np.float32), "failed": failed, "values": np.asarray(result.values, np.float32),
-            "meta": {"ids": list(ids), "layer": params["layer"], "model_name": params["model_name"]}}  # fmt: skip
+    return {
+        "images": np.asarray(result, np.float32),
+        "failed": failed,
+        "values": np.asarray(result.values, np.float32),
+        "meta": {"ids": list(ids), "layer": params["layer"], "model_name": params["model_name"]},
+    }
 
 
 #: Unit kind to its compute function (merged into :data:`tfvis.pipeline.work.COMPUTE`).

@@ -6,6 +6,7 @@ process, or a Ray actor) loads each model on first use and reads only the images
 for. Units name the model they need by its name in the context (``params["model_name"]``, the
 primary model when absent), so a study of several models runs on the same workers.
 """
+
 from collections import OrderedDict
 
 from ..topk import as_uint8
@@ -96,8 +97,15 @@ class Context:
         return order, [found[i][0] for i in order], [found[i][1] for i in order]
 
     def __getstate__(self):  # sent to workers without models or kept images: each loads its own
-        return {"spec": self.spec, "source": self.source, "specs": self.specs, "_model": None, "_models": OrderedDict(),
-                "_preloaded": {}, "_kept": {}}  # fmt: skip
+        return {
+            "spec": self.spec,
+            "source": self.source,
+            "specs": self.specs,
+            "_model": None,
+            "_models": OrderedDict(),
+            "_preloaded": {},
+            "_kept": {},
+        }
 
     def describe_model(self, name=None):
         """What identifies model ``name``'s values (part of the keys of units that use it)."""

@@ -4,6 +4,7 @@ An engine's ``run(units, context, store)`` computes every unit whose result is n
 yet and saves each result as it arrives; the driver then reads results from the store. Both
 engines give the same results: units are deterministic functions of their parameters.
 """
+
 import os
 import socket
 import sys
@@ -145,7 +146,7 @@ class RayEngine:
         self.close_actors()
         actor = self.ray.remote(
             num_cpus=self.cpus_per_worker, num_gpus=self.gpus_per_worker, max_restarts=self.retries, max_task_retries=self.retries
-        )(_Worker)  # fmt: skip
+        )(_Worker)
         self.actors = [actor.remote(context, self.threads) for _ in range(self.workers)]
         self._context = context
 
@@ -213,8 +214,10 @@ def check_reachable(address, timeout=CONNECT_TIMEOUT):
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
     except OSError as err:
         reason = "timed out" if isinstance(err, TimeoutError) else (err.strerror or str(err))
-        raise EngineError(f"nothing answers at {address} ({reason}): start a cluster there with 'ray start --head', "
-                          "or leave out --address to start a local one") from None  # fmt: skip
+        raise EngineError(
+            f"nothing answers at {address} ({reason}): start a cluster there with 'ray start --head', "
+            "or leave out --address to start a local one"
+        ) from None
 
 
 def make_engine(name="local", address=None, workers=None, progress=True):

@@ -13,6 +13,7 @@ part of the key, identifies the files or samples), so any worker reads and compu
 The planning functions (``*_units``) give the units; :mod:`tfvis.image_pages` and
 :mod:`tfvis.cli.saliency` render pages from their stored results.
 """
+
 import numpy as np
 import tensorflow as tf
 
@@ -34,7 +35,10 @@ PAGE_METHODS = ("vanilla", "smoothgrad", "guided", "grad_cam")
 
 def _batches(indices, size):
     """``indices`` in runs of ``size``, each with its positions in ``indices``."""
-    return [(list(indices[start : start + size]), list(range(start, min(start + size, len(indices))))) for start in range(0, len(indices), size)]
+    return [
+        (list(indices[start : start + size]), list(range(start, min(start + size, len(indices)))))
+        for start in range(0, len(indices), size)
+    ]
 
 
 def _model(context, params):
@@ -53,11 +57,18 @@ def _read(context, params):
 
 
 def _page_base(context, indices, positions, batch_size, seed):
-    return {**context.describe(), "indices": [int(i) for i in indices], "positions": positions, "batch_size": int(batch_size),
-            "seed": int(seed)}  # fmt: skip
+    return {
+        **context.describe(),
+        "indices": [int(i) for i in indices],
+        "positions": positions,
+        "batch_size": int(batch_size),
+        "seed": int(seed),
+    }
 
 
-def page_units(context, indices, layers, channels, methods, invert_layers=(), invert_size=None, batch_size=16, seed=0, classes=False):
+def page_units(
+    context, indices, layers, channels, methods, invert_layers=(), invert_size=None, batch_size=16, seed=0, classes=False
+):
     """The units of the image pages of the images ``indices`` of the context's source.
 
     Parameters
@@ -93,12 +104,23 @@ def page_units(context, indices, layers, channels, methods, invert_layers=(), in
             if classes:
                 units.append(Unit("page_classes", {**common, "top": 3}, label=f"class saliency of {label}"))
             for layer in layers:
-                units.append(Unit("page_saliency", {**common, "layer": layer, "channels": [int(c) for c in channels[layer]]},
-                                  label=f"{layer}: saliency of {label}"))  # fmt: skip
+                units.append(
+                    Unit(
+                        "page_saliency",
+                        {**common, "layer": layer, "channels": [int(c) for c in channels[layer]]},
+                        label=f"{layer}: saliency of {label}",
+                    )
+                )
         if "inversion" in methods:
             for layer in invert_layers:
                 size = int(invert_size or context.source.size)
-                units.append(Unit("page_inversion", {**base, "layer": layer, "size": size, "version": inversion.VERSION}, label=f"{layer}: inversion of {label}"))
+                units.append(
+                    Unit(
+                        "page_inversion",
+                        {**base, "layer": layer, "size": size, "version": inversion.VERSION},
+                        label=f"{layer}: inversion of {label}",
+                    )
+                )
     return units
 
 
@@ -133,10 +155,17 @@ def resized(images, size):
 
 def _maps(model, images, targets, params, cam_layer):
     """The maps of ``params["methods"]`` (keys ``maps_<method>``) for one target per image."""
-    settings = {**params.get("smoothgrad", {}), **params.get("options", {}), "seed": params["seed"], "layer": cam_layer,
-                "image_indices": params["positions"]}  # fmt: skip
-    return {f"maps_{name}": np.asarray(method(name)(model, images, targets, batch_size=params["batch_size"], **settings), np.float32)
-            for name in params["methods"]}  # fmt: skip
+    settings = {
+        **params.get("smoothgrad", {}),
+        **params.get("options", {}),
+        "seed": params["seed"],
+        "layer": cam_layer,
+        "image_indices": params["positions"],
+    }
+    return {
+        f"maps_{name}": np.asarray(method(name)(model, images, targets, batch_size=params["batch_size"], **settings), np.float32)
+        for name in params["methods"]
+    }
 
 
 def page_saliency(context, params, progress=False):
@@ -248,6 +277,9 @@ def saliency_maps(context, params, progress=False):
 
 #: Unit kind to its compute function (merged into :data:`tfvis.pipeline.work.COMPUTE`).
 COMPUTE = {
-    "page_saliency": page_saliency, "page_classes": page_classes, "page_inversion": page_inversion,
-    "saliency_scores": saliency_scores, "saliency_maps": saliency_maps,
-}  # fmt: skip
+    "page_saliency": page_saliency,
+    "page_classes": page_classes,
+    "page_inversion": page_inversion,
+    "saliency_scores": saliency_scores,
+    "saliency_maps": saliency_maps,
+}

@@ -7,6 +7,7 @@ to the report as soon as its result arrives, so an interrupted run loses at most
 The store keeps the top-k shards (small, and reused when other channels are asked for); a channel
 or feature-visualization unit's result leaves the store once its channels' files hold it.
 """
+
 import sys
 
 import numpy as np
@@ -30,7 +31,10 @@ def top_k(engine, context, store, layers, k, batch_size, shard_images=None, prec
     if not read:
         raise NoImagesError(f"none of the {total} images could be read")
     if read < total:
-        print(f"tfvis: skipped {total - read} unreadable file(s) of {total} in {context.source.describe().get('files', 'the images')}", file=sys.stderr)
+        print(
+            f"tfvis: skipped {total - read} unreadable file(s) of {total} in {context.source.describe().get('files', 'the images')}",
+            file=sys.stderr,
+        )
     return {layer: merge_top_k(results, layer, k) for layer in layers}
 
 
@@ -61,16 +65,21 @@ def _one_channel(result, row):
     """Row ``row`` of a :class:`LayerTopK` as a one-channel LayerTopK (each channel's manifest has its own key)."""
     pick = slice(row, row + 1)
     return topk.LayerTopK(
-        layer=result.layer, channels=result.channels[pick], values=result.values[pick], image_ids=result.image_ids[pick],
-        positions=result.positions[pick], boxes=result.boxes[pick], patches=result.patches[pick],
+        layer=result.layer,
+        channels=result.channels[pick],
+        values=result.values[pick],
+        image_ids=result.image_ids[pick],
+        positions=result.positions[pick],
+        boxes=result.boxes[pick],
+        patches=result.patches[pick],
         reconstructions={m: maps[pick] for m, maps in result.reconstructions.items()},
         image_index=None if result.image_index is None else result.image_index[pick],
-    )  # fmt: skip
+    )
 
 
 def feature_visualizations(
     engine, context, store, report, channels_by_layer, steps, size, batch, seed, force=False, precision="float32"
-):  # fmt: skip
+):
     """Stage 3b: feature visualizations of the chosen channels without one (for these settings), written as they arrive."""
     units, keys = [], {}
     precision = resolve_precision(precision, RENDER_AUTO_BFLOAT16)  # the key holds what runs, not "auto"
@@ -94,7 +103,13 @@ def as_layer_top_k(result):
     """A ``channels`` unit's stored result as a :class:`tfvis.topk.LayerTopK`."""
     reconstructions = {name[len("recon_") :]: result[name] for name in result if name.startswith("recon_")}
     return topk.LayerTopK(
-        layer=result["meta"]["layer"], channels=result["channels"], values=result["values"],
-        image_ids=np.array(result["meta"]["image_ids"], dtype=object), positions=result["positions"],
-        boxes=result["boxes"], patches=result["patches"], reconstructions=reconstructions, image_index=result["image_index"],
-    )  # fmt: skip
+        layer=result["meta"]["layer"],
+        channels=result["channels"],
+        values=result["values"],
+        image_ids=np.array(result["meta"]["image_ids"], dtype=object),
+        positions=result["positions"],
+        boxes=result["boxes"],
+        patches=result["patches"],
+        reconstructions=reconstructions,
+        image_index=result["image_index"],
+    )

@@ -10,6 +10,7 @@ A report runs in three stages, each a list of independent units:
 Every unit's key holds what its result depends on, so a rerun skips finished units and changed
 settings recompute exactly the units they affect.
 """
+
 import numpy as np
 
 from ..topk import _RunningTopK
@@ -54,7 +55,7 @@ def top_k_units(context, layers, k, batch_size, shard_images=None, precision="fl
     return [
         Unit("topk", {**base, "start": start, "stop": stop}, label=f"top-k of images {start}-{stop - 1}")
         for start, stop in ranges
-    ]  # fmt: skip
+    ]
 
 
 def merge_top_k(results, layer, k):
@@ -83,23 +84,40 @@ def channel_keys(context, layer, channels, merged, k, methods, raw="compact"):
     values, images, flat, _ = merged
     base = {**context.describe(), "layer": layer, "k": int(k), "methods": sorted(methods), "raw": raw}
     return {
-        int(c): digest({**base, "channel": int(c), "values": values[:, c].tolist(), "images": images[:, c].tolist(),
-                        "flat": flat[:, c].tolist()})
+        int(c): digest(
+            {
+                **base,
+                "channel": int(c),
+                "values": values[:, c].tolist(),
+                "images": images[:, c].tolist(),
+                "flat": flat[:, c].tolist(),
+            }
+        )
         for c in channels
-    }  # fmt: skip
+    }
 
 
 def channel_units(context, layer, channels, merged, k, methods, batch_size, group=16, raw="compact"):
     """``channels`` units for ``channels`` of ``layer`` (those still to do), ``group`` channels each."""
     values, images, flat, _ = merged
-    base = {**context.describe(), "layer": layer, "k": int(k), "methods": list(methods), "batch_size": int(batch_size), "raw": raw}
+    base = {
+        **context.describe(),
+        "layer": layer,
+        "k": int(k),
+        "methods": list(methods),
+        "batch_size": int(batch_size),
+        "raw": raw,
+    }
     units = []
     for start in range(0, len(channels), group):
         chosen = [int(c) for c in channels[start : start + group]]
         params = {
-            **base, "channels": chosen, "values": values[:, chosen].tolist(), "images": images[:, chosen].tolist(),
+            **base,
+            "channels": chosen,
+            "values": values[:, chosen].tolist(),
+            "images": images[:, chosen].tolist(),
             "flat": flat[:, chosen].tolist(),
-        }  # fmt: skip
+        }
         units.append(Unit("channels", params, label=f"{layer}: channels {chosen[0]}-{chosen[-1]}"))
     return units
 
@@ -110,16 +128,34 @@ def featurevis_key(context, layer, steps, size, batch, seed, precision="float32"
     ``precision`` is the one that runs (``"float32"`` or ``"bfloat16"``, not ``"auto"``), always
     in the key: renders made under the old machine-dependent default are not taken for float32 ones.
     """
-    return digest({"model": context.describe()["model"], "layer": layer, "steps": int(steps), "size": int(size),
-                   "batch": int(batch), "seed": int(seed), "precision": _resolved(precision)})  # fmt: skip
+    return digest(
+        {
+            "model": context.describe()["model"],
+            "layer": layer,
+            "steps": int(steps),
+            "size": int(size),
+            "batch": int(batch),
+            "seed": int(seed),
+            "precision": _resolved(precision),
+        }
+    )
 
 
 def featurevis_units(context, layer, channels, steps, size, batch, seed, precision="float32"):
     """``featurevis`` units rendering ``batch`` channels of ``layer`` together."""
-    base = {"model": context.describe()["model"], "layer": layer, "steps": int(steps), "size": int(size), "seed": int(seed),
-            "precision": _resolved(precision)}  # fmt: skip
+    base = {
+        "model": context.describe()["model"],
+        "layer": layer,
+        "steps": int(steps),
+        "size": int(size),
+        "seed": int(seed),
+        "precision": _resolved(precision),
+    }
     return [
-        Unit("featurevis", {**base, "channels": [int(c) for c in channels[start : start + batch]]},
-             label=f"{layer}: feature visualizations {channels[start]}-{channels[min(start + batch, len(channels)) - 1]}")
+        Unit(
+            "featurevis",
+            {**base, "channels": [int(c) for c in channels[start : start + batch]]},
+            label=f"{layer}: feature visualizations {channels[start]}-{channels[min(start + batch, len(channels)) - 1]}",
+        )
         for start in range(0, len(channels), batch)
-    ]  # fmt: skip
+    ]

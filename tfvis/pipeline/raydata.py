@@ -6,6 +6,7 @@ read by index, so :class:`RayDataSource` materializes it once in the cluster's o
 blocks stay on the cluster, spilled to disk if need be, not on the driver) and reads a run of
 consecutive indices as one slice of it (``split_at_indices``), in the dataset's order.
 """
+
 import numpy as np
 
 from ..images import ImageSource, fit_image, to_rgb_array

@@ -7,6 +7,7 @@ that stay (top-k shards) are compressed; transient ones, which leave the store a
 report holds them (channel groups, feature visualizations), are written plain: compressing them
 cost about 3% of the default report's time for nothing.
 """
+
 import io
 import json
 from pathlib import Path

@@ -16,6 +16,7 @@ A study (``python -m tfvis.compare``) compares models that all read the same ima
 Models are named in the :class:`~tfvis.pipeline.context.Context` by their study labels, so adding
 a model to a study leaves the other models' units, and their stored results, as they were.
 """
+
 import warnings
 
 import numpy as np
@@ -89,10 +90,21 @@ def gram_units(context, layers, batch_size, shard_images=None):
     images = context.source.describe()
     shards = [[] for _ in ranges]
     for name, names in layers.items():
-        base = {"model": context.describe_model(name), "model_name": name, "images": images, "layers": list(names),
-                "batch_size": int(batch_size)}  # fmt: skip
+        base = {
+            "model": context.describe_model(name),
+            "model_name": name,
+            "images": images,
+            "layers": list(names),
+            "batch_size": int(batch_size),
+        }
         for shard, (start, stop) in zip(shards, ranges):
-            shard.append(Unit(GRAMS_KIND, {**base, "start": start, "stop": stop}, label=f"{name}: Gram matrices of images {start}-{stop - 1}"))
+            shard.append(
+                Unit(
+                    GRAMS_KIND,
+                    {**base, "start": start, "stop": stop},
+                    label=f"{name}: Gram matrices of images {start}-{stop - 1}",
+                )
+            )
     return shards
 
 
@@ -138,8 +150,10 @@ def study_cka(engine, context, store, layers, batch_size, shard_images=None, des
         results = {u.params["model_name"]: (result if u.key == unit.key else store.load(u)) for u in shards[i]}
         sizes = {tuple(r["meta"]["sizes"]) for r in results.values()}
         if len(sizes) != 1:
-            raise RuntimeError(f"the models read different images in images {shards[i][0].params['start']}-"
-                               f"{shards[i][0].params['stop'] - 1} (changed during the run?)")  # fmt: skip
+            raise RuntimeError(
+                f"the models read different images in images {shards[i][0].params['start']}-"
+                f"{shards[i][0].params['stop'] - 1} (changed during the run?)"
+            )
         skipped.append(next(iter(results.values()))["meta"]["skipped"])
         for j in range(len(next(iter(sizes)))):
             study.update({name: r[f"grams{j}"] for name, r in results.items()})
@@ -165,10 +179,20 @@ def featurevis_units_of(context, name, layer, channels, steps, size, batch, seed
     The key holds the model's description (:meth:`Context.describe_model`), so each model of a
     study has its own units, and a model keeps them when the study changes around it.
     """
-    base = {"model": context.describe_model(name), "model_name": name, "layer": layer, "steps": int(steps), "size": int(size),
-            "seed": int(seed), "precision": precision}  # fmt: skip
+    base = {
+        "model": context.describe_model(name),
+        "model_name": name,
+        "layer": layer,
+        "steps": int(steps),
+        "size": int(size),
+        "seed": int(seed),
+        "precision": precision,
+    }
     return [
-        Unit("featurevis", {**base, "channels": [int(c) for c in channels[start : start + batch]]},
-             label=f"{name} {layer}: feature visualizations {channels[start]}-{channels[min(start + batch, len(channels)) - 1]}")
+        Unit(
+            "featurevis",
+            {**base, "channels": [int(c) for c in channels[start : start + batch]]},
+            label=f"{name} {layer}: feature visualizations {channels[start]}-{channels[min(start + batch, len(channels)) - 1]}",
+        )
         for start in range(0, len(channels), batch)
-    ]  # fmt: skip
+    ]

@@ -1,4 +1,5 @@
 """Work units: a kind and JSON-able parameters, named by a key that hashes both."""
+
 import hashlib
 import json
 from dataclasses import dataclass, field

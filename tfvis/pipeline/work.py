@@ -6,6 +6,7 @@ loads the model once and reads only the images its units ask for. Each compute f
 the context and a unit's parameters and returns the unit's result: a dict of arrays and
 JSON-able ``"meta"`` (see :class:`tfvis.pipeline.Store`).
 """
+
 import numpy as np
 
 from ..display import to_uint8
@@ -26,9 +27,14 @@ def top_k_shard(context, params, progress=False):
     read = []
     batches = context.source.batches(params["start"], params["stop"], params["batch_size"])
     running, kept, ids = scan(
-        model, (read.append(len(b.ids)) or b for b in batches), channels, params["k"], keep_images=True, progress=progress,
+        model,
+        (read.append(len(b.ids)) or b for b in batches),
+        channels,
+        params["k"],
+        keep_images=True,
+        progress=progress,
         precision=params.get("precision", "float32"),
-    )  # fmt: skip
+    )
     context.keep(kept, ids)
     result = {}
     for i, state in enumerate(running.values()):
@@ -50,15 +56,25 @@ def channel_group(context, params, progress=False):
     if missing:
         raise RuntimeError(f"images {sorted(missing)} of the dataset could not be read again (changed since the top-k pass?)")
     result = assemble(
-        context.model, params["layer"], state, kept, dict(zip(indices, ids)),
-        methods=tuple(params["methods"]), batch_size=params["batch_size"], progress=progress,
-    )  # fmt: skip
+        context.model,
+        params["layer"],
+        state,
+        kept,
+        dict(zip(indices, ids)),
+        methods=tuple(params["methods"]),
+        batch_size=params["batch_size"],
+        progress=progress,
+    )
     dtype = np.float16 if params.get("raw", "compact") == "compact" else np.float32
     out = {
-        "channels": result.channels, "values": result.values, "positions": result.positions, "boxes": result.boxes,
-        "image_index": result.image_index, "patches": result.patches,
+        "channels": result.channels,
+        "values": result.values,
+        "positions": result.positions,
+        "boxes": result.boxes,
+        "image_index": result.image_index,
+        "patches": result.patches,
         "meta": {"layer": result.layer, "image_ids": result.image_ids.tolist()},
-    }  # fmt: skip
+    }
     for method, maps in result.reconstructions.items():
         out[f"recon_{method}"] = maps.astype(dtype)
     return out
@@ -68,9 +84,14 @@ def feature_visualizations(context, params, progress=False):
     """Feature visualizations of a batch of channels of one layer, rendered together."""
     layer = params["layer"]
     images = render(
-        context.model_for(params), [f"{layer}:{c}" for c in params["channels"]], size=params["size"], steps=params["steps"],
-        seed=params["seed"], progress=progress, precision=params.get("precision", "float32"),
-    )  # fmt: skip
+        context.model_for(params),
+        [f"{layer}:{c}" for c in params["channels"]],
+        size=params["size"],
+        steps=params["steps"],
+        seed=params["seed"],
+        progress=progress,
+        precision=params.get("precision", "float32"),
+    )
     failed = np.zeros(len(params["channels"]), bool)
     failed[list(images.failed)] = True
     return {"images": to_uint8(np.asarray(images)), "failed": failed, "meta": {"layer": layer}}
@@ -78,9 +99,13 @@ def feature_visualizations(context, params, progress=False):
 
 #: Unit kind to its compute function: the layer report's kinds here, the other commands' in their modules.
 COMPUTE = {
-    "topk": top_k_shard, "channels": channel_group, "featurevis": feature_visualizations,
-    **image_units.COMPUTE, **study_units.COMPUTE, **caricature_units.COMPUTE,
-}  # fmt: skip
+    "topk": top_k_shard,
+    "channels": channel_group,
+    "featurevis": feature_visualizations,
+    **image_units.COMPUTE,
+    **study_units.COMPUTE,
+    **caricature_units.COMPUTE,
+}
 
 
 def compute(unit, context, progress=False):

@@ -28,6 +28,7 @@ its own rather than the top of the first page: 512 thumbnails would push page 1'
 scroll down and make page 1 unlike the others, and a separate page gives the index one link to
 the whole layer at a glance (like OpenAI Microscope's layer view), each tile linking its channel.
 """
+
 import datetime
 import hashlib
 import re
@@ -95,7 +96,12 @@ def safe_name(text):
     60
     """
     text = str(text)
-    if len(text) <= NAME_LIMIT and _KEPT_NAME.fullmatch(text) and not _IMAGE_EXTENSION.search(text) and not _HASHED_NAME.fullmatch(text):
+    if (
+        len(text) <= NAME_LIMIT
+        and _KEPT_NAME.fullmatch(text)
+        and not _IMAGE_EXTENSION.search(text)
+        and not _HASHED_NAME.fullmatch(text)
+    ):
         return text
     digest = hashlib.sha1(text.encode("utf8", "surrogatepass")).hexdigest()[:NAME_DIGEST]
     ascii_text = unicodedata.normalize("NFKD", _IMAGE_EXTENSION.sub("", text)).encode("ascii", "ignore").decode()  # café: cafe
@@ -194,7 +200,9 @@ class Report:
                 for method, arrays in result.reconstructions.items():
                     if self.raw == "npy":
                         fileio.save_npy(assets / f"{stem}_{method}.npy", arrays[row, rank].astype(np.float32))
-                    fileio.save_png(assets / f"{stem}_{method}.png", to_image(arrays[row, rank], percentile=RECONSTRUCTION_PERCENTILE))
+                    fileio.save_png(
+                        assets / f"{stem}_{method}.png", to_image(arrays[row, rank], percentile=RECONSTRUCTION_PERCENTILE)
+                    )
                     item["reconstructions"][method] = f"assets/{folder}/{stem}_{method}.png"
                 items.append(item)
             previous = fileio.read_json(self._manifest_path(layer, channel), {}) or {}
@@ -222,9 +230,12 @@ class Report:
         channel = int(result.channels[row])
         path = assets / f"{array_stem(self.model_name, result.layer, 'ch')}{channel}.npz"
         arrays = {
-            "values": result.values[row], "image_ids": np.array([str(i) for i in result.image_ids[row]]),
-            "positions": result.positions[row], "boxes": result.boxes[row], "patches": result.patches[row],
-        }  # fmt: skip
+            "values": result.values[row],
+            "image_ids": np.array([str(i) for i in result.image_ids[row]]),
+            "positions": result.positions[row],
+            "boxes": result.boxes[row],
+            "patches": result.patches[row],
+        }
         for method, maps in result.reconstructions.items():
             arrays[method] = maps[row].astype(np.float16)
         fileio.save_npz(path, arrays)
@@ -239,7 +250,9 @@ class Report:
         manifest = fileio.read_json(self._manifest_path(layer, channel), {}) or {}
         if slot:
             return (manifest.get("slots", {}).get(slot) or {}).get("unit")
-        named = all(item.get("patch") == self._patch_src(layer, item.get("image"), channel) for item in manifest.get("items") or ())
+        named = all(
+            item.get("patch") == self._patch_src(layer, item.get("image"), channel) for item in manifest.get("items") or ()
+        )
         return manifest.get("unit") if named else None
 
     def _patch_src(self, layer, image_id, channel):
@@ -259,7 +272,11 @@ class Report:
         fileio.save_png(path, image)
         self._added.add((layer, channel, kind))
         manifest = fileio.read_json(self._manifest_path(layer, channel), {"channel": int(channel), "items": []})
-        manifest.setdefault("slots", {})[kind] = {"title": title, "src": path.relative_to(self.out).as_posix(), **({"unit": unit} if unit else {})}
+        manifest.setdefault("slots", {})[kind] = {
+            "title": title,
+            "src": path.relative_to(self.out).as_posix(),
+            **({"unit": unit} if unit else {}),
+        }
         fileio.write_json(self._manifest_path(layer, channel), manifest)
 
     def save_picture(self, folder, stem, image, array=None):
@@ -287,7 +304,7 @@ class Report:
         """
         return self._render(
             "grid.html", path, title=title, tables=tables, lede=lede, facts=list(facts), crumb=crumb or self.model_name
-        )  # fmt: skip
+        )
 
     def _render(self, template, path, **context):
         context.setdefault("root", "")
@@ -332,7 +349,7 @@ class Report:
         pages = [
             {"href": layer_page_name(layer, n), "first": g[0]["channel"] if g else "-", "last": g[-1]["channel"] if g else "-"}
             for n, g in enumerate(groups, 1)
-        ]  # fmt: skip
+        ]
         for number, group in enumerate(groups, 1):
             for ch in group:
                 ch.update(page=layer_page_name(layer, number), page_number=number, href=channel_page_name(layer, ch["channel"]))
@@ -348,13 +365,20 @@ class Report:
         }
         first = None
         for number, group in enumerate(groups, 1):
-            path = self._render("layer.html", pages[number - 1]["href"], channels=group, current=number, total=len(shown), **common)
+            path = self._render(
+                "layer.html", pages[number - 1]["href"], channels=group, current=number, total=len(shown), **common
+            )
             first = first or path
         kinds = [ch["thumb"]["kind"] for ch in shown if ch["thumb"]]
         self._render(
-            "atlas.html", common["atlas"], channels=shown, thumb=THUMB_PX, visualized=kinds.count("featurevis"),
-            patch_tiles=len(kinds) - kinds.count("featurevis"), **common,
-        )  # fmt: skip
+            "atlas.html",
+            common["atlas"],
+            channels=shown,
+            thumb=THUMB_PX,
+            visualized=kinds.count("featurevis"),
+            patch_tiles=len(kinds) - kinds.count("featurevis"),
+            **common,
+        )
         root = "../" * channel_page_name(layer, 0).count("/")
         for i, ch in enumerate(shown):
             before = shown[i - 1] if i > 0 else None
@@ -376,14 +400,22 @@ class Report:
         for layer in layers:
             done = len(self.manifests(layer["name"]))
             page, atlas = layer_page_name(layer["name"]), atlas_page_name(layer["name"])
-            rows.append({
-                **layer, "shown": done, "page": page if (self.out / page).exists() else None,
-                "atlas": atlas if (self.out / atlas).exists() else None,
-            })  # fmt: skip
+            rows.append(
+                {
+                    **layer,
+                    "shown": done,
+                    "page": page if (self.out / page).exists() else None,
+                    "atlas": atlas if (self.out / atlas).exists() else None,
+                }
+            )
         return self._render(
-            "index.html", "index.html", model=self._model_context(input_desc), layers=rows,
-            settings=self.settings, pages=list(pages),
-        )  # fmt: skip
+            "index.html",
+            "index.html",
+            model=self._model_context(input_desc),
+            layers=rows,
+            settings=self.settings,
+            pages=list(pages),
+        )
 
 
 #: Channels per page of a layer's rows: 32 channels of 9 patches and 2 reconstructions are ~900 images.
@@ -461,11 +493,17 @@ def _channel_view(manifest):
     """
     items = []
     for rank, item in enumerate(manifest.get("items") or [], 1):
-        items.append({
-            "rank": rank, "image": str(item.get("image", "")), "value": _text(item.get("value"), ".3g"),
-            "position": _coordinates(item.get("position")), "box": _coordinates(item.get("box")),
-            "patch": item.get("patch"), "reconstructions": dict(item.get("reconstructions") or {}),
-        })  # fmt: skip
+        items.append(
+            {
+                "rank": rank,
+                "image": str(item.get("image", "")),
+                "value": _text(item.get("value"), ".3g"),
+                "position": _coordinates(item.get("position")),
+                "box": _coordinates(item.get("box")),
+                "patch": item.get("patch"),
+                "reconstructions": dict(item.get("reconstructions") or {}),
+            }
+        )
     slots = _slot_views(manifest.get("slots") or {})
     thumb = None
     featurevis = next((slot for slot in slots if slot["kind"] == "featurevis"), None)
@@ -475,7 +513,14 @@ def _channel_view(manifest):
     elif top:
         thumb = {"src": top["patch"], "kind": "patch", "title": f"top patch, {top['image']}, activation {top['value']}"}
     arrays = manifest.get("arrays")
-    return {"channel": int(manifest["channel"]), "items": items, "slots": slots, "thumb": thumb, "arrays": str(arrays) if arrays else None}
+    return {
+        "channel": int(manifest["channel"]),
+        "items": items,
+        "slots": slots,
+        "thumb": thumb,
+        "arrays": str(arrays) if arrays else None,
+    }
+
 
 def _version():
     from .. import __version__

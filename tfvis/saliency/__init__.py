@@ -43,19 +43,33 @@ notebooks; :func:`overlay` and :func:`figure` come from :mod:`tfvis.display`.
 Importing the package is light (PEP 562): each name below is imported from its module on first
 access, so that ``python -m tfvis.saliency --help`` answers without TensorFlow.
 """
+
 import importlib
 
 #: Each public name and the submodule it comes from (imported on first access).
 _NAMES = {
-    "figure": "..display", "overlay": "..display",
-    "class_model": ".classmodel", "mean_image": ".classmodel",
-    "default_layer": ".gradcam", "grad_cam": ".gradcam",
-    "class_scores": ".gradient", "deconvnet": ".gradient", "gradients": ".gradient", "guided": ".gradient",
-    "has_class_output": ".gradient", "score": ".gradient", "vanilla": ".gradient",
-    "RULES": ".integrated", "integrated_gradients": ".integrated",
-    "SALIENCY_METHODS": ".methods", "SaliencyMethod": ".methods",
-    "METHODS": ".smoothing", "SMOOTHABLE_METHODS": ".smoothing", "smoothgrad": ".smoothing", "smoothgrad_noise": ".smoothing",
-}  # fmt: skip
+    "figure": "..display",
+    "overlay": "..display",
+    "class_model": ".classmodel",
+    "mean_image": ".classmodel",
+    "default_layer": ".gradcam",
+    "grad_cam": ".gradcam",
+    "class_scores": ".gradient",
+    "deconvnet": ".gradient",
+    "gradients": ".gradient",
+    "guided": ".gradient",
+    "has_class_output": ".gradient",
+    "score": ".gradient",
+    "vanilla": ".gradient",
+    "RULES": ".integrated",
+    "integrated_gradients": ".integrated",
+    "SALIENCY_METHODS": ".methods",
+    "SaliencyMethod": ".methods",
+    "METHODS": ".smoothing",
+    "SMOOTHABLE_METHODS": ".smoothing",
+    "smoothgrad": ".smoothing",
+    "smoothgrad_noise": ".smoothing",
+}
 #: Names whose value has another name in its module.
 _RENAMED = {"SALIENCY_METHODS": "METHODS"}
 

@@ -1,4 +1,5 @@
 """Simonyan et al.'s class model visualization: the image that maximises a class score, by gradient ascent."""
+
 import numpy as np
 import tensorflow as tf
 
@@ -64,8 +65,18 @@ def _class_model_loop(model, target, shape, mean, l2, learning_rate, low, high):
     return loop
 
 
-def class_model(model, class_index, steps=200, l2=1e-6, learning_rate=1.0, seed=0, shape=None, init_noise=0.0, value_range=None,
-                progress=False):  # fmt: skip
+def class_model(
+    model,
+    class_index,
+    steps=200,
+    l2=1e-6,
+    learning_rate=1.0,
+    seed=0,
+    shape=None,
+    init_noise=0.0,
+    value_range=None,
+    progress=False,
+):
     """Simonyan et al.'s class model: ``argmax_I S_c(I) - l2 * ||I - mean||^2`` by gradient ascent.
 
     Starts from the model's mean image (:func:`mean_image`: zero after preprocessing) and takes

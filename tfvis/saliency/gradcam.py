@@ -13,6 +13,7 @@ their rectifier before pooling or flattening, so the map is the post-activation 
 ``block5_conv3_relu`` in VGG16, ``mixed5b_relu`` in InceptionV1, ``conv5_block3_out`` in
 ResNet50, ``c_relu`` for a last ``Conv2D(..., activation="relu", name="c")``.
 """
+
 import collections
 
 import keras
@@ -123,7 +124,9 @@ def cam_layer(model, layer=None):
     layer = default_layer(model) if layer is None else layer
     shape = tuple(find_layer(prepared(model), layer).output.shape)
     if len(shape) != 4:
-        raise ValueError(f"layer {layer!r} has output shape {shape}, not a spatial map (N, h, w, K); choose a convolutional layer")
+        raise ValueError(
+            f"layer {layer!r} has output shape {shape}, not a spatial map (N, h, w, K); choose a convolutional layer"
+        )
     return layer
 
 

@@ -13,6 +13,7 @@ is :func:`tfvis.graph.feature_net` of the prepared model with
 (:mod:`.integrated`), Grad-CAM (:mod:`.gradcam`) and the class model (:mod:`.classmodel`) read
 scores with :func:`target_scores` and build on :class:`TargetRows`.
 """
+
 import numpy as np
 import tensorflow as tf
 

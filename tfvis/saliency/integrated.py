@@ -10,6 +10,7 @@ The path is built, differentiated and summed inside one compiled function
 its noisy copies (:func:`tfvis.saliency.smoothgrad` with ``method="integrated"``). The gradient
 along the path may be any gradient method of :mod:`.gradient` (``gradient="guided"``...).
 """
+
 import numpy as np
 import tensorflow as tf
 
@@ -135,7 +136,9 @@ def integrated_attribution(model, net, target, steps=64, rule="trapezoid", gradi
     return Attribution(("integrated", backward, int(steps), rule), build, rows=len(alphas))
 
 
-def integrated_gradients(model, images, target, baseline=None, steps=64, reduce="max", batch_size=16, rule="trapezoid", gradient="vanilla"):
+def integrated_gradients(
+    model, images, target, baseline=None, steps=64, reduce="max", batch_size=16, rule="trapezoid", gradient="vanilla"
+):
     """Integrated Gradients (Sundararajan et al. 2017): ``(x - x') * mean_alpha dS/dI(x' + alpha (x - x'))``.
 
     The attributions sum, over pixels and channels, to ``S(x) - S(x')`` up to the integration
@@ -195,4 +198,13 @@ def integrated_gradients(model, images, target, baseline=None, steps=64, reduce=
     return out if reduce is None else as_maps(out)
 
 
-__all__ = ["RULES", "baselines_for", "integrated_attribution", "integrated_gradients", "path_attributions", "path_function", "path_gradient_sum", "path_points"]
+__all__ = [
+    "RULES",
+    "baselines_for",
+    "integrated_attribution",
+    "integrated_gradients",
+    "path_attributions",
+    "path_function",
+    "path_gradient_sum",
+    "path_points",
+]

@@ -17,6 +17,7 @@ Examples
 >>> method("gradient").name  # an alias
 'vanilla'
 """
+
 import importlib
 from dataclasses import dataclass, field
 
@@ -93,20 +94,45 @@ _GRADIENT = "tfvis.saliency.gradient:gradient_attribution"
 METHODS = {
     entry.name: entry
     for entry in [
-        SaliencyMethod("vanilla", "Gradient (Simonyan)", "tfvis.saliency.gradient:vanilla", attribution=_GRADIENT,
-                       fixed={"method": "vanilla"}),
-        SaliencyMethod("smoothgrad", "SmoothGrad", "tfvis.saliency.smoothing:smoothgrad",
-                       options=("noise", "samples", "seed", "magnitude", "value_range", "method", "image_indices"), wraps=True),
-        SaliencyMethod("integrated", "Integrated gradients", "tfvis.saliency.integrated:integrated_gradients",
-                       options=("baseline", "steps", "rule", "gradient"), attribution="tfvis.saliency.integrated:integrated_attribution",
-                       graph_options=("steps", "rule", "gradient"), reference="baseline"),
-        SaliencyMethod("guided", "Guided backprop", "tfvis.saliency.gradient:guided", attribution=_GRADIENT, fixed={"method": "guided"}),
-        SaliencyMethod("deconvnet", "Deconvnet", "tfvis.saliency.gradient:deconvnet", attribution=_GRADIENT,
-                       fixed={"method": "deconvnet"}),
-        SaliencyMethod("grad_cam", "Grad-CAM", "tfvis.saliency.gradcam:grad_cam", options=("layer",),
-                       attribution="tfvis.saliency.gradcam:cam_attribution", graph_options=("layer",)),
+        SaliencyMethod(
+            "vanilla",
+            "Gradient (Simonyan)",
+            "tfvis.saliency.gradient:vanilla",
+            attribution=_GRADIENT,
+            fixed={"method": "vanilla"},
+        ),
+        SaliencyMethod(
+            "smoothgrad",
+            "SmoothGrad",
+            "tfvis.saliency.smoothing:smoothgrad",
+            options=("noise", "samples", "seed", "magnitude", "value_range", "method", "image_indices"),
+            wraps=True,
+        ),
+        SaliencyMethod(
+            "integrated",
+            "Integrated gradients",
+            "tfvis.saliency.integrated:integrated_gradients",
+            options=("baseline", "steps", "rule", "gradient"),
+            attribution="tfvis.saliency.integrated:integrated_attribution",
+            graph_options=("steps", "rule", "gradient"),
+            reference="baseline",
+        ),
+        SaliencyMethod(
+            "guided", "Guided backprop", "tfvis.saliency.gradient:guided", attribution=_GRADIENT, fixed={"method": "guided"}
+        ),
+        SaliencyMethod(
+            "deconvnet", "Deconvnet", "tfvis.saliency.gradient:deconvnet", attribution=_GRADIENT, fixed={"method": "deconvnet"}
+        ),
+        SaliencyMethod(
+            "grad_cam",
+            "Grad-CAM",
+            "tfvis.saliency.gradcam:grad_cam",
+            options=("layer",),
+            attribution="tfvis.saliency.gradcam:cam_attribution",
+            graph_options=("layer",),
+        ),
     ]
-}  # fmt: skip
+}
 
 #: Other names of methods (``smoothgrad(method="gradient")`` as before).
 ALIASES = {"gradient": "vanilla"}
@@ -114,7 +140,7 @@ ALIASES = {"gradient": "vanilla"}
 #: Names SmoothGrad can wrap (aliases included).
 SMOOTHABLE = tuple(name for name, entry in METHODS.items() if entry.attribution) + tuple(
     alias for alias, name in ALIASES.items() if METHODS[name].attribution
-)  # fmt: skip
+)
 
 
 def method(name):

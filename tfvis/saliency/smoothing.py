@@ -8,6 +8,7 @@ Gradients (``"integrated"``: each noisy copy integrated from the same baseline) 
 :data:`tfvis.saliency.methods.METHODS` gives an ``attribution`` builder. The noise is drawn inside
 the compiled call that computes the attributions, one call for the copies of several images.
 """
+
 import numpy as np
 import tensorflow as tf
 
@@ -104,9 +105,19 @@ def _check_options(entry, options):
 
 
 def smoothgrad(
-    model, images, target, noise=0.15, samples=25, batch_size=16, seed=0, magnitude=True, value_range=None, method="vanilla",
-    image_indices=None, **options,
-):  # fmt: skip
+    model,
+    images,
+    target,
+    noise=0.15,
+    samples=25,
+    batch_size=16,
+    seed=0,
+    magnitude=True,
+    value_range=None,
+    method="vanilla",
+    image_indices=None,
+    **options,
+):
     """SmoothGrad (Smilkov et al. 2017): a method's attributions averaged over noisy copies of each image.
 
     Each image gets ``samples`` copies with Gaussian noise of standard deviation
@@ -189,8 +200,15 @@ def smoothgrad(
         group = slice(first, first + per_call)
         x, x0 = tf.constant(images[group]), tf.constant(references[group])
         for start in range(0, samples, count):
-            part = run(x, x0, tf.constant(seeds[group]), sigma, tf.constant(start),
-                       tf.constant(min(count, samples - start)), *rows.tensors(group)).numpy()  # fmt: skip
+            part = run(
+                x,
+                x0,
+                tf.constant(seeds[group]),
+                sigma,
+                tf.constant(start),
+                tf.constant(min(count, samples - start)),
+                *rows.tensors(group),
+            ).numpy()
             if total is None:
                 total = np.zeros((len(images), *part.shape[1:]), np.float64)
             total[group] += part
