@@ -361,7 +361,7 @@ def test_inceptionv1_gradient_equals_tape(inceptionv1_random):
             mask[i, y, x_, channel] = 1.0
         objective = tf.reduce_sum(act * tf.stop_gradient(mask * act))
     expected = tape.gradient(objective, x).numpy()
-    # the same graph, its stride-1 convs backpropagated by forward convolutions (tfvis.fastgrad)
+    # the same graph, its stride-1 convs backpropagated by forward convolutions (tfvis.rules.fast_conv)
     np.testing.assert_allclose(rec, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
     deconvnet = reconstruct(model, images, f"{target}:{channel}", "deconvnet")
     assert np.isfinite(deconvnet).all() and np.abs(deconvnet).max() > 0

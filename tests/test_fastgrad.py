@@ -1,7 +1,7 @@
 """The fast_conv rule (tfvis.rules): same outputs, same input gradients, computed with forward convolutions.
 
-The checks run on the rule and the graph walker themselves; ``tfvis.fastgrad``, the module the
-README's benchmarks name, only forwards to them (the last test).
+The checks run on the rule and the graph walker themselves (the ``tfvis.fastgrad`` shim that
+forwarded to them is gone: :func:`tfvis.rules.fast_conv` with :func:`tfvis.graph.rewritten`).
 """
 
 import keras
@@ -119,12 +119,3 @@ def test_fast_feature_model_reaches_intermediate_layers():
     np.testing.assert_allclose(grads[1], grads[0], rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="no layer 'nope'"):
         fast_feature_model(model, ["nope"])
-
-
-def test_fastgrad_module_forwards_to_the_rule():
-    from tfvis import fastgrad
-
-    model = _branchy()
-    assert fastgrad.eligible is eligible and fastgrad.conv2d_fast_input_gradient is conv2d_fast_input_gradient
-    assert fastgrad.fast_input_gradients(model) is fast_input_gradients(model)
-    assert fastgrad.fast_feature_model(model, ["same3"]) is fast_feature_model(model, ["same3"])

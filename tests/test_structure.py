@@ -23,7 +23,6 @@ CLEAN = (
     "tfvis.compare.study",
     "tfvis.deconv",
     "tfvis.display",
-    "tfvis.fastgrad",
     "tfvis.featurevis",
     "tfvis.featurevis.caricatures",
     "tfvis.featurevis.objectives",

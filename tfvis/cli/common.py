@@ -483,11 +483,11 @@ def check_layers(model, label, names, option="--layers"):
 
 
 def image_source(args, size):
-    """``(source, label, limit)`` of ``--images`` / ``--num-images``: an :class:`~tfvis.images.ImageSource`.
+    """``(source, label)`` of ``--images`` / ``--num-images``: an :class:`~tfvis.images.ImageSource` and its description.
 
     ``--images`` names a folder (walked recursively) or a glob pattern (quote it); default the
     sample photos and crops of them. The source is read by index, so shards of a run read only
-    their own images; ``limit`` is always None (the source holds only the images asked for).
+    their own images.
     """
     from tfvis import images
 
@@ -504,10 +504,10 @@ def image_source(args, size):
             raise images.NoImagesError(
                 f"{args.images}: no readable images: all {len(source)} matching file(s) skipped (see the warnings above)"
             )
-        return source, f"{args.images} (centre-cropped to {size} px)", None
+        return source, f"{args.images} (centre-cropped to {size} px)"
     count = args.num_images or DEFAULT_SAMPLE_IMAGES
     label = f"{count} scikit-image sample photos and crops ({size} px)"
-    return images.SampleSource(count, size=size, seed=args.seed), label, None
+    return images.SampleSource(count, size=size, seed=args.seed), label
 
 
 def first_images(source, size, count, option="--images", max_pixels=None):

@@ -562,7 +562,7 @@ def _run_compare(args):
     counts = {name: resolve(prepared(loaded[base.name]), name).channels for name in layers}
     channels = {name: parse_channels(args.channels, counts[name], name) for name in layers}
     args.weights = None  # image_source reads only images, num_images, seed
-    source, images_label, _ = image_source(args, args.size)
+    source, images_label = image_source(args, args.size)
     engine = make_run_engine(args)  # before the first file: an unreachable cluster leaves the output folder untouched
     if args.models is None:
         settings = {"a": args.a, "b": args.b, "reinit-b": args.reinit_b or ""}

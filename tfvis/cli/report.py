@@ -296,7 +296,7 @@ def plan(model_name, args):
     spec, model, label, info, size = _model_of(model_name, args)
     out = Path(args.out or Path("html_out") / safe_name(label))
     check_out(out)
-    source, images_label, _ = image_source(args, size)  # before loading the model: bad images fail at once
+    source, images_label = image_source(args, size)  # before loading the model: bad images fail at once
     if args.top_k > len(source):  # every image already holds a place: more ranks would stay empty
         if args.top_k != DEFAULT_TOP_K:
             print(

@@ -144,7 +144,7 @@ def _image_source(args, size):
     from .common import image_source
 
     if args.images:
-        source, _, _ = image_source(args, size)
+        source, _ = image_source(args, size)
         return source
     count = min(args.num_images or len(images.SAMPLE_NAMES), len(images.SAMPLE_NAMES))
     return images.SampleSource(count, size=size, seed=args.seed)  # its first images are the photos themselves
