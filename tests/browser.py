@@ -81,6 +81,8 @@ def load_lazy_images(page, timeout_ms=30000):
     reported by the caller, not waited for.
     """
     page.evaluate(_SCROLL_THROUGH)
+    # Images off to the side of a wide table (a dozen saliency methods) load only when scrolled to sideways.
+    page.evaluate("document.querySelectorAll('img[loading=lazy]').forEach(i => { i.loading = 'eager'; })")
     page.wait_for_function("Array.from(document.images).every(i => i.complete)", timeout=timeout_ms)
 
 

@@ -322,13 +322,15 @@ def test_saliency_cli_writes_maps_and_page(tmp_path, capsys, vgg16_random):
         f"vgg16_block2_conv1_3-{safe_name('block2_conv1:3')[-8:]}_coffee_vanilla.npy",
     ]
     from tfvis import images, saliency
+    from tfvis.cli.saliency import SALIENCY_METHODS
 
     photo = images.sample_images(["chelsea"], size=32)["chelsea"]
     saved = np.load(out / "assets" / "saliency" / stems[2])
     np.testing.assert_allclose(saved, saliency.vanilla(vgg16_random, photo, "block2_conv1:3"), rtol=1e-4, atol=1e-6)
     results = check_pages(out / "index.html")
     widths, errors, _ = results[(out / "index.html").resolve().as_uri()]
-    assert not errors and len(widths) == 2 * 2 * 7 and all(w > 0 for w in widths)  # targets x images x (image + 6 maps)
+    shown = 1 + len(SALIENCY_METHODS)  # the image and each method's map
+    assert not errors and len(widths) == 2 * 2 * shown and all(w > 0 for w in widths)  # targets x images x shown
 
 
 def test_saliency_cli_resumes_and_force_recomputes(tmp_path, capsys, monkeypatch, vgg16_random):

@@ -324,6 +324,12 @@ def test_maps_display_inline(relu_cnn):
         "smoothgrad": saliency.smoothgrad(relu_cnn, images, 1, samples=2),
         "integrated": saliency.integrated_gradients(relu_cnn, images, 1, steps=2),
         "grad_cam": saliency.grad_cam(relu_cnn, images, 1),
+        "grad_cam_pp": saliency.grad_cam_plus_plus(relu_cnn, images, 1),
+        "layer_cam": saliency.layer_cam(relu_cnn, images, 1),
+        "score_cam": saliency.score_cam(relu_cnn, images, 1),
+        "gradient_x_input": saliency.gradient_x_input(relu_cnn, images, 1),
+        "occlusion": saliency.occlusion(relu_cnn, images, 1, patch=4, stride=2),
+        "rise": saliency.rise(relu_cnn, images, 1, seed=4),
     }
     for name, values in maps.items():
         assert isinstance(values, Maps) and isinstance(values, np.ndarray) and values.shape == (2, 12, 12), name
@@ -406,7 +412,17 @@ def test_the_method_table_runs_each_public_function(relu_cnn):
     from tfvis.saliency.methods import METHODS, method
 
     images = np.random.default_rng(3).uniform(0, 255, (2, 12, 12, 3)).astype(np.float32)
-    settings = {"noise": 0.1, "samples": 2, "seed": 4, "steps": 3, "layer": None, "method": "guided", "unrelated": 1}
+    settings = {
+        "noise": 0.1,
+        "samples": 2,
+        "seed": 4,
+        "steps": 3,
+        "layer": None,
+        "method": "guided",
+        "patch": 4,
+        "stride": 2,
+        "unrelated": 1,
+    }
     direct = {
         "vanilla": saliency.vanilla(relu_cnn, images, 1),
         "smoothgrad": saliency.smoothgrad(relu_cnn, images, 1, noise=0.1, samples=2, seed=4, method="guided"),
@@ -414,12 +430,18 @@ def test_the_method_table_runs_each_public_function(relu_cnn):
         "guided": saliency.guided(relu_cnn, images, 1),
         "deconvnet": saliency.deconvnet(relu_cnn, images, 1),
         "grad_cam": saliency.grad_cam(relu_cnn, images, 1),
+        "grad_cam_pp": saliency.grad_cam_plus_plus(relu_cnn, images, 1),
+        "layer_cam": saliency.layer_cam(relu_cnn, images, 1),
+        "score_cam": saliency.score_cam(relu_cnn, images, 1),
+        "gradient_x_input": saliency.gradient_x_input(relu_cnn, images, 1),
+        "occlusion": saliency.occlusion(relu_cnn, images, 1, patch=4, stride=2),
+        "rise": saliency.rise(relu_cnn, images, 1, seed=4),
     }
     assert list(METHODS) == list(direct) and SALIENCY_METHODS == {name: entry.title for name, entry in METHODS.items()}
     for name, expected in direct.items():
         np.testing.assert_array_equal(method(name)(relu_cnn, images, 1, **settings), expected, err_msg=name)
     with pytest.raises(ValueError, match="choose one of: vanilla, smoothgrad"):
-        method("occlusion")
+        method("lime")
 
 
 def test_renamed_tables_keep_their_former_names():

@@ -70,7 +70,11 @@ def build_saliency_parser():
         default=DEFAULT_SALIENCY_METHODS,
         help=f"comma-separated, from: {', '.join(SALIENCY_METHODS)}, all (default: {DEFAULT_SALIENCY_METHODS})",
     )
-    parser.add_argument("--cam-layer", help="Grad-CAM's layer (default: the target's layer, or the last rectified spatial map)")
+    parser.add_argument(
+        "--cam-layer",
+        help="the layer of Grad-CAM, Grad-CAM++, LayerCAM and Score-CAM (default: the target's layer, or the last "
+        "rectified spatial map)",
+    )
     parser.add_argument("--samples", type=int, default=25, help="SmoothGrad copies per image (default: 25)")
     parser.add_argument("--noise", type=float, default=0.15, help="SmoothGrad noise, fraction of the input range (default: 0.15)")
     parser.add_argument(
@@ -153,15 +157,18 @@ def _image_source(args, size):
 def _check_targets(model, targets, methods, args):
     """Each target resolved on the model (a bad one is a :class:`UsageError` before any work); Grad-CAM's layer per target."""
     from tfvis.graph import prepared
+    from tfvis.saliency.methods import method
     from tfvis.targets import resolve
 
+    layered = [m for m in methods if "layer" in method(m).options]  # the CAM methods
+    if "smoothgrad" in methods and "layer" in method(args.smooth_method).options:
+        layered.append(args.smooth_method)
     cam_layers = []
     for target in targets:
         shown = target if target is not None else "(top class)"
         try:
             resolve(prepared(model), 0 if target is None else target, require_index=True)
-            uses_cam = "grad_cam" in methods or ("smoothgrad" in methods and args.smooth_method == "grad_cam")
-            cam_layers.append(_cam_layer_for(model, target, args.cam_layer) if uses_cam else None)
+            cam_layers.append(_cam_layer_for(model, target, args.cam_layer) if layered else None)
         except ValueError as err:
             raise UsageError(f"--target {shown}: {err}") from None
     return cam_layers

@@ -13,6 +13,9 @@ method, all on the core of :mod:`tfvis.targets`, :mod:`tfvis.graph` and :mod:`tf
 :mod:`.smoothing`      :func:`smoothgrad` over any method of the table
 :mod:`.integrated`     :func:`integrated_gradients` and its integration :data:`RULES`
 :mod:`.gradcam`        :func:`grad_cam` and its :func:`default_layer`
+:mod:`.cams`           :func:`grad_cam_plus_plus`, :func:`layer_cam`, :func:`score_cam`
+:mod:`.perturbation`   :func:`gradient_x_input`, :func:`occlusion`, :func:`rise` and its
+                       seeded :func:`rise_masks`
 :mod:`.classmodel`     :func:`class_model`, :func:`mean_image`
 =====================  =====================================================================
 
@@ -52,6 +55,13 @@ _NAMES = {
     "overlay": "..display",
     "class_model": ".classmodel",
     "mean_image": ".classmodel",
+    "grad_cam_plus_plus": ".cams",
+    "layer_cam": ".cams",
+    "score_cam": ".cams",
+    "gradient_x_input": ".perturbation",
+    "occlusion": ".perturbation",
+    "rise": ".perturbation",
+    "rise_masks": ".perturbation",
     "default_layer": ".gradcam",
     "grad_cam": ".gradcam",
     "class_scores": ".gradient",

@@ -131,6 +131,33 @@ METHODS = {
             attribution="tfvis.saliency.gradcam:cam_attribution",
             graph_options=("layer",),
         ),
+        SaliencyMethod(
+            "grad_cam_pp",
+            "Grad-CAM++",
+            "tfvis.saliency.cams:grad_cam_plus_plus",
+            options=("layer",),
+            attribution="tfvis.saliency.cams:grad_cam_pp_attribution",
+            graph_options=("layer",),
+        ),
+        SaliencyMethod(
+            "layer_cam",
+            "LayerCAM",
+            "tfvis.saliency.cams:layer_cam",
+            options=("layer",),
+            attribution="tfvis.saliency.cams:layer_cam_attribution",
+            graph_options=("layer",),
+        ),
+        SaliencyMethod("score_cam", "Score-CAM", "tfvis.saliency.cams:score_cam", options=("layer", "max_channels")),
+        SaliencyMethod(
+            "gradient_x_input",
+            "Gradient x Input",
+            "tfvis.saliency.perturbation:gradient_x_input",
+            attribution="tfvis.saliency.perturbation:input_gradient_attribution",
+        ),
+        SaliencyMethod(
+            "occlusion", "Occlusion", "tfvis.saliency.perturbation:occlusion", options=("patch", "stride", "baseline")
+        ),
+        SaliencyMethod("rise", "RISE", "tfvis.saliency.perturbation:rise", options=("masks", "cell", "p", "seed")),
     ]
 }
 
