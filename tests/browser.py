@@ -74,6 +74,11 @@ _SCROLL_THROUGH = """async () => {
 }"""
 
 
+_LOAD_SIDEWAYS = """() => document.querySelectorAll('img[loading=lazy]').forEach(i => {
+    if (!i.complete) { i.setAttribute('data-was-lazy', ''); i.loading = 'eager'; }
+})"""
+
+
 def load_lazy_images(page, timeout_ms=30000):
     """Scroll ``page`` through so that its lazy images load, and wait until every image is complete.
 
@@ -81,9 +86,13 @@ def load_lazy_images(page, timeout_ms=30000):
     reported by the caller, not waited for.
     """
     page.evaluate(_SCROLL_THROUGH)
-    # Images off to the side of a wide table (a dozen saliency methods) load only when scrolled to sideways.
-    page.evaluate("document.querySelectorAll('img[loading=lazy]').forEach(i => { i.loading = 'eager'; })")
+    # Images off to the side of a wide table (a dozen saliency methods) load only when scrolled to
+    # sideways: load those eagerly, then give them their lazy attribute back (pages are checked for it).
+    page.evaluate(_LOAD_SIDEWAYS)
     page.wait_for_function("Array.from(document.images).every(i => i.complete)", timeout=timeout_ms)
+    page.evaluate(
+        "document.querySelectorAll('img[data-was-lazy]').forEach(i => { i.loading = 'lazy'; i.removeAttribute('data-was-lazy'); })"
+    )
 
 
 def inspect_pages(paths, screenshots=None):
