@@ -308,24 +308,7 @@ def test_conv_only_file_matches_numpy_forward(private_weights_dir, conv_file, co
     assert_holds(load_model("alexnet", weights=str(conv_file), include_top=False), conv_arrays)
 
     x = images(99, n=2, seed=4)
-    names = [
-        "preprocess",
-        "conv1",
-        "conv1_relu",
-        "norm1",
-        "pool1",
-        "conv2",
-        "conv2_relu",
-        "norm2",
-        "pool2",
-        "conv3",
-        "conv3_relu",
-        "conv4",
-        "conv4_relu",
-        "conv5",
-        "conv5_relu",
-        "pool5",
-    ]
+    names = LAYER_ORDER[LAYER_ORDER.index("preprocess") : LAYER_ORDER.index("flatten")]
     expected = np_forward(conv_arrays, x)
     for name, actual in zip(names, outputs(model, names, x)):
         assert_close(actual, expected[name], what=name)
