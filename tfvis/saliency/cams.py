@@ -32,7 +32,7 @@ import tensorflow as tf
 from ..display import as_maps
 from ..graph import cached, feature_net
 from ..rules import for_input_gradients
-from .gradcam import cam_layer
+from .gradcam import batched_maps, cam_layer
 from .gradient import image_spec, row_specs, setup, target_scores
 from .methods import Attribution
 
@@ -144,12 +144,7 @@ def layer_cam_attribution(model, net, target, layer=None):
 def _weighted_cams(name, model, images, target, layer, batch_size):
     images, single, net, rows = setup(model, images, target, batch_size)
     layer = cam_layer(model, layer)
-    run = _cam_function(net, name, rows.target, layer)
-    out = np.zeros(images.shape[:3], np.float32)
-    for start in range(0, len(images), int(batch_size)):
-        chunk = slice(start, start + int(batch_size))
-        out[chunk] = run(tf.constant(images[chunk]), *rows.tensors(chunk)).numpy()
-    return as_maps(out[0] if single else out)
+    return batched_maps(_cam_function(net, name, rows.target, layer), images, rows, batch_size, single)
 
 
 def grad_cam_plus_plus(model, images, target, layer=None, batch_size=16):

@@ -176,7 +176,11 @@ def grad_cam(model, images, target, layer=None, batch_size=16):
     """
     images, single, net, rows = setup(model, images, target, batch_size)
     layer = cam_layer(model, layer)
-    run = _cam_function(net, rows.target, layer)
+    return batched_maps(_cam_function(net, rows.target, layer), images, rows, batch_size, single)
+
+
+def batched_maps(run, images, rows, batch_size, single=False):
+    """A compiled ``run(images, channels, positions)`` over ``images`` in batches: Maps (N, H, W), (H, W) when ``single``."""
     out = np.zeros(images.shape[:3], np.float32)
     for start in range(0, len(images), int(batch_size)):
         chunk = slice(start, start + int(batch_size))
@@ -184,4 +188,4 @@ def grad_cam(model, images, target, layer=None, batch_size=16):
     return as_maps(out[0] if single else out)
 
 
-__all__ = ["POOLING", "cam_attribution", "cam_layer", "cam_maps", "default_layer", "grad_cam"]
+__all__ = ["POOLING", "batched_maps", "cam_attribution", "cam_layer", "cam_maps", "default_layer", "grad_cam"]
