@@ -18,9 +18,9 @@ from .report import array_stem, safe_name
 from .saliency.methods import titles
 
 
-def page_titles():
-    """``{method: title}`` of the pages' saliency columns, in column order (from :data:`tfvis.saliency.methods.METHODS`)."""
-    return titles(PAGE_METHODS)
+def page_titles(methods=PAGE_METHODS):
+    """``{method: title}`` of the pages' saliency columns ``methods``, in column order (from :data:`tfvis.saliency.methods.METHODS`)."""
+    return titles(methods)
 
 
 #: The pages' saliency methods and their titles, as :func:`page_titles` (kept for code that read them here).
@@ -64,7 +64,8 @@ def saliency_records(report, store, units, ids, images):
     records = []
     first = {unit.params["layer"]: unit for unit in reversed(units) if unit.kind == "page_saliency"}
     for layer, results in _results(store, units, "page_saliency").items():
-        maps = {method: _joined(results, f"maps_{method}") for method in PAGE_METHODS}
+        methods = first[layer].params["methods"]
+        maps = {method: _joined(results, f"maps_{method}") for method in methods}
         targets = [t for result in results for t in result["meta"]["targets"]]
         entries = _save_maps(report, layer, ids, images, maps, targets)
         for entry, value in zip(entries, _joined(results, "values")):
@@ -74,6 +75,7 @@ def saliency_records(report, store, units, ids, images):
                 "layer": layer,
                 "cam_layer": results[0]["meta"]["cam_layer"],
                 "smoothgrad": dict(first[layer].params["smoothgrad"]),
+                "methods": list(methods),
                 "entries": entries,
             }
         )
@@ -85,17 +87,18 @@ def class_record(report, store, units, ids, images):
     results = _results(store, units, "page_classes").get(None)
     if not results:
         return None
+    methods = next(unit.params["methods"] for unit in units if unit.kind == "page_classes")
     classes, logits = _joined(results, "classes"), _joined(results, "logits")
     ranks = []
     for rank in range(classes.shape[1]):
-        maps = {method: np.concatenate([result[f"maps_{method}"][rank] for result in results]) for method in PAGE_METHODS}
+        maps = {method: np.concatenate([result[f"maps_{method}"][rank] for result in results]) for method in methods}
         targets = [int(c) for c in classes[:, rank]]
         entries = _save_maps(report, f"class{rank + 1}", ids, images, maps, targets)
         for i, entry in enumerate(entries):
             entry["logit"] = float(logits[i, rank])
             entry["note"] = f"class {targets[i]}, logit {logits[i, rank]:.3g}"
         ranks.append(entries)
-    return {"cam_layer": results[0]["meta"]["cam_layer"], "ranks": ranks}
+    return {"cam_layer": results[0]["meta"]["cam_layer"], "methods": list(methods), "ranks": ranks}
 
 
 def inversion_records(report, store, units, ids):
@@ -171,7 +174,8 @@ def image_tables(ids, index, image_src, saliency_records=(), class_record=None, 
             "rows": [{"label": "", "cells": [{"src": image_src, "alt": image_id}]}],
         }
     ]
-    titles = page_titles()
+    shown = (class_record or {}).get("methods") or next((r.get("methods") for r in saliency_records), None)
+    titles = page_titles(shown or PAGE_METHODS)
     if class_record:
         rows = []
         for rank, entries in enumerate(class_record["ranks"]):
@@ -197,7 +201,7 @@ def image_tables(ids, index, image_src, saliency_records=(), class_record=None, 
                 "rows": _saliency_table(saliency_records, index, titles),
                 "lede": "For each layer, the report channel with the largest mean activation on this image; the maps are "
                 "gradients of that mean (Grad-CAM at the layer itself is the channel's own map, upsampled). "
-                + _smoothgrad_text(saliency_records),
+                + (_smoothgrad_text(saliency_records) if "smoothgrad" in titles else ""),
             }
         )
     if inversion_records:

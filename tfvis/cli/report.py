@@ -13,6 +13,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..saliency.methods import ALIASES as SALIENCY_ALIASES
+from ..saliency.methods import DEFAULT_METHODS as PAGE_METHODS
+from ..saliency.methods import METHODS as SALIENCY_METHODS
+from ..saliency.methods import method as saliency_method
 from .common import (
     DEFAULT_CHANNELS,
     DEFAULT_SAMPLE_IMAGES,
@@ -107,6 +111,12 @@ def build_parser(prog, model_name=None):
         "--methods", default="deconv", help=f"comma-separated, from: {', '.join(REPORT_PARTS)}, all (default: deconv)"
     )
     parser.add_argument(
+        "--saliency-methods",
+        default=",".join(PAGE_METHODS),
+        help=f"the image pages' saliency columns, comma-separated, from: {', '.join(SALIENCY_METHODS)}, all "
+        f"(default: {','.join(PAGE_METHODS)})",
+    )
+    parser.add_argument(
         "--page-images",
         type=int,
         default=DEFAULT_PAGE_IMAGES,
@@ -138,6 +148,17 @@ def build_parser(prog, model_name=None):
     )
     add_engine_options(parser, shard_units="top-k")
     return parser
+
+
+def _saliency_methods(spec):
+    """The ``--saliency-methods`` of the image pages, by their table names."""
+    names = tuple(SALIENCY_METHODS) if spec.strip() == "all" else tuple(m.strip() for m in spec.split(",") if m.strip())
+    bad = [name for name in names if name not in SALIENCY_METHODS and name not in SALIENCY_ALIASES]
+    if bad or not names:
+        raise UsageError(
+            f"--saliency-methods: unknown {', '.join(bad) or '(none given)'}; choose from: {', '.join(SALIENCY_METHODS)}, all"
+        )
+    return tuple(dict.fromkeys(saliency_method(name).name for name in names))
 
 
 def _methods(spec):
@@ -245,6 +266,7 @@ class ReportPlan:
     per_image: list = field(default_factory=list)
     invert_layers: list = field(default_factory=list)
     invert_size: int = None
+    saliency_methods: tuple = PAGE_METHODS
 
 
 @dataclass
@@ -293,6 +315,7 @@ def plan(model_name, args):
 
     check_positive(args, _POSITIVE)
     parts = _methods(args.methods)
+    saliency_methods = _saliency_methods(args.saliency_methods)
     spec, model, label, info, size = _model_of(model_name, args)
     out = Path(args.out or Path("html_out") / safe_name(label))
     check_out(out)
@@ -327,6 +350,9 @@ def plan(model_name, args):
         if "inversion" in run.per_image and run.invert_size < info.min_size:
             raise UsageError(f"--invert-size {run.invert_size}: {info.name} needs at least {info.min_size} px")
         settings["image pages"] = f"{args.page_images} images"
+        if "saliency" in run.per_image:
+            settings["saliency methods"] = ", ".join(saliency_methods)
+        run.saliency_methods = saliency_methods
         if "inversion" in run.per_image:
             settings["inversion"] = f"{', '.join(run.invert_layers)} at {run.invert_size} px"
     if spec.input is not None:
@@ -392,6 +418,7 @@ def compute(args, run):
                 args.batch_size,
                 args.seed,
                 classes=classes,
+                saliency_methods=run.saliency_methods,
             )
             engine.run(work.page_units, context, store, desc="image pages")
     finally:

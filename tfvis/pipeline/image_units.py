@@ -22,7 +22,7 @@ from ..activations import activations
 from ..layer_names import allow_any_layer_name
 from ..layers import get_layer
 from ..saliency import class_scores, default_layer, score
-from ..saliency.methods import method
+from ..saliency.methods import DEFAULT_METHODS, method
 from .units import Unit
 
 #: Noisy copies per image of the image pages' SmoothGrad.
@@ -30,7 +30,7 @@ SMOOTHGRAD_SAMPLES = 16
 #: Noise of the image pages' SmoothGrad, as a fraction of the input range.
 SMOOTHGRAD_NOISE = 0.15
 #: Saliency methods of the image pages, in column order (entries of :data:`tfvis.saliency.methods.METHODS`).
-PAGE_METHODS = ("vanilla", "smoothgrad", "guided", "grad_cam")
+PAGE_METHODS = DEFAULT_METHODS
 
 
 def _batches(indices, size):
@@ -67,7 +67,17 @@ def _page_base(context, indices, positions, batch_size, seed):
 
 
 def page_units(
-    context, indices, layers, channels, methods, invert_layers=(), invert_size=None, batch_size=16, seed=0, classes=False
+    context,
+    indices,
+    layers,
+    channels,
+    methods,
+    invert_layers=(),
+    invert_size=None,
+    batch_size=16,
+    seed=0,
+    classes=False,
+    saliency_methods=PAGE_METHODS,
 ):
     """The units of the image pages of the images ``indices`` of the context's source.
 
@@ -90,6 +100,9 @@ def page_units(
         SmoothGrad's noise and the inversions' start.
     classes : bool
         Whether the model has a class output (then a ``page_classes`` unit per batch).
+    saliency_methods : sequence of str
+        The pages' saliency columns, entries of :data:`tfvis.saliency.methods.METHODS` (default
+        :data:`PAGE_METHODS`; the report's ``--saliency-methods``).
 
     Returns
     -------
@@ -100,7 +113,7 @@ def page_units(
         base = _page_base(context, part, positions, batch_size, seed)
         label = f"images {positions[0]}-{positions[-1]}"
         if "saliency" in methods:
-            common = {**base, "methods": list(PAGE_METHODS), "smoothgrad": smooth}
+            common = {**base, "methods": [method(name).name for name in saliency_methods], "smoothgrad": smooth}
             if classes:
                 units.append(Unit("page_classes", {**common, "top": 3}, label=f"class saliency of {label}"))
             for layer in layers:

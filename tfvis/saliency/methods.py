@@ -163,6 +163,8 @@ METHODS = {
 
 #: Other names of methods (``smoothgrad(method="gradient")`` as before).
 ALIASES = {"gradient": "vanilla"}
+#: The methods the report's image pages show by default (``--saliency-methods``), and the saliency command's.
+DEFAULT_METHODS = ("vanilla", "smoothgrad", "guided", "grad_cam")
 
 #: Names SmoothGrad can wrap (aliases included).
 SMOOTHABLE = tuple(name for name, entry in METHODS.items() if entry.attribution) + tuple(
@@ -204,4 +206,4 @@ class Attribution:
         self.key, self.build, self.rows = tuple(key), build, int(rows)
 
 
-__all__ = ["ALIASES", "Attribution", "METHODS", "SMOOTHABLE", "SaliencyMethod", "method", "titles"]
+__all__ = ["ALIASES", "DEFAULT_METHODS", "Attribution", "METHODS", "SMOOTHABLE", "SaliencyMethod", "method", "titles"]
