@@ -32,9 +32,8 @@ import tensorflow as tf
 from ..display import as_maps
 from ..graph import cached, feature_net
 from ..rules import for_input_gradients
-from .gradcam import batched_maps, cam_layer
+from .gradcam import batched_maps, cam_function, cam_layer, weighted_cam_attribution, weighted_cam_maps
 from .gradient import image_spec, row_specs, setup, target_scores
-from .methods import Attribution
 
 
 def grad_cam_pp_weighting(activations, grads):
@@ -79,56 +78,13 @@ def _weighting(name):
     return WEIGHTINGS[name]
 
 
-def weighted_cam_maps(net, target, layer, weighting, images, channels, positions):
-    """Maps (B, H, W) of ``images`` through ``net`` (outputs: ``layer``'s map and the target layer's) (graph code).
-
-    ``weighting(activations, grads)`` turns the layer's activations and the score's gradient
-    into the map (B, h, w, 1), which is upsampled bilinearly to the input size.
-    """
-    with tf.GradientTape() as tape:
-        tape.watch(images)  # the net's weights are constants: connect the maps through the input
-        activations, act = net(images, training=False)
-        total = tf.reduce_sum(target_scores(act, target, channels, positions))
-    grads = tape.gradient(total, activations)
-    if grads is None:
-        raise ValueError(f"target {str(target.target)!r} does not depend on layer {layer!r}")
-    cam = weighting(activations, grads)
-    return tf.image.resize(cam, tf.shape(images)[1:3], method="bilinear")[..., 0]
-
-
-def _two_map_net(net, target, layer):
-    return feature_net(net, [layer, target.layer], for_input_gradients())
-
-
 def _cam_function(model, name, target, layer):
     """Compiled ``(images, channels, positions) -> maps`` of method ``name`` on the prepared ``model``, cached."""
-    weighting = _weighting(name)
-
-    def build():
-        net = _two_map_net(model, target, layer)
-
-        @tf.function(input_signature=[image_spec(model)] + row_specs(target))
-        def run(images, channels, positions):
-            return weighted_cam_maps(net, target, layer, weighting, images, channels, positions)
-
-        return run
-
-    return cached(model, ("saliency." + name, layer) + target.key, build)
+    return cam_function(model, target, layer, name, _weighting(name))
 
 
 def _attribution(name, model, net, target, layer):
-    weighting = _weighting(name)
-    layer = cam_layer(model, layer)
-
-    def build():
-        two_maps = _two_map_net(net, target, layer)
-
-        def attribute(rows, references, channels, positions):
-            return weighted_cam_maps(two_maps, target, layer, weighting, rows, channels, positions)[..., None]
-
-        return attribute
-
-    return Attribution((name, layer), build)
+    return weighted_cam_attribution(model, net, target, layer, name, _weighting(name))
 
 
 def grad_cam_pp_attribution(model, net, target, layer=None):

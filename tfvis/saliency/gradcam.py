@@ -86,37 +86,64 @@ def default_layer(model):
     return layer.name
 
 
-def cam_maps(net, target, layer, images, channels, positions):
-    """Grad-CAM maps (B, H, W) of ``images`` through ``net`` (outputs: ``layer``'s map and the target layer's) (graph code)."""
+def grad_cam_weighting(activations, grads):
+    """Grad-CAM's map before upsampling, ``relu(sum_k w_k A_k)`` with ``w_k = mean_ij g_kij``, shape (B, h, w, 1) (graph code).
+
+    Parameters
+    ----------
+    activations : tensor, shape (B, h, w, K)
+        The layer's activations ``A``.
+    grads : tensor, shape (B, h, w, K)
+        ``dS/dA`` of each row's score.
+
+    Returns
+    -------
+    tensor, shape (B, h, w, 1)
+    """
+    weights = tf.reduce_mean(grads, axis=[1, 2], keepdims=True)
+    return tf.nn.relu(tf.reduce_sum(weights * activations, axis=-1, keepdims=True))
+
+
+def weighted_cam_maps(net, target, layer, weighting, images, channels, positions):
+    """Maps (B, H, W) of ``images`` through ``net`` (outputs: ``layer``'s map and the target layer's) (graph code).
+
+    ``weighting(activations, grads)`` turns the layer's activations and the score's gradient into
+    the map (B, h, w, 1) (:func:`grad_cam_weighting`, or those of :mod:`.cams`), which is
+    upsampled bilinearly to the input size.
+    """
     with tf.GradientTape() as tape:
         tape.watch(images)  # the fast net's weights are constants: connect the maps through the input
-        maps, act = net(images, training=False)
+        activations, act = net(images, training=False)
         total = tf.reduce_sum(target_scores(act, target, channels, positions))
-    grads = tape.gradient(total, maps)
+    grads = tape.gradient(total, activations)
     if grads is None:
         raise ValueError(f"target {str(target.target)!r} does not depend on layer {layer!r}")
-    weights = tf.reduce_mean(grads, axis=[1, 2], keepdims=True)
-    cam = tf.nn.relu(tf.reduce_sum(weights * maps, axis=-1, keepdims=True))
+    cam = weighting(activations, grads)
     return tf.image.resize(cam, tf.shape(images)[1:3], method="bilinear")[..., 0]
+
+
+def cam_maps(net, target, layer, images, channels, positions):
+    """Grad-CAM maps (B, H, W): :func:`weighted_cam_maps` with :func:`grad_cam_weighting` (graph code)."""
+    return weighted_cam_maps(net, target, layer, grad_cam_weighting, images, channels, positions)
 
 
 def _cam_net(net, target, layer):
     return feature_net(net, [layer, target.layer], for_input_gradients())
 
 
-def _cam_function(model, target, layer):
-    """Compiled ``(images, channels, positions) -> Grad-CAM maps`` on the prepared ``model``, cached."""
+def cam_function(model, target, layer, name="grad_cam", weighting=grad_cam_weighting):
+    """Compiled ``(images, channels, positions) -> maps`` of the CAM ``name`` on the prepared ``model``, cached."""
 
     def build():
         net = _cam_net(model, target, layer)
 
         @tf.function(input_signature=[image_spec(model)] + row_specs(target))
         def run(images, channels, positions):
-            return cam_maps(net, target, layer, images, channels, positions)
+            return weighted_cam_maps(net, target, layer, weighting, images, channels, positions)
 
         return run
 
-    return cached(model, ("saliency.grad_cam", layer) + target.key, build)
+    return cached(model, ("saliency." + name, layer) + target.key, build)
 
 
 def cam_layer(model, layer=None):
@@ -130,19 +157,24 @@ def cam_layer(model, layer=None):
     return layer
 
 
-def cam_attribution(model, net, target, layer=None):
-    """SmoothGrad's view of Grad-CAM (:class:`tfvis.saliency.methods.Attribution`): each row's map, shape (B, H, W, 1)."""
+def weighted_cam_attribution(model, net, target, layer=None, name="grad_cam", weighting=grad_cam_weighting):
+    """SmoothGrad's view of a CAM (:class:`tfvis.saliency.methods.Attribution`): each row's map, shape (B, H, W, 1)."""
     layer = cam_layer(model, layer)
 
     def build():
         two_maps = _cam_net(net, target, layer)
 
         def attribute(rows, references, channels, positions):
-            return cam_maps(two_maps, target, layer, rows, channels, positions)[..., None]
+            return weighted_cam_maps(two_maps, target, layer, weighting, rows, channels, positions)[..., None]
 
         return attribute
 
-    return Attribution(("grad_cam", layer), build)
+    return Attribution((name, layer), build)
+
+
+def cam_attribution(model, net, target, layer=None):
+    """SmoothGrad's view of Grad-CAM (:class:`tfvis.saliency.methods.Attribution`): each row's map, shape (B, H, W, 1)."""
+    return weighted_cam_attribution(model, net, target, layer)
 
 
 def grad_cam(model, images, target, layer=None, batch_size=16):
@@ -176,7 +208,7 @@ def grad_cam(model, images, target, layer=None, batch_size=16):
     """
     images, single, net, rows = setup(model, images, target, batch_size)
     layer = cam_layer(model, layer)
-    return batched_maps(_cam_function(net, rows.target, layer), images, rows, batch_size, single)
+    return batched_maps(cam_function(net, rows.target, layer), images, rows, batch_size, single)
 
 
 def batched_maps(run, images, rows, batch_size, single=False):
@@ -188,4 +220,16 @@ def batched_maps(run, images, rows, batch_size, single=False):
     return as_maps(out[0] if single else out)
 
 
-__all__ = ["POOLING", "batched_maps", "cam_attribution", "cam_layer", "cam_maps", "default_layer", "grad_cam"]
+__all__ = [
+    "POOLING",
+    "batched_maps",
+    "cam_attribution",
+    "cam_function",
+    "cam_layer",
+    "cam_maps",
+    "default_layer",
+    "grad_cam",
+    "grad_cam_weighting",
+    "weighted_cam_attribution",
+    "weighted_cam_maps",
+]
