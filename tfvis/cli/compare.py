@@ -207,6 +207,41 @@ def _load(model):
         raise UsageError(f"{model.option} {model.text}: {err}") from None
 
 
+def _check_models(args, models, base):
+    """Load the models one at a time and check ``--layers`` and ``--cka-layers`` on each.
+
+    Returns ``(base_model, held, layers, cka_layers, weights)``: the base's Keras model, a few
+    loaded models to hand to the local engine (the base and the last ones checked, at most
+    :attr:`Context.HELD_MODELS` + 1, so the driver's memory does not grow with the number of
+    models), the layers, each model's CKA layers and each model's weights label (None if unknown).
+    """
+    from tfvis.graph import prepared
+    from tfvis.layer_names import split_layer_names
+    from tfvis.models import weights_label
+    from tfvis.pipeline.context import Context
+
+    base_model = _load(base)
+    known = {layer.name for layer in prepared(base_model).layers}
+    layers = split_layer_names(args.layers, known)  # every layer must be the base's too
+    if args.cka_layers:
+        chosen, option = split_layer_names(args.cka_layers, known), "--cka-layers"
+    elif args.models is not None:
+        chosen, option = _default_cka_layers(base_model), "--cka-layers (default: the base's report layers)"
+    held, cka_layers, weights = {base.name: base_model}, {}, {}
+    for model in [base] + [m for m in models if m is not base]:
+        keras_model = held.get(model.name) or _load(model)
+        layers = check_layers(keras_model, model.label, layers)  # without repeats
+        if args.cka_layers or args.models is not None:
+            cka_layers[model.name] = check_layers(keras_model, model.label, chosen, option)
+        else:  # --a/--b: each model's own report layers
+            cka_layers[model.name] = _default_cka_layers(keras_model)
+        weights[model.name] = weights_label(keras_model)
+        held[model.name] = keras_model
+        if len(held) > Context.HELD_MODELS + 1:
+            held.pop(next(name for name in held if name != base.name))
+    return base_model, held, layers, cka_layers, weights
+
+
 def _base_index(args, models):
     if args.base is None:
         return 0
@@ -331,11 +366,10 @@ def _pair_layer_page(report, models, layer, channels, vis, changes):
     return row, csv_rows
 
 
-def _write_pair(report, models, loaded, study, cka_layers, layers, channels, vis, images_label, args):
+def _write_pair(report, models, base_model, weights, study, cka_layers, layers, channels, vis, images_label, args):
     from tfvis import fileio
     from tfvis.compare import plot_cka, write_dead_csv
     from tfvis.featurevis import describe
-    from tfvis.models import weights_label
 
     a, b = models
     layers_a, layers_b = cka_layers[a.name], cka_layers[b.name]
@@ -349,14 +383,14 @@ def _write_pair(report, models, loaded, study, cka_layers, layers, channels, vis
     heatmap = _save_figure(report, fig, "assets/cka.png")
     rows, csv_rows = [], []
     for layer in layers:
-        row, dead = _pair_layer_page(report, models, layer, channels[layer], vis, _changes(loaded[a.name], a, [b], vis, layer))
+        row, dead = _pair_layer_page(report, models, layer, channels[layer], vis, _changes(base_model, a, [b], vis, layer))
         rows.append(row)
         csv_rows += dead
     write_dead_csv(report.out / "dead_channels.csv", *zip(*csv_rows))
     diagonal = [{"name": n, "value": f"{matrix[i, layers_b.index(n)]:.3f}"} for i, n in enumerate(layers_a) if n in layers_b]
     facts = [
-        ("A", f"{a.label} ({weights_label(loaded[a.name], 'saved model')})"),
-        ("B", f"{b.label} ({weights_label(loaded[b.name], 'saved model')})"),
+        ("A", f"{a.label} ({weights[a.name] or 'saved model'})"),
+        ("B", f"{b.label} ({weights[b.name] or 'saved model'})"),
         ("CKA images", f"{images_label}, minibatches of {args.batch_size} ({study.n_examples} images)"),
         ("Visualizations", describe(steps=args.fv_steps, size=args.fv_size)),
     ]
@@ -449,11 +483,10 @@ def _study_layer_page(report, models, base, layer, channels, vis, changes):
     return row, csv_rows
 
 
-def _write_study(report, models, base, loaded, study, cka_layers, layers, channels, vis, images_label, args):
+def _write_study(report, models, base, base_model, weights, study, cka_layers, layers, channels, vis, images_label, args):
     from tfvis import fileio
     from tfvis.compare import plot_cka, write_dead_csv
     from tfvis.featurevis import describe
-    from tfvis.models import weights_label
     from tfvis.report import safe_name
 
     names = [m.name for m in models]
@@ -470,7 +503,7 @@ def _write_study(report, models, base, loaded, study, cka_layers, layers, channe
     line_plot = _save_figure(report, _plot_against_base(curves, shared, base.label), "assets/cka_vs_base.png")
     rows, csv_rows = [], []
     for layer in layers:
-        changes = _changes(loaded[base.name], base, [m for m in models if m is not base], vis, layer)
+        changes = _changes(base_model, base, [m for m in models if m is not base], vis, layer)
         row, dead = _study_layer_page(report, models, base, layer, channels[layer], vis, changes)
         rows.append(row)
         csv_rows += dead
@@ -481,7 +514,7 @@ def _write_study(report, models, base, loaded, study, cka_layers, layers, channe
             "number": i + 1,
             "label": m.label,
             "spec": m.text,
-            "weights": weights_label(loaded[m.name]) or "as saved",
+            "weights": weights[m.name] or "as saved",
             "reinit": ", ".join(m.spec.reinit) or "-",
             "base": m is base,
         }
@@ -527,7 +560,7 @@ def _write_study(report, models, base, loaded, study, cka_layers, layers, channe
 
 def _run_compare(args):
     from tfvis.graph import prepared
-    from tfvis.layer_names import allow_any_layer_name, split_layer_names
+    from tfvis.layer_names import allow_any_layer_name
     from tfvis.pipeline import Store
     from tfvis.pipeline.context import Context
     from tfvis.pipeline.study_units import study_cka
@@ -541,25 +574,8 @@ def _run_compare(args):
     models = _study_models(args)
     base = models[_base_index(args, models)]
     check_out(Path(args.out))
-    loaded = {}
-    for model in models:  # one at a time would do for workers; the driver checks layers and embeds visualizations
-        loaded[model.name] = _load(model)
-    known = {layer.name for model in loaded.values() for layer in prepared(model).layers}
-    layers = split_layer_names(args.layers, known)
-    for model in models:
-        layers = check_layers(loaded[model.name], model.label, layers)  # without repeats
-    if args.cka_layers:
-        chosen = split_layer_names(args.cka_layers, known)
-        cka_layers = {m.name: check_layers(loaded[m.name], m.label, chosen, "--cka-layers") for m in models}
-    elif args.models is None:
-        cka_layers = {m.name: _default_cka_layers(loaded[m.name]) for m in models}
-    else:
-        chosen = _default_cka_layers(loaded[base.name])
-        cka_layers = {
-            m.name: check_layers(loaded[m.name], m.label, chosen, "--cka-layers (default: the base's report layers)")
-            for m in models
-        }
-    counts = {name: resolve(prepared(loaded[base.name]), name).channels for name in layers}
+    base_model, held, layers, cka_layers, weights = _check_models(args, models, base)
+    counts = {name: resolve(prepared(base_model), name).channels for name in layers}
     channels = {name: parse_channels(args.channels, counts[name], name) for name in layers}
     args.weights = None  # image_source reads only images, num_images, seed
     source, images_label = image_source(args, args.size)
@@ -578,7 +594,7 @@ def _run_compare(args):
     if args.force:
         shutil.rmtree(store.root, ignore_errors=True)
     # The units name each model by its study name; workers rebuild every model from its spec (re-initialisation included).
-    context = Context(models[0].spec, source, specs={m.name: m.spec for m in models}, models=loaded)
+    context = Context(models[0].spec, source, specs={m.name: m.spec for m in models}, models=held)
     started = time.perf_counter()
     try:
         units = _visualization_units(context, models, layers, channels, args)
@@ -599,9 +615,11 @@ def _run_compare(args):
         engine.close()
     vis = _visualizations(store, units)
     if args.models is None:
-        summary = _write_pair(report, models, loaded, study, cka_layers, layers, channels, vis, images_label, args)
+        summary = _write_pair(report, models, base_model, weights, study, cka_layers, layers, channels, vis, images_label, args)
     else:
-        summary = _write_study(report, models, base, loaded, study, cka_layers, layers, channels, vis, images_label, args)
+        summary = _write_study(
+            report, models, base, base_model, weights, study, cka_layers, layers, channels, vis, images_label, args
+        )
     print(
         f"{summary}, {sum(len(c) for c in channels.values())} channels x {len(models)} models, "
         f"{time.perf_counter() - started:.0f} s ({engine.name} engine)"
