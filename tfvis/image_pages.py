@@ -46,13 +46,22 @@ def _joined(results, name, axis=0):
     return np.concatenate([result[name] for result in results], axis=axis)
 
 
+def shown_map(values):
+    """What a page draws of a map: its magnitude when it is signed (Gradient x Input), so that zero is the cold end.
+
+    The raw arrays beside the pictures keep the sign.
+    """
+    values = np.asarray(values, np.float32)
+    return np.abs(values) if values.min() < 0 else values
+
+
 def _save_maps(report, key, ids, images, maps, targets):
     """Save overlays and raw maps; returns per-image ``{"image", "target", "maps": {method: src}}``."""
     per_image = []
     for i, image_id in enumerate(ids):
         stem = array_stem(report.model_name, key, image_id)
         srcs = {
-            method: report.save_picture("pages", f"{stem}_{method}", overlay(images[i], values[i]), values[i])
+            method: report.save_picture("pages", f"{stem}_{method}", overlay(images[i], shown_map(values[i])), values[i])
             for method, values in maps.items()
         }
         per_image.append({"image": image_id, "target": str(targets[i]), "maps": srcs})
