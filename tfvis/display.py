@@ -98,6 +98,15 @@ def _normalised(saliency):
     return (saliency - low) / (high - low)
 
 
+def shown_map(values):
+    """What a page draws of a map: its magnitude when it is signed (Gradient x Input), so that zero is the cold end.
+
+    The raw arrays beside the pictures keep the sign.
+    """
+    values = np.asarray(values, np.float32)
+    return np.abs(values) if values.min() < 0 else values
+
+
 def overlay(image, saliency, cmap="jet", alpha=0.5):
     """Blend a saliency map, coloured with a matplotlib colormap, over an image.
 

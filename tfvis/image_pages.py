@@ -12,7 +12,7 @@ representation error. An interrupted run resumes unit by unit (the store keeps f
 
 import numpy as np
 
-from .display import overlay
+from .display import overlay, shown_map
 from .pipeline.image_units import PAGE_METHODS, SMOOTHGRAD_NOISE, SMOOTHGRAD_SAMPLES, resized, strongest_channels  # noqa: F401 - importable here as before
 from .report import array_stem, safe_name
 from .saliency.methods import titles
@@ -44,15 +44,6 @@ def _results(store, units, kind):
 
 def _joined(results, name, axis=0):
     return np.concatenate([result[name] for result in results], axis=axis)
-
-
-def shown_map(values):
-    """What a page draws of a map: its magnitude when it is signed (Gradient x Input), so that zero is the cold end.
-
-    The raw arrays beside the pictures keep the sign.
-    """
-    values = np.asarray(values, np.float32)
-    return np.abs(values) if values.min() < 0 else values
 
 
 def _save_maps(report, key, ids, images, maps, targets):

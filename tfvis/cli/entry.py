@@ -6,6 +6,7 @@ function as its ``python -m`` form, with the same options.
 
 import sys
 
+from .activation_atlas import activation_atlas_main
 from .caricature import caricature_main
 from .compare import compare_main
 from .report import main as preset_main
@@ -21,6 +22,7 @@ COMMANDS = {
     "caricature": caricature_main,
     "compare": compare_main,
     "report": report_main,
+    "activation-atlas": activation_atlas_main,
 }
 
 
@@ -45,4 +47,4 @@ def _command(name):
     return run
 
 
-vgg, alex, inception, saliency, caricature, compare, report = (_command(name) for name in COMMANDS)
+vgg, alex, inception, saliency, caricature, compare, report, activation_atlas = (_command(name) for name in COMMANDS)

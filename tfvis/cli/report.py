@@ -42,7 +42,9 @@ from .common import (
 
 #: Parts a report can have (``--methods``): top-k reconstructions and feature visualizations on the
 #: layer pages; per-image saliency and inversion pages.
-REPORT_PARTS = ("deconv", "featurevis", "saliency", "inversion")
+REPORT_PARTS = ("deconv", "featurevis", "saliency", "inversion", "sanity")
+#: What ``--methods all`` selects: every part but the sanity check (a model per randomized layer), asked for by name.
+ALL_PARTS = REPORT_PARTS[:-1]
 #: The former name of :data:`REPORT_PARTS`.
 METHODS = REPORT_PARTS
 DEFAULT_PAGE_IMAGES = 4
@@ -108,13 +110,29 @@ def build_parser(prog, model_name=None):
         help=f"patches per channel, at most the number of images (default: {DEFAULT_TOP_K})",
     )
     parser.add_argument(
-        "--methods", default="deconv", help=f"comma-separated, from: {', '.join(REPORT_PARTS)}, all (default: deconv)"
+        "--methods",
+        default="deconv",
+        help=f"comma-separated, from: {', '.join(REPORT_PARTS)}, all (all but sanity) (default: deconv)",
     )
     parser.add_argument(
         "--saliency-methods",
         default=",".join(PAGE_METHODS),
         help=f"the image pages' saliency columns, comma-separated, from: {', '.join(SALIENCY_METHODS)}, all "
         f"(default: {','.join(PAGE_METHODS)})",
+    )
+    parser.add_argument(
+        "--sanity-methods",
+        help="the sanity check's saliency methods (--methods sanity), comma-separated, from the --saliency-methods "
+        "choices (default: vanilla,gradient_x_input,integrated,guided,grad_cam,smoothgrad)",
+    )
+    parser.add_argument(
+        "--sanity-layers", help="layers the sanity check randomizes, comma-separated (default: every layer with weights)"
+    )
+    parser.add_argument(
+        "--sanity-modes",
+        default="cascading,independent",
+        help="randomizations of the sanity check: cascading (from the top layer down), independent (one layer at a "
+        "time) or both (default: cascading,independent)",
     )
     parser.add_argument(
         "--page-images",
@@ -150,19 +168,17 @@ def build_parser(prog, model_name=None):
     return parser
 
 
-def _saliency_methods(spec):
-    """The ``--saliency-methods`` of the image pages, by their table names."""
+def _saliency_methods(spec, option="--saliency-methods"):
+    """The saliency methods ``spec`` names (comma-separated, or ``all``), by their table names."""
     names = tuple(SALIENCY_METHODS) if spec.strip() == "all" else tuple(m.strip() for m in spec.split(",") if m.strip())
     bad = [name for name in names if name not in SALIENCY_METHODS and name not in SALIENCY_ALIASES]
     if bad or not names:
-        raise UsageError(
-            f"--saliency-methods: unknown {', '.join(bad) or '(none given)'}; choose from: {', '.join(SALIENCY_METHODS)}, all"
-        )
+        raise UsageError(f"{option}: unknown {', '.join(bad) or '(none given)'}; choose from: {', '.join(SALIENCY_METHODS)}, all")
     return tuple(dict.fromkeys(saliency_method(name).name for name in names))
 
 
 def _methods(spec):
-    methods = REPORT_PARTS if spec == "all" else tuple(m.strip() for m in spec.split(",") if m.strip())
+    methods = ALL_PARTS if spec == "all" else tuple(m.strip() for m in spec.split(",") if m.strip())
     bad = [m for m in methods if m not in REPORT_PARTS]
     if bad:
         raise UsageError(f"--methods: unknown {', '.join(bad)}; choose from: {', '.join(REPORT_PARTS)}, all")
@@ -267,6 +283,7 @@ class ReportPlan:
     invert_layers: list = field(default_factory=list)
     invert_size: int = None
     saliency_methods: tuple = PAGE_METHODS
+    sanity: dict = None
 
 
 @dataclass
@@ -281,6 +298,7 @@ class ReportWork:
     page_units: list = field(default_factory=list)
     page_ids: list = field(default_factory=list)
     page_images: object = None
+    sanity_plan: object = None
 
 
 def _model_of(model_name, args):
@@ -355,9 +373,28 @@ def plan(model_name, args):
         run.saliency_methods = saliency_methods
         if "inversion" in run.per_image:
             settings["inversion"] = f"{', '.join(run.invert_layers)} at {run.invert_size} px"
+    if "sanity" in parts:
+        run.sanity = _sanity_settings(args, model)
+        settings["sanity check"] = f"{args.page_images} images, {', '.join(run.sanity['modes'])}, target {layers[-1]}"
     if spec.input is not None:
         settings["input"] = spec.input.text
     return run
+
+
+def _sanity_settings(args, model):
+    """The sanity page's methods, layers and modes (``--sanity-*``), checked."""
+    from tfvis.saliency.sanity import DEFAULT_METHODS, MODES, weighted_layers
+
+    methods = _saliency_methods(args.sanity_methods, "--sanity-methods") if args.sanity_methods else DEFAULT_METHODS
+    modes = tuple(m.strip() for m in args.sanity_modes.split(",") if m.strip())
+    if not modes or any(m not in MODES for m in modes):
+        raise UsageError(f"--sanity-modes {args.sanity_modes}: choose one or both of: {', '.join(MODES)}")
+    weighted = weighted_layers(model)
+    layers = parse_layers(args.sanity_layers, "--sanity-layers") if args.sanity_layers else None
+    bad = [name for name in layers or () if name not in weighted]
+    if bad:
+        raise UsageError(f"--sanity-layers: {', '.join(bad)} hold no weights; choose from: {', '.join(weighted)}")
+    return {"methods": tuple(methods), "modes": modes, "layers": layers}
 
 
 def compute(args, run):
@@ -421,6 +458,25 @@ def compute(args, run):
                 saliency_methods=run.saliency_methods,
             )
             engine.run(work.page_units, context, store, desc="image pages")
+        if run.sanity:
+            from tfvis.sanity_pages import run_sanity_units
+
+            indices, work.page_ids, work.page_images = page_images(run.source, args.page_images)
+            if not work.page_ids:
+                raise UsageError(f"--page-images {args.page_images}: none of the first {args.page_images} images could be read")
+            work.sanity_plan = run_sanity_units(
+                engine,
+                store,
+                run.spec,
+                run.model,
+                run.source,
+                indices,
+                work.page_images,
+                run.layers[-1],
+                run.spec.effective_reinit_seed,
+                args.batch_size,
+                **run.sanity,
+            )
     finally:
         engine.close()
     return work
@@ -438,6 +494,10 @@ def render(args, run, work):
         pages = write_image_pages(
             report, work.store, work.page_units, work.page_ids, work.page_images, info=model_info(run.model)
         )
+    if work.sanity_plan is not None:
+        from tfvis.sanity_pages import write_sanity_page
+
+        pages.append(write_sanity_page(report, work.store, work.sanity_plan, work.page_ids, work.page_images))
     input_desc = _input_text(run.size, run.spec, run.model)
     rows = []
     for name in run.layers:

@@ -5,6 +5,11 @@ and batch of images, the scores and each method's maps), computed on an engine (
 into ``<out>/store``, and rendered from the store: a rerun skips finished units, an interrupted
 run resumes, and ``--force`` recomputes. The methods and their titles are those of
 :data:`tfvis.saliency.methods.METHODS`.
+
+``--faithfulness deletion,insertion,mu_fidelity`` (or ``all``) also measures how faithful each
+method's maps are (:mod:`tfvis.saliency.faithfulness`), as ``saliency_faithfulness`` units
+(:mod:`tfvis.pipeline.faithfulness_units`): the page gets a table of each method's mean values
+per target, and ``<out>/faithfulness.csv`` every image's.
 """
 
 import argparse
@@ -30,6 +35,13 @@ from .common import (
     run_command,
     run_options,
 )
+
+#: Metrics of ``--faithfulness`` (those of :data:`tfvis.saliency.faithfulness.METRICS`, which imports TensorFlow).
+FAITHFULNESS_METRICS = ("deletion", "insertion", "mu_fidelity")
+#: How pages name the metrics, with which way is better.
+FAITHFULNESS_TITLES = {"deletion": "deletion AUC (lower is better)", "insertion": "insertion AUC", "mu_fidelity": "MuFidelity"}
+#: The faithfulness table written beside the page.
+FAITHFULNESS_CSV = "faithfulness.csv"
 
 #: Methods of ``python -m tfvis.saliency``, with their titles (read from :data:`tfvis.saliency.methods.METHODS`).
 SALIENCY_METHODS = {name: entry.title for name, entry in SALIENCY_METHOD_TABLE.items()}
@@ -85,6 +97,17 @@ def build_saliency_parser():
     )
     parser.add_argument("--steps", type=int, default=64, help="integrated-gradient steps (default: 64)")
     parser.add_argument("--size", type=int, help="image side in pixels (default: the model's input size)")
+    parser.add_argument(
+        "--faithfulness",
+        help=f"also measure each method's faithfulness: comma-separated, from: {', '.join(FAITHFULNESS_METRICS)}, all "
+        f"(default: off); a table on the page and {FAITHFULNESS_CSV}",
+    )
+    parser.add_argument(
+        "--faithfulness-steps", type=int, default=50, help="steps of the deletion and insertion curves (default: 50)"
+    )
+    parser.add_argument(
+        "--faithfulness-samples", type=int, default=128, help="random subsets per image of MuFidelity (default: 128)"
+    )
     add_engine_options(parser)
     return parser
 
@@ -95,6 +118,24 @@ def _methods(spec):
     if bad or not methods:
         raise UsageError(f"--methods: unknown {', '.join(bad) or '(none)'}; choose from: {', '.join(SALIENCY_METHODS)}, all")
     return methods
+
+
+def _faithfulness_metrics(spec):
+    """The metrics of ``--faithfulness`` (``[]`` when absent); a :class:`UsageError` naming the valid ones."""
+    if spec is None:
+        return []
+    metrics = list(FAITHFULNESS_METRICS) if spec.strip() == "all" else [m.strip() for m in spec.split(",") if m.strip()]
+    bad = [m for m in metrics if m not in FAITHFULNESS_METRICS]
+    if bad or not metrics:
+        raise UsageError(
+            f"--faithfulness: unknown {', '.join(bad) or '(none)'}; choose from: {', '.join(FAITHFULNESS_METRICS)}, all"
+        )
+    return list(dict.fromkeys(metrics))
+
+
+def _fidelity_grid(size):
+    """MuFidelity's grid for images of ``size`` px: the largest of 9 to 4 cells that divides it (equal cells), else 9."""
+    return next((grid for grid in range(9, 3, -1) if size % grid == 0), min(9, size))
 
 
 def _targets(spec):
@@ -178,10 +219,17 @@ def plan(args):
     """Parse and check the options, load the model: ``(run, units)``, the run's settings and its units by (target, part)."""
     from tfvis.layer_names import allow_any_layer_name
     from tfvis.pipeline.context import Context
+    from tfvis.pipeline.faithfulness_units import faithfulness_settings, faithfulness_units
     from tfvis.pipeline.image_units import saliency_units
 
-    check_positive(args, ("num_images", "samples", "steps", "batch_size", "size", "workers"))
+    check_positive(
+        args,
+        ("num_images", "samples", "steps", "batch_size", "size", "workers", "faithfulness_steps", "faithfulness_samples"),
+    )
     methods = _methods(args.methods)
+    metrics = _faithfulness_metrics(args.faithfulness)
+    if "mu_fidelity" in metrics and args.faithfulness_samples < 2:
+        raise UsageError(f"--faithfulness-samples must be at least 2 (a correlation), got {args.faithfulness_samples}")
     targets = _targets(args.target)
     allow_any_layer_name()  # a saved model's layers may be named "it's"
     spec, model, label, size = _saliency_model(args, needs_classes=any(t is None or isinstance(t, int) for t in targets))
@@ -200,6 +248,21 @@ def plan(args):
             context, [int(i) for i in indices], [target], methods, {**options, **layer}, args.batch_size, args.seed
         )
         units.update({(number, part): batch for (_, part), batch in planned.items()})
+        if metrics:
+            measured = faithfulness_units(
+                context,
+                [int(i) for i in indices],
+                [target],
+                methods,
+                {**options, **layer},
+                metrics,
+                faithfulness_settings(
+                    steps=args.faithfulness_steps, samples=args.faithfulness_samples, grid=_fidelity_grid(size)
+                ),
+                args.batch_size,
+                args.seed,
+            )
+            units.update({(number, ("faithfulness", m)): batch for (_, m), batch in measured.items()})
     settings = {"images": f"{len(ids)} images at {size} px", "methods": ", ".join(methods), "seed": args.seed}
     run = {
         "model": model,
@@ -210,6 +273,8 @@ def plan(args):
         "targets": targets,
         "methods": methods,
         "cam_layers": cam_layers,
+        "metrics": metrics,
+        "size": size,
         "settings": settings,
     }
     return run, units
@@ -234,7 +299,8 @@ def render(args, run, units, store):
     """Write the maps (PNG overlays and ``.npy``) and the page from the store; returns the page's path."""
     import numpy as np
 
-    from tfvis.display import overlay
+    from tfvis import fileio
+    from tfvis.display import overlay, shown_map
     from tfvis.models import model_info, weights_label
     from tfvis.report import Report, array_stem, safe_name
 
@@ -242,7 +308,7 @@ def render(args, run, units, store):
     weights = weights_label(model, label)
     report = Report(args.out, label, weights, run["settings"], force=True)  # the pictures are redrawn from the store each run
     info = model_info(model)
-    tables = []
+    tables, csv_rows = [], []
     for number, (target, cam_layer) in enumerate(zip(run["targets"], run["cam_layers"])):
         scored = [store.load(unit) for unit in units[(number, "scores")]]
         per_image = [t for result in scored for t in result["meta"]["targets"]]
@@ -256,7 +322,7 @@ def render(args, run, units, store):
             stem = array_stem(label, key, image_id)
             cells = [{"src": report.save_picture("saliency", f"{stem}_input", images[i] / 255.0), "alt": image_id}]
             for m in methods:
-                src = report.save_picture("saliency", f"{stem}_{m}", overlay(images[i], maps[m][i]), maps[m][i])
+                src = report.save_picture("saliency", f"{stem}_{m}", overlay(images[i], shown_map(maps[m][i])), maps[m][i])
                 cells.append({"src": src, "alt": f"{SALIENCY_METHODS[m]} of {shown[i]} on {image_id}"})
             rows.append({"label": image_id, "note": f"{shown[i]}: score {scores[i]:.3g}", "cells": cells})
         lede = f"Grad-CAM at {cam_layer}." if cam_layer else ""
@@ -269,6 +335,14 @@ def render(args, run, units, store):
                 "lede": lede,
             }
         )
+        if run["metrics"]:
+            measured = _faithfulness_values(store, units, number, methods, run["metrics"])
+            tables.append(_faithfulness_table(title, methods, run["metrics"], measured))
+            csv_rows.extend(
+                ["top class" if target is None else str(target), m, metric, _number(_mean(values), 6)]
+                + [_number(v, 6) for v in values]
+                for (m, metric), values in measured.items()
+            )
     smoothed = "" if args.smooth_method == "vanilla" else f" of {saliency_method(args.smooth_method).title}"
     facts = [
         ("Model", label),
@@ -276,6 +350,10 @@ def render(args, run, units, store):
         ("Images", run["settings"]["images"]),
         (SALIENCY_METHODS["smoothgrad"], f"{args.samples} copies{smoothed}, noise {args.noise:g} of the range"),
     ]
+    if run["metrics"]:
+        header = ["target", "method", "metric", "mean"] + list(ids)
+        fileio.write_text(Path(args.out) / FAITHFULNESS_CSV, _csv_text([header] + csv_rows))
+        facts.append(("Faithfulness", _faithfulness_fact(args, run["metrics"], run["size"])))
     return report.write_grid_page(
         "index.html",
         "Saliency",
@@ -284,6 +362,70 @@ def render(args, run, units, store):
         lede="Each map is the gradient of the target's score (the unnormalised class score, or the "
         "mean of a channel) with respect to the image, max over colours, over the image.",
     )
+
+
+def _faithfulness_values(store, units, number, methods, metrics):
+    """``{(method, metric): per-image values}`` of target ``number``, read from the stored ``saliency_faithfulness`` units."""
+    import numpy as np
+
+    measured = {}
+    for m in methods:
+        results = [store.load(unit) for unit in units[(number, ("faithfulness", m))]]
+        for metric in metrics:
+            measured[(m, metric)] = np.concatenate([result[f"values_{metric}"] for result in results]).astype(float)
+    return measured
+
+
+def _mean(values):
+    """The mean of the finite ``values`` (a MuFidelity is NaN for a constant map); NaN when none is."""
+    finite = [float(v) for v in values if v == v and abs(v) != float("inf")]
+    return sum(finite) / len(finite) if finite else float("nan")
+
+
+def _number(value, digits=4):
+    """A value as the page (4 significant digits) and the CSV (6) show it, ``nan`` for an undefined one."""
+    return f"{value:.{digits}g}"
+
+
+def _faithfulness_table(title, methods, metrics, measured):
+    """The page's faithfulness section of one target: a row per method, a column per metric (means over the images)."""
+    from tfvis.report import safe_name
+
+    rows = [
+        {"label": SALIENCY_METHODS[m], "cells": [{"text": _number(_mean(measured[(m, metric)]))} for metric in metrics]}
+        for m in methods
+    ]
+    return {
+        "id": safe_name(f"{title} faithfulness"),
+        "title": f"{title}: faithfulness",
+        "columns": [FAITHFULNESS_TITLES[metric] for metric in metrics],
+        "rows": rows,
+        "lede": "Means over the images (each image's values in faithfulness.csv). Deletion: the area under the "
+        "target's score as the map's most salient pixels are replaced by the model's zero input (lower: the map "
+        "found what the score needs); insertion: as they are put back into a blurred image (higher is better); "
+        "MuFidelity: the correlation between the map's sum over random grid cells and the score's drop when they "
+        "are removed (higher is better).",
+    }
+
+
+def _faithfulness_fact(args, metrics, size):
+    parts = []
+    if {"deletion", "insertion"} & set(metrics):
+        parts.append(f"{args.faithfulness_steps} steps per curve")
+    if "mu_fidelity" in metrics:
+        grid = _fidelity_grid(int(size))
+        parts.append(f"MuFidelity over {args.faithfulness_samples} random subsets of a {grid} x {grid} grid")
+    return ", ".join(parts) + "; class targets scored by their probability, channels by their mean"
+
+
+def _csv_text(rows):
+    """``rows`` (lists of cells) as CSV text."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue()
 
 
 def _run_saliency(args):
@@ -295,6 +437,8 @@ def _run_saliency(args):
         f"{run['label']}: {len(run['ids'])} images x {len(run['targets'])} targets x {len(run['methods'])} methods, "
         f"{time.perf_counter() - started:.0f} s"
     )
+    if run["metrics"]:
+        print((Path(args.out) / FAITHFULNESS_CSV).resolve())
     print(page.resolve())
     return 0
 

@@ -15,7 +15,7 @@ from ..graph import prepared
 from ..models.spec import ModelSpec  # noqa: F401 - the one loader, importable here as before
 from ..targets import resolve
 from ..topk import _RunningTopK, assemble, scan
-from . import caricature_units, image_units, study_units
+from . import activation_atlas_units, caricature_units, faithfulness_units, image_units, sanity_units, study_units
 from .context import Context  # noqa: F401 - importable here as before
 
 
@@ -105,6 +105,9 @@ COMPUTE = {
     **image_units.COMPUTE,
     **study_units.COMPUTE,
     **caricature_units.COMPUTE,
+    **activation_atlas_units.COMPUTE,
+    **faithfulness_units.COMPUTE,
+    **sanity_units.COMPUTE,
 }
 
 

@@ -17,6 +17,10 @@ method, all on the core of :mod:`tfvis.targets`, :mod:`tfvis.graph` and :mod:`tf
 :mod:`.perturbation`   :func:`gradient_x_input`, :func:`occlusion`, :func:`rise` and its
                        seeded :func:`rise_masks`
 :mod:`.classmodel`     :func:`class_model`, :func:`mean_image`
+:mod:`.faithfulness`   :func:`deletion_auc`, :func:`insertion_auc`, :func:`mu_fidelity` and
+                       :func:`faithfulness_table` of every method's maps
+:mod:`.sanity`         :func:`sanity_check`: Adebayo et al.'s model randomization test of
+                       every method, the deconvnet and feature visualizations
 =====================  =====================================================================
 
 Targets
@@ -73,15 +77,23 @@ _NAMES = {
     "vanilla": ".gradient",
     "RULES": ".integrated",
     "integrated_gradients": ".integrated",
+    "deletion_auc": ".faithfulness",
+    "faithfulness_table": ".faithfulness",
+    "insertion_auc": ".faithfulness",
+    "mu_fidelity": ".faithfulness",
+    "FAITHFULNESS_METRICS": ".faithfulness",
     "SALIENCY_METHODS": ".methods",
     "SaliencyMethod": ".methods",
     "METHODS": ".smoothing",
     "SMOOTHABLE_METHODS": ".smoothing",
     "smoothgrad": ".smoothing",
     "smoothgrad_noise": ".smoothing",
+    "SanityResult": ".sanity",
+    "sanity_check": ".sanity",
+    "strongest_channel_targets": ".sanity",
 }
 #: Names whose value has another name in its module.
-_RENAMED = {"SALIENCY_METHODS": "METHODS"}
+_RENAMED = {"SALIENCY_METHODS": "METHODS", "FAITHFULNESS_METRICS": "METRICS"}
 
 
 def __getattr__(name):
