@@ -74,7 +74,8 @@ setup(
         # python -m tfvis.activation_atlas --layout umap (the default where installed; t-SNE otherwise).
         "atlas": ["umap-learn>=0.5"],
         # Peers that benchmarks/ compares with. xplique pins tensorflow<=2.20 and would downgrade it:
-        # install it with `pip install --no-deps xplique tensorflow-probability tf-keras dm-tree einops`.
+        # install it with `pip install --no-deps xplique tensorflow-probability tf-keras dm-tree einops`
+        # and `pip install opencv-python-headless` (xplique imports cv2).
         "bench": ["tf-keras-vis"],
     },
 )
