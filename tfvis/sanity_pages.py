@@ -104,7 +104,7 @@ def write_sanity_page(report, store, plan, ids, images, facts=()):
     fileio.write_text(report.out / CSV, result.csv_text())
     result.plot(report.out / PLOT)
     grids, grid_mode = _grids(report, result, [str(i) for i in ids], images)
-    report._render(
+    report.render_page(
         "sanity.html",
         PAGE,
         title="Sanity checks",

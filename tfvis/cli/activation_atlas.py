@@ -195,7 +195,7 @@ def _write_page(args, out, label, model, layer, layout, renders, failed, source_
         ),
         ("Patches", f"the receptive field ({field_text(field)} px) of the samples nearest each cell's centre"),
     ]
-    return report._render(
+    return report.render_page(
         "activation_atlas.html",
         "index.html",
         model={"name": label, "weights": report.weights},

@@ -395,7 +395,7 @@ def _write_pair(report, models, base_model, weights, study, cka_layers, layers, 
         ("Visualizations", describe(steps=args.fv_steps, size=args.fv_size)),
     ]
     dead = [name for name, _, flag in csv_rows if flag]
-    report._render(
+    report.render_page(
         "compare.html", "index.html", title="Comparison", facts=facts, heatmap=heatmap, diagonal=diagonal, layers=rows, dead=dead
     )
     fileio.write_json(
@@ -526,7 +526,7 @@ def _write_study(report, models, base, base_model, weights, study, cka_layers, l
         ("Visualizations", describe(steps=args.fv_steps, size=args.fv_size)),
     ]
     dead = [name for name, _, flag in csv_rows if flag]
-    report._render(
+    report.render_page(
         "study.html",
         "index.html",
         title=f"Study of {len(models)} models",

@@ -306,6 +306,14 @@ class Report:
             "grid.html", path, title=title, tables=tables, lede=lede, facts=list(facts), crumb=crumb or self.model_name
         )
 
+    def render_page(self, template, path, **context):
+        """Render ``template`` (a file of ``templates/``) with ``context`` to ``<out>/<path>``, atomically; returns the path.
+
+        ``root`` (the relative path from the page to the report's root), ``version`` and
+        ``generated`` are filled in unless given.
+        """
+        return self._render(template, path, **context)
+
     def _render(self, template, path, **context):
         context.setdefault("root", "")
         context.setdefault("version", _version())
