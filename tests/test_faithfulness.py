@@ -364,22 +364,31 @@ def test_saliency_cli_faithfulness_table_and_csv(tmp_path, monkeypatch, vgg16_ra
     import csv
 
     from tfvis import cli, images
-    from tfvis.pipeline import work
+    from tfvis.pipeline import image_units, work
 
     out = tmp_path / "sal"
     args = ["--model", "vgg16", "--weights", "random", "--target", "block2_conv1:3", "--size", "32"]
     args += ["--num-images", "2", "--methods", "vanilla,grad_cam", "--faithfulness", "all"]
     args += ["--faithfulness-steps", "6", "--faithfulness-samples", "8", "--out", str(out), "--quiet"]
-    calls = []
+    calls, made = [], []
     real = work.COMPUTE["saliency_faithfulness"]
     monkeypatch.setitem(
         work.COMPUTE,
         "saliency_faithfulness",
         lambda context, params, progress=False: calls.append(params["methods"][0]) or real(context, params, progress),
     )
+    real_maps = image_units._maps
+    monkeypatch.setattr(
+        image_units,
+        "_maps",
+        lambda model, images, targets, params, cam: (
+            made.append(params["methods"][0]) or real_maps(model, images, targets, params, cam)
+        ),
+    )
     with pytest.raises(SystemExit) as done:
         cli.saliency_main(args)
     assert done.value.code == 0 and sorted(calls) == ["grad_cam", "vanilla"]
+    assert sorted(made) == ["grad_cam", "vanilla"]  # the metrics read the maps' results: each map is computed once
     with open(out / "faithfulness.csv", newline="") as f:
         table = list(csv.reader(f))
     assert table[0] == ["target", "method", "metric", "mean", "chelsea", "coffee"]

@@ -287,9 +287,23 @@ def compute(args, run, units):
     store = Store(Path(args.out) / "store")
     if args.force:
         shutil.rmtree(store.root, ignore_errors=True)
+    from tfvis.pipeline.context import InputsContext
+
+    measured = {part: batch for part, batch in units.items() if isinstance(part[1], tuple)}  # (number, ("faithfulness", m))
+    needed = {unit.params["maps"] for batch in measured.values() for unit in batch}
+    maps = {}
+
+    def keep_maps(unit, result):
+        if unit.key in needed:
+            maps[unit.key] = result
+
     engine = make_run_engine(args)
     try:
-        engine.run([unit for batch in units.values() for unit in batch], run["context"], store, desc="saliency maps")
+        first = [unit for part, batch in units.items() if part not in measured for unit in batch]
+        engine.run(first, run["context"], store, desc="saliency maps", on_result=keep_maps)
+        if measured:
+            later = [unit for batch in measured.values() for unit in batch]
+            engine.run(later, InputsContext(run["context"], maps), store, desc="faithfulness")
     finally:
         engine.close()
     return store

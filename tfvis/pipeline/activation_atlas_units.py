@@ -22,7 +22,7 @@ import numpy as np
 
 from ..display import to_uint8
 from ..featurevis import activation_atlas as atlas
-from .context import Context
+from .context import InputsContext
 from .units import Unit
 
 SAMPLES_KIND, LAYOUT_KIND, RENDER_KIND = "atlas_samples", "atlas_layout", "atlas_render"
@@ -32,25 +32,6 @@ METHOD_VERSION = 1
 SHARD_IMAGES = 256
 #: Cells rendered together in one ``atlas_render`` unit (one batch of the render).
 RENDER_BATCH = 16
-
-
-class InputsContext(Context):
-    """A :class:`Context` that also carries results of earlier units, by key, to the workers.
-
-    Parameters
-    ----------
-    context : Context
-        The run's context (its models and images, and the models loaded in this process).
-    inputs : dict of str to dict
-        Unit key to its result.
-    """
-
-    def __init__(self, context, inputs):
-        self.__dict__.update(context.__dict__)
-        self.inputs = dict(inputs)
-
-    def __getstate__(self):
-        return {**super().__getstate__(), "inputs": self.inputs}
 
 
 def _shards(count, shard_images, batch_size):

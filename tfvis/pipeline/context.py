@@ -118,3 +118,26 @@ class Context:
         if self.source is not None:
             described["images"] = self.source.describe()
         return described
+
+
+class InputsContext(Context):
+    """A :class:`Context` that also carries results of earlier units, by key, to the workers.
+
+    A unit sees only its context and its parameters; one that needs another unit's result (the
+    activation atlas' layout needs its samples, a faithfulness unit its maps) names that unit's
+    key in its parameters, and the driver runs it on an :class:`InputsContext` holding the result.
+
+    Parameters
+    ----------
+    context : Context
+        The run's context (its models and images, and the models loaded in this process).
+    inputs : dict of str to dict
+        Unit key to its result.
+    """
+
+    def __init__(self, context, inputs):
+        self.__dict__.update(context.__dict__)
+        self.inputs = dict(inputs)
+
+    def __getstate__(self):
+        return {**super().__getstate__(), "inputs": self.inputs}

@@ -2,11 +2,10 @@
 
 One unit per (``--target``, batch of images, method), planned beside the command's
 ``saliency_maps`` units (:func:`tfvis.pipeline.image_units.saliency_units`): its parameters are
-those of the maps' unit plus the metrics and their settings, so it computes the very same maps
-(seeded) and then each metric of :mod:`tfvis.saliency.faithfulness` on them. The maps are
-computed again rather than read from the store because a unit sees only its context and its
-parameters (any worker, any order); for every method but SmoothGrad and RISE this costs less than
-the metrics' perturbed copies.
+those of the maps' unit plus the metrics, their settings and the maps unit's key (``maps``). The
+driver runs it after the maps, on an :class:`~tfvis.pipeline.context.InputsContext` that carries
+the maps' results by key (a unit sees only its context and its parameters), so the maps are
+computed once: RISE's 2,000 masked copies per image cost more than the metrics' copies.
 
 A result holds, per metric ``m``: ``values_m`` (N,), each image's area under the curve or
 correlation, and for the curves ``scores_m`` (N, steps + 1) with ``fractions_m`` (steps + 1,).
@@ -15,11 +14,11 @@ correlation, and for the curves ``scores_m`` (N, steps + 1) with ``fractions_m``
 import numpy as np
 
 from ..saliency.faithfulness import GRID, SAMPLES, STEPS, SUBSET_FRACTION, check_metrics, metric_values
-from .image_units import saliency_maps, saliency_units
+from .image_units import saliency_units
 from .units import Unit
 
 #: Bump when the metrics' computation changes, so that stored results are not reused.
-VERSION = 1
+VERSION = 2
 
 
 def faithfulness_settings(steps=STEPS, samples=SAMPLES, grid=GRID, subset_fraction=SUBSET_FRACTION, score="probability"):
@@ -59,7 +58,13 @@ def faithfulness_units(context, indices, targets, methods, options, metrics, set
         plan[(number, part)] = [
             Unit(
                 "saliency_faithfulness",
-                {**unit.params, "metrics": metrics, "faithfulness": settings, "faithfulness_version": VERSION},
+                {
+                    **unit.params,
+                    "metrics": metrics,
+                    "faithfulness": settings,
+                    "faithfulness_version": VERSION,
+                    "maps": unit.key,
+                },
                 label=f"faithfulness: {unit.label}",
             )
             for unit in units
@@ -68,9 +73,14 @@ def faithfulness_units(context, indices, targets, methods, options, metrics, set
 
 
 def saliency_faithfulness(context, params, progress=False):
-    """``saliency_faithfulness``: the maps of the unit's method (as its ``saliency_maps`` unit makes them) and each metric of them."""
+    """``saliency_faithfulness``: each metric of the maps of the unit's ``saliency_maps`` unit (carried by the context)."""
     (name,) = params["methods"]
-    made = saliency_maps(context, params, progress)  # reads the images, loads the model, computes the maps
+    made = getattr(context, "inputs", {}).get(params["maps"])
+    if made is None:
+        raise RuntimeError(
+            f"saliency_faithfulness: the maps {params['maps']} are not in the run's context; run the maps first and these "
+            "units on an InputsContext holding them (as python -m tfvis.saliency does)"
+        )
     model = context.model_for(params)
     read, _, images = context.source.read(params["indices"])
     if len(read) != len(params["indices"]):
