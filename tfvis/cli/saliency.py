@@ -373,8 +373,9 @@ def render(args, run, units, store):
         "Saliency",
         tables,
         facts=facts,
-        lede="Each map is the gradient of the target's score (the unnormalised class score, or the "
-        "mean of a channel) with respect to the image, max over colours, over the image.",
+        lede="Each column is a method's map of the target's score (the unnormalised class score, or the mean of a "
+        "channel) over the image: gradients and their variants as max over colours of the magnitude, CAMs and "
+        "perturbation methods as they are; signed maps are drawn by their magnitude.",
     )
 
 
