@@ -195,7 +195,7 @@ def test_saliency_command_runs_the_methods(tmp_path):
     assert all(title in page for title in ("Grad-CAM++", "LayerCAM", "Score-CAM"))
 
 
-def _score_cam_reference(model, images, classes, layer, max_channels=None):
+def _score_cam_reference(model, images, classes, layer, max_channels=None, rank_by="max"):
     """Wang et al.'s Score-CAM written per image and channel: ``c_k = S(X * H_k) - S(0)``, ``H_k`` A_k scaled to [0, 1]."""
     out = []
     for image, cls in zip(images, classes):
@@ -203,7 +203,8 @@ def _score_cam_reference(model, images, classes, layer, max_channels=None):
         a = {"relu1": relu1, "relu2": relu2}[layer].numpy()[0]  # (h, w, K)
         channels = range(a.shape[-1])
         if max_channels is not None:
-            channels = sorted(channels, key=lambda k: -a[..., k].max())[:max_channels]
+            strength = {"max": lambda k: a[..., k].max(), "std": lambda k: a[..., k].std()}[rank_by]
+            channels = sorted(channels, key=lambda k: -strength(k))[:max_channels]
         baseline = _forward(model, tf.zeros((1, SIZE, SIZE, 3)))[2].numpy()[0, cls]
         weights = np.zeros(a.shape[-1])
         for k in channels:
@@ -235,7 +236,24 @@ def test_score_cam_strongest_channels(net, images):
     np.testing.assert_array_equal(
         saliency.score_cam(net, images, classes, max_channels=6), saliency.score_cam(net, images, classes)
     )
+    by_std = _score_cam_reference(net, images, classes, "relu2", max_channels=2, rank_by="std")
+    got = saliency.score_cam(net, images, classes, max_channels=2, rank_by="std")
+    np.testing.assert_allclose(got, by_std, rtol=1e-4, atol=1e-5 * max(by_std.max(), 1e-6))
     with pytest.raises(ValueError, match="max_channels must be at least 1"):
         saliency.score_cam(net, images, classes, max_channels=0)
+    with pytest.raises(ValueError, match="unknown rank_by 'mean'; choose one of: max, std"):
+        saliency.score_cam(net, images, classes, max_channels=2, rank_by="mean")
     with pytest.raises(ValueError, match="not a spatial map"):
         saliency.score_cam(net, images, classes, "head")
+
+
+def test_strongest_channels_by_peak_or_by_spread():
+    """A flat bright channel has the largest peak; a varied dim one the largest standard deviation (tf-keras-vis' max_N)."""
+    from tfvis.saliency.cams import strongest_channels
+
+    maps = np.zeros((1, 2, 2, 3), np.float32)
+    maps[0, ..., 0] = 10.0  # flat: peak 10, std 0
+    maps[0, ..., 1] = [[0.0, 5.0], [5.0, 0.0]]  # peak 5, std 2.5
+    maps[0, ..., 2] = [[1.0, 2.0], [1.0, 2.0]]  # peak 2, std 0.5
+    np.testing.assert_array_equal(strongest_channels(maps, 2, "max"), [[0, 1]])
+    np.testing.assert_array_equal(strongest_channels(maps, 2, "std"), [[1, 2]])

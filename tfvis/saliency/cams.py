@@ -220,13 +220,24 @@ def _masked_score_function(model, target):
     return cached(model, ("saliency.score_cam.scores",) + target.key, build)
 
 
-def strongest_channels(activations, count):
-    """Indices (N, count) of each image's ``count`` channels with the largest maximum activation (ties: lower index)."""
-    peaks = activations.reshape(len(activations), -1, activations.shape[-1]).max(axis=1)
-    return np.argsort(-peaks, axis=1, kind="stable")[:, :count].astype(np.int32)
+#: How :func:`strongest_channels` ranks a channel's map: its maximum, or its standard deviation (tf-keras-vis' ``max_N``).
+CHANNEL_RANKINGS = {"max": np.max, "std": np.std}
 
 
-def score_cam(model, images, target, layer=None, batch_size=16, max_channels=None):
+def strongest_channels(activations, count, rank_by="max"):
+    """Indices (N, count) of each image's ``count`` strongest channels (ties: lower index).
+
+    ``rank_by`` is ``"max"`` (the largest maximum activation) or ``"std"`` (the largest standard
+    deviation over positions, as tf-keras-vis' ``max_N``).
+    """
+    if rank_by not in CHANNEL_RANKINGS:
+        raise ValueError(f"unknown rank_by {rank_by!r}; choose one of: {', '.join(CHANNEL_RANKINGS)}")
+    flat = activations.reshape(len(activations), -1, activations.shape[-1])
+    strength = CHANNEL_RANKINGS[rank_by](flat, axis=1)
+    return np.argsort(-strength, axis=1, kind="stable")[:, :count].astype(np.int32)
+
+
+def score_cam(model, images, target, layer=None, batch_size=16, max_channels=None, rank_by="max"):
     """Score-CAM (Wang et al. 2020): ``relu(sum_k c_k A_k)``, ``c_k`` the score gained by the input masked by channel ``k``.
 
     Each channel ``A_k`` of ``layer`` is upsampled bilinearly to the input size and scaled to
@@ -247,9 +258,11 @@ def score_cam(model, images, target, layer=None, batch_size=16, max_channels=Non
         Masked copies per compiled call.
     max_channels : int, optional
         Score only each image's ``max_channels`` channels with the largest maximum activation
-        (like tf-keras-vis' faster variant ``max_N``, which ranks channels by their standard
-        deviation instead: 88 to 94% of the channels kept are the same on VGG16); the others get weight 0. None: every channel
-        (``K`` model evaluations per image).
+        (``rank_by="max"``) or standard deviation (``"std"``: tf-keras-vis' faster variant
+        ``max_N``; 88 to 94% of the channels kept are the same on VGG16); the others get weight 0.
+        None: every channel (``K`` model evaluations per image).
+    rank_by : {"max", "std"}
+        How ``max_channels`` ranks the channels.
 
     Returns
     -------
@@ -272,11 +285,15 @@ def score_cam(model, images, target, layer=None, batch_size=16, max_channels=Non
         [np.asarray(read(tf.constant(images[i : i + batch_size])), np.float32) for i in range(0, len(images), batch_size)]
     )  # (N, h, w, K)
     depth = activations.shape[-1]
+    if rank_by not in CHANNEL_RANKINGS:
+        raise ValueError(f"unknown rank_by {rank_by!r}; choose one of: {', '.join(CHANNEL_RANKINGS)}")
     if max_channels is not None and int(max_channels) < 1:
         raise ValueError(f"max_channels must be at least 1 (or None for all {depth} channels); got {max_channels}")
     count = depth if max_channels is None else min(int(max_channels), depth)
     chosen = (
-        strongest_channels(activations, count) if count < depth else np.tile(np.arange(depth, dtype=np.int32), (len(images), 1))
+        strongest_channels(activations, count, rank_by)
+        if count < depth
+        else np.tile(np.arange(depth, dtype=np.int32), (len(images), 1))
     )
     # rows: per image, the baseline (a zero map: mask 0) then one row per chosen channel
     per_image = count + 1

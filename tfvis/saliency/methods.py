@@ -147,7 +147,7 @@ METHODS = {
             attribution="tfvis.saliency.cams:layer_cam_attribution",
             graph_options=("layer",),
         ),
-        SaliencyMethod("score_cam", "Score-CAM", "tfvis.saliency.cams:score_cam", options=("layer", "max_channels")),
+        SaliencyMethod("score_cam", "Score-CAM", "tfvis.saliency.cams:score_cam", options=("layer", "max_channels", "rank_by")),
         SaliencyMethod(
             "gradient_x_input",
             "Gradient x Input",
