@@ -1,4 +1,4 @@
-"""Independent NumPy references and file writers shared by the tests."""
+"""Independent NumPy references, file writers and tiny models shared by the tests."""
 
 import numpy as np
 
@@ -88,3 +88,34 @@ def levels_arrays(shapes, seed=0, scale=0.05):
             pair.append(np.multiply(value, np.float32(scale / 32768), out=value))
         arrays[name] = pair
     return arrays
+
+
+def tiny_classifier(size=None, classes=5, seed=0, name="tiny"):
+    """Rescaling -> c1 (Conv2D 4, relu) -> pool -> c2 (Conv2D 6, relu) -> gap -> head (Dense logits).
+
+    ``size`` None takes images of any size (what a report probes); Keras' initialisers after
+    ``keras.utils.set_random_seed(seed)``.
+    """
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((size, size, 3))
+    x = keras.layers.Rescaling(1 / 255.0, name="scale")(inputs)
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="c1")(x)
+    x = keras.layers.MaxPooling2D(2, name="pool")(x)
+    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="c2")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inputs, keras.layers.Dense(classes, name="head")(x), name=name)
+
+
+def tiny_feature_cnn(seed=0):
+    """A free-size CNN without a head: Rescaling to [-1, 1] -> c1 (6, relu) -> c2 (8, stride 2, relu) -> c3 (8, relu)."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((None, None, 3))
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)
+    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="c1")(x)
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="c2")(x)
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="c3")(x)
+    return keras.Model(inputs, x, name="tiny")

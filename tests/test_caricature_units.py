@@ -7,9 +7,9 @@ import sys
 import time
 from pathlib import Path
 
-import keras
 import numpy as np
 import pytest
+from helpers import tiny_feature_cnn
 
 import tfvis
 from tfvis.cli import caricature as cli
@@ -24,14 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):
     """A tiny free-size CNN saved as a .keras file (what workers rebuild from its path)."""
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((None, None, 3))
-    x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)
-    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="c1")(x)
-    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="c2")(x)
-    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="c3")(x)
     path = tmp_path_factory.mktemp("caricature_model") / "tiny.keras"
-    keras.Model(inputs, x, name="tiny").save(path)
+    tiny_feature_cnn().save(path)
     return path
 
 

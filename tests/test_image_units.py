@@ -14,9 +14,9 @@ import subprocess
 import sys
 import time
 
-import keras
 import numpy as np
 import pytest
+from helpers import tiny_classifier
 
 from tfvis.pipeline import LocalEngine, Store, image_units
 
@@ -27,14 +27,7 @@ INVERT_STEPS = 12
 
 def _tiny_model(path):
     """Rescaling -> Conv2D(relu) -> MaxPooling -> Conv2D(relu) -> GlobalAveragePooling -> Dense logits, saved to ``path``."""
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((None, None, 3))  # any size: the inversions run at 12 px
-    x = keras.layers.Rescaling(1 / 255.0, name="scale")(inputs)
-    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="c1")(x)
-    x = keras.layers.MaxPooling2D(2, name="pool")(x)
-    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="c2")(x)
-    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
-    keras.Model(inputs, keras.layers.Dense(5, name="head")(x), name="tiny").save(path)
+    tiny_classifier().save(path)  # any size: the inversions run at 12 px
 
 
 def _images():

@@ -6,9 +6,9 @@ new methods; test_cams.py and test_perturbation.py check those against the paper
 
 import re
 
-import keras
 import numpy as np
 import pytest
+from helpers import tiny_classifier
 
 from tfvis.cli.report import run
 from tfvis.pipeline import LocalEngine, Store, image_units
@@ -20,15 +20,8 @@ SIZE = 32
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):
     """Conv(relu) -> pool -> conv(relu) -> global pool -> Dense logits, saved as a .keras file."""
-    keras.utils.set_random_seed(3)
-    inputs = keras.Input((SIZE, SIZE, 3))
-    x = keras.layers.Rescaling(1 / 255.0, name="scale")(inputs)
-    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="c1")(x)
-    x = keras.layers.MaxPooling2D(2, name="pool")(x)
-    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="c2")(x)
-    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
     path = tmp_path_factory.mktemp("pages") / "tiny.keras"
-    keras.Model(inputs, keras.layers.Dense(3, name="head")(x), name="tiny").save(path)
+    tiny_classifier(SIZE, classes=3, seed=3).save(path)
     return path
 
 

@@ -10,6 +10,7 @@ own layer must change the gradient.
 import keras
 import numpy as np
 import pytest
+from helpers import tiny_classifier
 from scipy.stats import spearmanr
 
 from tfvis.models.spec import reinitialise_layers
@@ -22,14 +23,7 @@ TARGET = "c2:1"
 
 def _model(seed=5):
     """Rescaling -> c1 (relu) -> pool -> c2 (relu) -> global average -> head; initialised with ``seed``."""
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input((SIZE, SIZE, 3))
-    x = keras.layers.Rescaling(1 / 255.0, name="scale")(inputs)
-    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="c1")(x)
-    x = keras.layers.MaxPooling2D(2, name="pool")(x)
-    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="c2")(x)
-    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
-    return keras.Model(inputs, keras.layers.Dense(5, name="head")(x), name="tiny")
+    return tiny_classifier(SIZE, seed=seed)
 
 
 def _images(count=3):
@@ -209,14 +203,7 @@ PAGE_OPTIONS = ["--sanity-methods", "vanilla,grad_cam", "--sanity-modes", "casca
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    inputs = keras.Input((None, None, 3))  # the model of _model, any size (the report probes other sizes)
-    keras.utils.set_random_seed(5)
-    x = keras.layers.Rescaling(1 / 255.0, name="scale")(inputs)
-    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="c1")(x)
-    x = keras.layers.MaxPooling2D(2, name="pool")(x)
-    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="c2")(x)
-    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
-    keras.Model(inputs, keras.layers.Dense(5, name="head")(x), name="tiny").save(path)
+    tiny_classifier(seed=5).save(path)  # the model of _model, any size (the report probes other sizes)
     return path
 
 
