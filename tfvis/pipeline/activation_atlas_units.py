@@ -59,6 +59,7 @@ def plan_samples(context, layer, count, samples_per_image, seed, batch_size=16, 
     --------
     >>> from tfvis.images import SampleSource
     >>> from tfvis.models import ModelSpec
+    >>> from tfvis.pipeline.context import Context
     >>> context = Context(ModelSpec("vgg16", "random"), SampleSource(40, 32))
     >>> [u.label for u in plan_samples(context, "block1_conv1", 40, 4, 0, batch_size=8, shard_images=20)]
     ['block1_conv1 samples of images 0-23', 'block1_conv1 samples of images 24-39']
