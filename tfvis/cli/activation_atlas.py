@@ -70,6 +70,13 @@ def build_activation_atlas_parser():
     parser.add_argument("--size", type=int, default=64, help="side of the icons in pixels (default: 64)")
     parser.add_argument("--image-size", type=int, default=128, help="side of the dataset images in pixels (default: 128)")
     parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass when sampling (default: 16)")
+    parser.add_argument(
+        "--precision",
+        choices=("float32", "bfloat16", "auto"),
+        default="float32",
+        help="what the icons are rendered in: float32 (the same icons on every machine), bfloat16 (faster on CPUs "
+        "with AVX512_BF16 or AMX, emulated and slower elsewhere) or auto (bfloat16 where the CPU has it) (default: float32)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the positions, the layout and the icons (default: 0)")
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
     parser.add_argument("--force", action="store_true", help="recompute the units already in the output folder's store")
@@ -263,6 +270,7 @@ def _run_activation_atlas(args):
             batch_size=args.batch_size,
             shard_images=args.shard_images,
             force=args.force,
+            precision=args.precision,
         )
     finally:
         engine.close()

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..display import to_uint8
 from ..featurevis import activation_atlas as atlas
+from ..precision import resolve_precision
 from .context import InputsContext
 from .units import Unit
 
@@ -172,9 +173,14 @@ def atlas_layout(context, params, progress=False):
     }
 
 
-def plan_renders(context, layer, means, size, steps, seed, power=atlas.COSSIM_POWER, batch=RENDER_BATCH):
-    """The ``atlas_render`` units of the cells' mean vectors ``means`` (K, C), ``batch`` cells each, in order."""
+def plan_renders(context, layer, means, size, steps, seed, power=atlas.COSSIM_POWER, batch=RENDER_BATCH, precision="float32"):
+    """The ``atlas_render`` units of the cells' mean vectors ``means`` (K, C), ``batch`` cells each, in order.
+
+    ``precision`` (``"float32"``, ``"bfloat16"`` or ``"auto"``) is resolved here, on the driver, so
+    that the units' keys say what their icons were computed in on any worker.
+    """
     means = np.asarray(means, np.float32)
+    precision = resolve_precision(precision, atlas.AUTO_BFLOAT16)
     common = {
         "model": context.describe_model(),
         "layer": layer,
@@ -185,6 +191,8 @@ def plan_renders(context, layer, means, size, steps, seed, power=atlas.COSSIM_PO
         "batch": int(batch),
         "method": METHOD_VERSION,
     }
+    if precision != "float32":  # float32 keys stay those of stores written before the option
+        common["precision"] = precision
     units = []
     for start in range(0, len(means), int(batch)):
         chunk = means[start : start + int(batch)]
@@ -204,6 +212,7 @@ def atlas_render(context, params, progress=False):
         seed=params["seed"],
         batch=params["batch"],
         power=params["power"],
+        precision=params.get("precision", "float32"),
         progress=progress,
     )
     failed = np.zeros(len(images), bool)
@@ -233,6 +242,7 @@ def run_atlas(
     render_batch=RENDER_BATCH,
     power=atlas.COSSIM_POWER,
     force=False,
+    precision="float32",
 ):
     """Plan and run an activation atlas's units on ``engine`` into ``store``; units already stored are not recomputed.
 
@@ -251,6 +261,8 @@ def run_atlas(
     power : float
     force : bool
         Discard stored results of these units first.
+    precision : {"float32", "bfloat16", "auto"}
+        What the icons are rendered in (:func:`tfvis.featurevis.render`'s ``precision``).
 
     Returns
     -------
@@ -268,7 +280,7 @@ def run_atlas(
         engine.run(sample_units, context, store, desc="activation samples", on_result=lambda u, r: samples.__setitem__(u.key, r))
         engine.run([layout_unit], InputsContext(context, samples), store, desc="layout")
     layout = store.load(layout_unit)
-    render_units = plan_renders(context, layer, layout["means"], size, steps, seed, power, render_batch)
+    render_units = plan_renders(context, layer, layout["means"], size, steps, seed, power, render_batch, precision)
     if force:
         for unit in render_units:
             store.discard(unit)
