@@ -116,6 +116,7 @@ def write_sanity_page(report, store, plan, ids, images, facts=()):
         columns=[title(name) for name in result.names],
         grids=grids,
         grid_mode=grid_mode,
+        visualizations=VISUALIZATION in result.names,
     )
     return {"href": PAGE, "title": "Sanity checks (Adebayo et al. 2018)"}
 
