@@ -39,16 +39,8 @@ from .gradient import image_spec, row_specs, setup, target_scores
 def grad_cam_pp_weighting(activations, grads):
     """Grad-CAM++'s map before upsampling, ``relu(sum_k w_k A_k)`` of shape (B, h, w, 1) (graph code).
 
-    Parameters
-    ----------
-    activations : tensor, shape (B, h, w, K)
-        The layer's activations ``A``.
-    grads : tensor, shape (B, h, w, K)
-        ``dS/dA`` of each row's score.
-
-    Returns
-    -------
-    tensor, shape (B, h, w, 1)
+    Parameters and return as in :func:`tfvis.saliency.gradcam.grad_cam_weighting`; the weights
+    ``w_k`` are those of the module notes.
     """
     squared, cubed = grads**2, grads**3
     total = tf.reduce_sum(activations, axis=[1, 2], keepdims=True)  # sum_ab A_kab
@@ -63,7 +55,7 @@ def grad_cam_pp_weighting(activations, grads):
 def layer_cam_weighting(activations, grads):
     """LayerCAM's map before upsampling, ``relu(sum_k relu(g_k) A_k)`` of shape (B, h, w, 1) (graph code).
 
-    Parameters and return as in :func:`grad_cam_pp_weighting`.
+    Parameters and return as in :func:`tfvis.saliency.gradcam.grad_cam_weighting`.
     """
     return tf.nn.relu(tf.reduce_sum(tf.nn.relu(grads) * activations, axis=-1, keepdims=True))
 
