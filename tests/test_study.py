@@ -193,6 +193,8 @@ def test_reinit_matching_no_layer_is_refused(vgg16_random, monkeypatch):
 # The study command
 # ---------------------------------------------------------------------------------------------
 
+#: What every small run below shares: 32-px images, 4 steps, minibatches of 4 (CKA needs at least 4).
+SMALL_RUN = "--size 32 --steps 4 --fv-size 32 --fv-batch 2 --batch-size 4 --shard-images 4 --quiet".split()
 STUDY = [
     "--models",
     "vgg16:hed,vgg16:hed@reinit=block2,vgg16:random",
@@ -204,20 +206,7 @@ STUDY = [
     "block1_conv1,block1_conv2,block2_conv1,block2_conv2",
     "--num-images",
     "16",
-    "--size",
-    "32",
-    "--steps",
-    "4",
-    "--fv-size",
-    "32",
-    "--fv-batch",
-    "2",
-    "--batch-size",
-    "4",
-    "--shard-images",
-    "4",
-    "--quiet",
-]
+] + SMALL_RUN
 PAIR = [
     "--a",
     "vgg16:hed",
@@ -233,20 +222,7 @@ PAIR = [
     "block1_conv2,block2_conv1",
     "--num-images",
     "12",
-    "--size",
-    "32",
-    "--steps",
-    "4",
-    "--fv-size",
-    "32",
-    "--fv-batch",
-    "2",
-    "--batch-size",
-    "4",
-    "--shard-images",
-    "4",
-    "--quiet",
-]
+] + SMALL_RUN
 
 
 def _run(args):

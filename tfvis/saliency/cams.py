@@ -119,8 +119,7 @@ def grad_cam_plus_plus(model, images, target, layer=None, batch_size=16):
     Raises
     ------
     ValueError
-        ``layer`` has no spatial map (its output is not (N, h, w, K)); the layer is unknown; the
-        target does not depend on the layer.
+        As :func:`tfvis.saliency.grad_cam`.
 
     Examples
     --------
