@@ -439,10 +439,11 @@ def compute(args, run):
                 force=args.force,
                 precision=args.precision,
             )
-        if run.per_image:
-            indices, work.page_ids, work.page_images = page_images(run.source, args.page_images)
+        if run.per_image or run.sanity:
+            indices, work.page_ids, work.page_images = page_images(run.source, args.page_images)  # read once for both
             if not work.page_ids:
                 raise UsageError(f"--page-images {args.page_images}: none of the first {args.page_images} images could be read")
+        if run.per_image:
             classes = "saliency" in run.per_image and has_class_output(run.model)
             work.page_units = page_units(
                 context,
@@ -461,9 +462,6 @@ def compute(args, run):
         if run.sanity:
             from tfvis.sanity_pages import run_sanity_units
 
-            indices, work.page_ids, work.page_images = page_images(run.source, args.page_images)
-            if not work.page_ids:
-                raise UsageError(f"--page-images {args.page_images}: none of the first {args.page_images} images could be read")
             work.sanity_plan = run_sanity_units(
                 engine,
                 store,
